@@ -1,0 +1,18 @@
+//! TODO: implement (placeholder answering -1 until then).
+
+use super::Call;
+use crate::envelope::ApiErr;
+use crate::world::World;
+use serde_json::Value;
+
+pub fn getuserinfo(_w: &mut World, _call: &Call) -> Result<Value, ApiErr> {
+    Err(ApiErr::new(-1))
+}
+
+pub fn getuserdetail(_w: &mut World, _call: &Call) -> Result<Value, ApiErr> {
+    Err(ApiErr::new(-1))
+}
+
+pub fn legacy_getuserinfo(_w: &mut World, _call: &Call) -> Result<Value, ApiErr> {
+    Err(ApiErr::new(-1))
+}

@@ -1,0 +1,14 @@
+//! TODO: implement (placeholder answering -1 until then).
+
+use super::Call;
+use crate::envelope::ApiErr;
+use crate::world::World;
+use serde_json::Value;
+
+pub fn get_jsapi_ticket(_w: &mut World, _call: &Call) -> Result<Value, ApiErr> {
+    Err(ApiErr::new(-1))
+}
+
+pub fn ticket_get(_w: &mut World, _call: &Call) -> Result<Value, ApiErr> {
+    Err(ApiErr::new(-1))
+}
