@@ -4,8 +4,21 @@
 //! bounded retries, the callback crypto (WXBizMsgCrypt), change_contact parsing,
 //! the JS-SDK signature and the OAuth URL builders.
 
+mod client;
+mod error;
+pub mod stats;
+pub mod token;
+pub mod types;
+
 pub mod crypto;
 pub mod event;
 pub mod jssdk;
 pub mod oauth;
 pub mod ua;
+
+pub use client::{
+    default_http_client, Client, ClientBuilder, RetryPolicy, Secret, DEFAULT_API_BASE,
+};
+pub use error::{explain, ApiError, Error, Explanation};
+pub use stats::{CallStats, EndpointStats};
+pub use token::{CachedToken, MemoryTokenCache, TokenCache};

@@ -1,0 +1,71 @@
+//! Per-endpoint call counters. Sync cost is measured in WeCom API calls, so the bridge
+//! reads these to report a run's calls by endpoint and compare them with the lower bound.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointStats {
+    /// HTTP requests sent, retries included.
+    pub calls: u64,
+    /// Of those, how many were retries (after a transient error or a token refresh).
+    pub retries: u64,
+    /// Answers that were errors (non-zero errcode, bad HTTP status or undecodable).
+    pub errors: u64,
+    /// Sum of request round-trip times, in microseconds.
+    pub total_micros: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct CallStats {
+    by_endpoint: Mutex<BTreeMap<&'static str, EndpointStats>>,
+}
+
+impl CallStats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with(&self, endpoint: &'static str, f: impl FnOnce(&mut EndpointStats)) {
+        let mut m = self.by_endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(endpoint).or_default());
+    }
+
+    pub(crate) fn record_call(&self, endpoint: &'static str) {
+        self.with(endpoint, |s| s.calls += 1);
+    }
+    pub(crate) fn record_retry(&self, endpoint: &'static str) {
+        self.with(endpoint, |s| s.retries += 1);
+    }
+    pub(crate) fn record_error(&self, endpoint: &'static str) {
+        self.with(endpoint, |s| s.errors += 1);
+    }
+    pub(crate) fn record_latency(&self, endpoint: &'static str, d: Duration) {
+        self.with(endpoint, |s| s.total_micros += d.as_micros() as u64);
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, EndpointStats> {
+        let m = self.by_endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// Calls of one endpoint so far.
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        let m = self.by_endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(endpoint).map(|s| s.calls).unwrap_or(0)
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        let m = self.by_endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().map(|s| s.calls).sum()
+    }
+
+    pub fn reset(&self) {
+        self.by_endpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
