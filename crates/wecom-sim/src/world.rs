@@ -136,6 +136,10 @@ pub struct World {
     pub self_ip: String,
     /// The sim's own base URL, e.g. `http://127.0.0.1:41234`.
     pub base_url: String,
+    /// open_userid → member key per (corp, provider id), tagged with the corp generation it
+    /// was built at; saves hashing every member on each `batch/openuserid_to_userid` call.
+    pub open_userid_index:
+        HashMap<(String, String), (u64, std::sync::Arc<HashMap<String, String>>)>,
 }
 
 impl World {
@@ -159,6 +163,7 @@ impl World {
             ip_added_ms: HashMap::new(),
             self_ip: "127.0.0.1".into(),
             base_url: String::new(),
+            open_userid_index: HashMap::new(),
         }
     }
 
