@@ -8,7 +8,7 @@ use crate::model::Corp;
 use crate::settings::Settings;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Who a token (or ticket) belongs to.
@@ -96,6 +96,8 @@ pub struct Latency {
 /// One attempted callback delivery, kept for tests and the admin API.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeliveryRecord {
+    /// The outbox sequence number of the event (commit order).
+    pub seq: u64,
     pub corp: String,
     pub agentid: u32,
     pub url: String,
@@ -104,6 +106,8 @@ pub struct DeliveryRecord {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub at_ms: u64,
+    /// The injected fault applied to this delivery, if any (e.g. `bad_signature`).
+    pub fault: Option<String>,
 }
 
 pub struct World {
@@ -130,6 +134,10 @@ pub struct World {
     /// In-flight calls per (corp, path), for 45033.
     pub in_flight: HashMap<String, u32>,
     pub deliveries: Vec<DeliveryRecord>,
+    /// change_contact events waiting for delivery, in commit order (callbacks.rs).
+    pub outbox: crate::callbacks::Outbox,
+    /// Faults applied to the next matching callback deliveries (callbacks.rs).
+    pub callback_faults: VecDeque<crate::callbacks::CallbackFault>,
     /// When each trusted IP was added: (corp, agentid, ip) → sim ms (for `trusted_ip_delay_secs`).
     pub ip_added_ms: HashMap<(String, u32, String), u64>,
     /// The sim's own listening address (for the IP-list endpoints).
@@ -160,6 +168,8 @@ impl World {
             blocks: HashMap::new(),
             in_flight: HashMap::new(),
             deliveries: Vec::new(),
+            outbox: Default::default(),
+            callback_faults: VecDeque::new(),
             ip_added_ms: HashMap::new(),
             self_ip: "127.0.0.1".into(),
             base_url: String::new(),
