@@ -501,6 +501,30 @@ impl Corp {
         }
     }
 
+    /// Adds or replaces a self-built app (admin API).
+    pub fn upsert_app(&mut self, app: App) {
+        self.apps.insert(app.agentid, app);
+        self.touch();
+    }
+
+    pub fn remove_app(&mut self, agentid: u32) -> Option<App> {
+        let a = self.apps.remove(&agentid)?;
+        self.touch();
+        Some(a)
+    }
+
+    /// Adds or replaces a provider app, scope included (admin API).
+    pub fn upsert_provider_app(&mut self, app: ProviderApp) {
+        self.provider_apps.insert(app.agentid, app);
+        self.touch();
+    }
+
+    pub fn remove_provider_app(&mut self, agentid: u32) -> Option<ProviderApp> {
+        let a = self.provider_apps.remove(&agentid)?;
+        self.touch();
+        Some(a)
+    }
+
     /// Mutable access to an app for non-scope settings (domains, IPs, callback, close).
     pub fn app_mut(&mut self, agentid: u32) -> Option<&mut App> {
         self.touch();

@@ -110,6 +110,9 @@ pub struct DeliveryRecord {
     pub fault: Option<String>,
 }
 
+/// open_userid → member key for one (corp, provider).
+pub type OpenUseridIndex = std::sync::Arc<HashMap<String, String>>;
+
 pub struct World {
     pub settings: Settings,
     /// Keyed by lower-cased corpid (plain corpids are case-insensitive).
@@ -146,8 +149,7 @@ pub struct World {
     pub base_url: String,
     /// open_userid → member key per (corp, provider id), tagged with the corp generation it
     /// was built at; saves hashing every member on each `batch/openuserid_to_userid` call.
-    pub open_userid_index:
-        HashMap<(String, String), (u64, std::sync::Arc<HashMap<String, String>>)>,
+    pub open_userid_index: HashMap<(String, String), (u64, OpenUseridIndex)>,
 }
 
 impl World {

@@ -9,7 +9,7 @@ mod batch;
 mod contacts;
 mod network;
 mod ticket;
-mod token;
+pub(crate) mod token;
 
 use crate::envelope::{self, ApiErr};
 use crate::limits;
