@@ -24,6 +24,8 @@ use std::time::Duration;
 use wecom::crypto::{EncryptedMessage, MsgCrypt};
 
 /// One org change, as the admin API applied it.
+// Short-lived, one per mutation: boxing the members would only complicate the callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Change {
     /// Create (before None), update (both; a userid change when the userids differ), delete (after None).
