@@ -1,0 +1,204 @@
+//! Configuration: defaults → TOML file → environment (`WECOM_BRIDGE_*`). The defaults
+//! run with no file at all: an embedded SQLite database in the data directory.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and the instance key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty = `sqlite://<data_dir>/bridge.db`.
+    pub database_url: String,
+    /// How a tenant's public base URL is built from its custom domain.
+    pub public_url_pattern: String,
+    /// WeCom's server API base; the simulator's for tests and the demo.
+    pub wecom_api_base: String,
+    /// WeCom's OAuth page hosts (in-client authorize, web login, legacy QR).
+    pub wecom_open_weixin: String,
+    pub wecom_login_work: String,
+    pub wecom_open_work: String,
+    /// This instance's egress IPs, as WeCom sees them, for the trusted-IP list.
+    pub egress_ips: Vec<String>,
+    /// Base64 of 32 bytes; empty = `<data_dir>/instance.key`, created on first start.
+    pub instance_key: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Console session idle timeout and absolute lifetime, in seconds.
+    pub admin_session_idle_secs: u64,
+    pub admin_session_max_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            public_url_pattern: "https://{domain}".into(),
+            wecom_api_base: wecom::DEFAULT_API_BASE.into(),
+            wecom_open_weixin: "https://open.weixin.qq.com".into(),
+            wecom_login_work: "https://login.work.weixin.qq.com".into(),
+            wecom_open_work: "https://open.work.weixin.qq.com".into(),
+            egress_ips: Vec::new(),
+            instance_key: String::new(),
+            max_body_bytes: 256 * 1024,
+            admin_session_idle_secs: 30 * 60,
+            admin_session_max_secs: 12 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Layers the optional TOML file and `WECOM_BRIDGE_*` variables over the defaults.
+    /// `WECOM_BRIDGE_INSTANCE_KEY_FILE` reads the key from a file (for secret mounts).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} not found",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("WECOM_BRIDGE_")
+                .ignore(&["INSTANCE_KEY_FILE", "CONFIG"])
+                .map(|k| k.as_str().to_ascii_lowercase().into()),
+        );
+        let mut cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Ok(path) = std::env::var("WECOM_BRIDGE_INSTANCE_KEY_FILE") {
+            cfg.instance_key = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Invalid(format!("instance key file {path}: {e}")))?
+                .trim()
+                .to_string();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.public_url_pattern.contains("{domain}") {
+            return Err(ConfigError::Invalid(
+                "public_url_pattern must contain {domain}, e.g. https://{domain}".into(),
+            ));
+        }
+        for (name, v) in [
+            ("wecom_api_base", &self.wecom_api_base),
+            ("wecom_open_weixin", &self.wecom_open_weixin),
+            ("wecom_login_work", &self.wecom_login_work),
+            ("wecom_open_work", &self.wecom_open_work),
+        ] {
+            let ok = url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be an http(s) URL, got {v:?}"
+                )));
+            }
+        }
+        if !(self.database_url.is_empty()
+            || self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database_url must start with sqlite: or postgres://, got {:?}",
+                self.database_url
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("bridge.db").display()
+            )
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// `https://oa.example.com` for domain `oa.example.com`.
+    pub fn base_url_for(&self, domain: &str) -> String {
+        self.public_url_pattern
+            .replace("{domain}", domain)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn oauth_hosts(&self) -> wecom::oauth::OAuthHosts {
+        wecom::oauth::OAuthHosts {
+            open_weixin: self.wecom_open_weixin.clone(),
+            login_work: self.wecom_login_work.clone(),
+            open_work: self.wecom_open_work.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert_eq!(c.base_url_for("oa.example.com"), "https://oa.example.com");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let c = Config {
+            public_url_pattern: "https://x".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("{domain}"));
+        let c = Config {
+            database_url: "mysql://x".into(),
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database_url"));
+    }
+
+    #[test]
+    fn file_layer() {
+        let dir = std::env::temp_dir().join(format!("cfg-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\negress_ips = [\"203.0.113.9\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.egress_ips, vec!["203.0.113.9"]);
+        std::fs::write(&f, "nonsense_key = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
+        assert!(Config::load(Some(&dir.join("missing.toml"))).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

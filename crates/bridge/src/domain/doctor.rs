@@ -1,0 +1,375 @@
+//! `doctor`: the checks an admin would otherwise do by hand in WeCom's console, turned
+//! into pass/fail results with evidence and the fix in plain words.
+//!
+//! This module only judges observations; gathering them (gettoken, agent/get …) is the
+//! caller's job, so the rules are testable without WeCom.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    /// Could not be checked because an earlier check failed.
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub title_zh: &'static str,
+    pub title_en: &'static str,
+    pub status: Status,
+    pub evidence: String,
+    pub fix_zh: String,
+    pub fix_en: String,
+}
+
+/// A WeCom error as doctor needs it: the code and the explanation texts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub errcode: Option<i64>,
+    pub message: String,
+    pub title_zh: String,
+    pub title_en: String,
+    pub fix_zh: String,
+    pub fix_en: String,
+    /// The caller IP WeCom reported (60020).
+    pub from_ip: Option<String>,
+}
+
+/// What agent/get reported, reduced to what doctor judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentFacts {
+    pub name: String,
+    pub closed: bool,
+    pub redirect_domain: String,
+    pub home_url: String,
+    pub scope_users: usize,
+    pub scope_departments: usize,
+    pub scope_tags: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observations {
+    /// None when the integration is not configured at all.
+    pub configured: bool,
+    pub token: Result<(), Failure>,
+    /// agent/get: None if not attempted (token failed).
+    pub agent: Option<Result<AgentFacts, Failure>>,
+    /// The tenant's custom domain (`host[:port]`) the bridge builds redirect URIs from.
+    pub expected_domain: Option<String>,
+    pub expected_home_url: Option<String>,
+    /// When WeCom last completed the callback URL handshake with us.
+    pub callback_verified_at: Option<i64>,
+}
+
+fn check(id: &'static str, zh: &'static str, en: &'static str) -> Check {
+    Check {
+        id,
+        title_zh: zh,
+        title_en: en,
+        status: Status::Pass,
+        evidence: String::new(),
+        fix_zh: String::new(),
+        fix_en: String::new(),
+    }
+}
+
+fn fail_with(mut c: Check, f: &Failure) -> Check {
+    c.status = Status::Fail;
+    c.evidence = f.message.clone();
+    c.fix_zh = format!("{}：{}", f.title_zh, f.fix_zh);
+    c.fix_en = format!("{}: {}", f.title_en, f.fix_en);
+    c
+}
+
+fn skipped(mut c: Check, because: &str) -> Check {
+    c.status = Status::Skipped;
+    c.evidence = format!("not checked: {because}");
+    c
+}
+
+/// The checks, in the order an admin would fix things.
+pub fn evaluate(o: &Observations) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut secret = check(
+        "secret",
+        "Secret 正确（可获取 access_token）",
+        "Secret is right (access token obtainable)",
+    );
+    if !o.configured {
+        secret.status = Status::Fail;
+        secret.evidence = "no CorpID / AgentId / Secret saved".into();
+        secret.fix_zh = "在设置向导第 2 步填写 CorpID、AgentId 和 Secret。".into();
+        secret.fix_en =
+            "Enter the CorpID, AgentId and Secret in step 2 of the set-up wizard.".into();
+        out.push(secret);
+        return out;
+    }
+    let token_ok = match &o.token {
+        Ok(()) => {
+            secret.evidence = "gettoken succeeded".into();
+            out.push(secret);
+            true
+        }
+        Err(f) => {
+            out.push(fail_with(secret, f));
+            false
+        }
+    };
+
+    let ip = check(
+        "trusted_ip",
+        "服务器 IP 在企业可信IP 中",
+        "Server IP is a trusted IP",
+    );
+    let agent_c = check(
+        "agent",
+        "AgentId 正确且应用已启用",
+        "AgentId is right and the app is enabled",
+    );
+    let scope_c = check(
+        "scope",
+        "应用可见范围不为空",
+        "The app's visible scope is not empty",
+    );
+    let domain_c = check(
+        "trusted_domain",
+        "可信域名与本租户域名一致",
+        "Trusted domain matches this tenant's domain",
+    );
+    let home_c = check(
+        "home_url",
+        "应用主页指向工作台",
+        "App home page points at the workbench",
+    );
+
+    let agent = match (&o.agent, token_ok) {
+        (_, false) | (None, _) => {
+            for c in [ip, agent_c, scope_c, domain_c, home_c] {
+                out.push(skipped(c, "the Secret check failed"));
+            }
+            None
+        }
+        (Some(Err(f)), true) if f.errcode == Some(60020) => {
+            let mut c = fail_with(ip, f);
+            if let Some(addr) = &f.from_ip {
+                c.evidence = format!("WeCom refused calls from {addr} (60020)");
+            }
+            out.push(c);
+            for c in [agent_c, scope_c, domain_c, home_c] {
+                out.push(skipped(c, "WeCom refuses calls from this server's IP"));
+            }
+            None
+        }
+        (Some(Err(f)), true) => {
+            let mut ok = ip;
+            ok.evidence = "API calls are accepted from this server".into();
+            out.push(ok);
+            out.push(fail_with(agent_c, f));
+            for c in [scope_c, domain_c, home_c] {
+                out.push(skipped(c, "agent/get failed"));
+            }
+            None
+        }
+        (Some(Ok(a)), true) => {
+            let mut ok = ip;
+            ok.evidence = "API calls are accepted from this server".into();
+            out.push(ok);
+            Some((a, agent_c, scope_c, domain_c, home_c))
+        }
+    };
+
+    if let Some((a, mut agent_c, mut scope_c, mut domain_c, mut home_c)) = agent {
+        if a.closed {
+            agent_c.status = Status::Fail;
+            agent_c.evidence = format!("app {:?} is disabled in WeCom", a.name);
+            agent_c.fix_zh = "在 应用管理 中启用该应用。".into();
+            agent_c.fix_en = "Enable the app in App Management (应用管理).".into();
+        } else {
+            agent_c.evidence = format!("app {:?} found and enabled", a.name);
+        }
+        out.push(agent_c);
+
+        let total = a.scope_users + a.scope_departments + a.scope_tags;
+        scope_c.evidence = format!(
+            "{} members, {} departments, {} tags",
+            a.scope_users, a.scope_departments, a.scope_tags
+        );
+        if total == 0 {
+            scope_c.status = Status::Fail;
+            scope_c.fix_zh = "在 应用管理 → 该应用 → 可见范围 中添加需要使用的部门、成员或标签；否则无人能登录，也同步不到任何人。".into();
+            scope_c.fix_en = "Add departments, members or tags to the app's visible scope (可见范围); until then nobody can sign in and sync finds nobody.".into();
+        }
+        out.push(scope_c);
+
+        match &o.expected_domain {
+            None => {
+                domain_c.status = Status::Fail;
+                domain_c.evidence = "this tenant has no custom domain".into();
+                domain_c.fix_zh = "请先为租户设置自定义域名。".into();
+                domain_c.fix_en = "Set the tenant's custom domain first.".into();
+            }
+            Some(d) if a.redirect_domain.trim().eq_ignore_ascii_case(d) => {
+                domain_c.evidence = format!("WeCom trusted domain is {d}");
+            }
+            Some(d) => {
+                domain_c.status = Status::Fail;
+                domain_c.evidence = if a.redirect_domain.is_empty() {
+                    format!("WeCom has no trusted domain; the bridge signs in on {d}")
+                } else {
+                    format!(
+                        "WeCom trusted domain is {:?}; the bridge signs in on {d}",
+                        a.redirect_domain
+                    )
+                };
+                domain_c.fix_zh = format!("登录会报错“redirect uri需使用应用可信域名”。请在 应用管理 → 该应用 → 网页授权及JS-SDK 中把可信域名设为 {d}（完全一致，含端口）。");
+                domain_c.fix_en = format!("Sign-in would fail with \"redirect uri需使用应用可信域名\". Set the trusted domain under App Management → the app → Web authorization and JS-SDK to exactly {d} (port included).");
+            }
+        }
+        out.push(domain_c);
+
+        match &o.expected_home_url {
+            Some(h) if a.home_url.trim() == h => home_c.evidence = format!("home page is {h}"),
+            Some(h) => {
+                home_c.status = Status::Warn;
+                home_c.evidence = if a.home_url.is_empty() {
+                    "no home page set".into()
+                } else {
+                    format!("home page is {:?}", a.home_url)
+                };
+                home_c.fix_zh =
+                    format!("把应用主页设为 {h}，成员从工作台打开应用时即可免登录进入。");
+                home_c.fix_en = format!("Set the app home page to {h} so members opening the app from the WeCom workbench are signed in silently.");
+            }
+            None => {
+                home_c.status = Status::Skipped;
+                home_c.evidence = "no custom domain".into();
+            }
+        }
+        out.push(home_c);
+    }
+
+    let mut cb = check(
+        "callback",
+        "回调 URL 已通过企业微信验证",
+        "Callback URL verified by WeCom",
+    );
+    match o.callback_verified_at {
+        Some(at) => cb.evidence = format!("last verified at {at} (Unix ms)"),
+        None => {
+            cb.status = Status::Warn;
+            cb.evidence = "WeCom has not verified the callback URL yet".into();
+            cb.fix_zh = "在 应用管理 → 该应用 → 接收消息 → 设置API接收 中填写向导显示的 URL、Token、EncodingAESKey 并保存；通讯录变更才能实时同步。".into();
+            cb.fix_en = "Enter the URL, Token and EncodingAESKey the wizard shows under App Management → the app → Receive messages → Set API receiving, and save; then directory changes sync in real time.".into();
+        }
+    }
+    out.push(cb);
+    out
+}
+
+/// True when no check failed (warnings allowed).
+pub fn all_passed(checks: &[Check]) -> bool {
+    !checks
+        .iter()
+        .any(|c| matches!(c.status, Status::Fail | Status::Skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: i64, ip: Option<&str>) -> Failure {
+        Failure {
+            errcode: Some(code),
+            message: format!("errcode {code}"),
+            title_zh: "t".into(),
+            title_en: "t".into(),
+            fix_zh: "f".into(),
+            fix_en: "fix".into(),
+            from_ip: ip.map(String::from),
+        }
+    }
+
+    fn facts() -> AgentFacts {
+        AgentFacts {
+            name: "工作台".into(),
+            closed: false,
+            redirect_domain: "oa.example.com".into(),
+            home_url: "https://oa.example.com/wecom/home".into(),
+            scope_users: 1,
+            scope_departments: 2,
+            scope_tags: 0,
+        }
+    }
+
+    fn obs() -> Observations {
+        Observations {
+            configured: true,
+            token: Ok(()),
+            agent: Some(Ok(facts())),
+            expected_domain: Some("oa.example.com".into()),
+            expected_home_url: Some("https://oa.example.com/wecom/home".into()),
+            callback_verified_at: Some(1),
+        }
+    }
+
+    fn status(c: &[Check], id: &str) -> Status {
+        c.iter().find(|c| c.id == id).unwrap().status
+    }
+
+    #[test]
+    fn healthy() {
+        let c = evaluate(&obs());
+        assert!(all_passed(&c), "{c:?}");
+        assert_eq!(c.len(), 7);
+    }
+
+    #[test]
+    fn wrong_secret_skips_the_rest() {
+        let mut o = obs();
+        o.token = Err(failure(40001, None));
+        o.agent = None;
+        let c = evaluate(&o);
+        assert_eq!(status(&c, "secret"), Status::Fail);
+        assert_eq!(status(&c, "trusted_domain"), Status::Skipped);
+        assert!(!all_passed(&c));
+    }
+
+    #[test]
+    fn untrusted_ip_names_the_ip() {
+        let mut o = obs();
+        o.agent = Some(Err(failure(60020, Some("203.0.113.25"))));
+        let c = evaluate(&o);
+        let ip = c.iter().find(|c| c.id == "trusted_ip").unwrap();
+        assert_eq!(ip.status, Status::Fail);
+        assert!(ip.evidence.contains("203.0.113.25"));
+    }
+
+    #[test]
+    fn domain_mismatch_and_empty_scope() {
+        let mut o = obs();
+        let mut f = facts();
+        f.redirect_domain = "other.example.com".into();
+        f.scope_users = 0;
+        f.scope_departments = 0;
+        o.agent = Some(Ok(f));
+        let c = evaluate(&o);
+        let d = c.iter().find(|c| c.id == "trusted_domain").unwrap();
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.fix_zh.contains("redirect uri需使用应用可信域名"));
+        assert_eq!(status(&c, "scope"), Status::Fail);
+    }
+
+    #[test]
+    fn wrong_agent() {
+        let mut o = obs();
+        o.agent = Some(Err(failure(301002, None)));
+        let c = evaluate(&o);
+        assert_eq!(status(&c, "trusted_ip"), Status::Pass);
+        assert_eq!(status(&c, "agent"), Status::Fail);
+    }
+}

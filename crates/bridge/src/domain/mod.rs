@@ -1,0 +1,19 @@
+//! Plain types and rules of the product: tenants and editions, the WeCom integration
+//! settings, what the admin must paste into WeCom, doctor checks, audit entries.
+//! No HTTP and no SQL here.
+
+pub mod audit;
+pub mod console_values;
+pub mod doctor;
+pub mod integration;
+pub mod tenant;
+
+/// Unix milliseconds.
+pub type Millis = i64;
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

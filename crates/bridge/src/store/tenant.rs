@@ -1,0 +1,127 @@
+//! Tenants: create, look up (by slug, id, domain), change edition, domain, mode.
+
+use super::{on_pool, Result, Store, StoreError};
+use crate::domain::now_ms;
+use crate::domain::tenant::{Edition, IntegrationMode, Tenant};
+use sqlx::Row;
+
+const COLS: &str = "id, slug, name, edition, domain, integration_mode, created_at";
+
+macro_rules! tenant_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let edition: String = r.try_get("edition")?;
+        let mode: String = r.try_get("integration_mode")?;
+        Tenant {
+            id: r.try_get("id")?,
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+            edition: edition.parse().map_err(StoreError::Corrupt)?,
+            domain: r.try_get("domain")?,
+            integration_mode: mode.parse().map_err(StoreError::Corrupt)?,
+            created_at: r.try_get("created_at")?,
+        }
+    }};
+}
+
+impl Store {
+    pub async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        edition: Edition,
+        domain: Option<&str>,
+    ) -> Result<Tenant> {
+        let sql = format!(
+            "INSERT INTO tenants (slug, name, edition, domain, integration_mode, created_at)
+             VALUES ($1, $2, $3, $4, 'none', $5) RETURNING {COLS}"
+        );
+        on_pool!(self, p => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(slug)
+                .bind(name)
+                .bind(edition.as_str())
+                .bind(domain)
+                .bind(now_ms())
+                .fetch_one(p)
+                .await
+                .map_err(|e| StoreError::unique(e, format!("tenant {slug:?} or domain {domain:?}")))?;
+            Ok(tenant_from_row!(&r))
+        })
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let sql = format!("SELECT {COLS} FROM tenants ORDER BY id");
+        on_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(tenant_from_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn tenant_where(&self, clause: &str, arg: TenantKey<'_>) -> Result<Option<Tenant>> {
+        let sql = format!("SELECT {COLS} FROM tenants WHERE {clause}");
+        on_pool!(self, p => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let q = match arg {
+                TenantKey::Id(id) => q.bind(id),
+                TenantKey::Text(s) => q.bind(s),
+            };
+            match q.fetch_optional(p).await? {
+                Some(r) => Ok(Some(tenant_from_row!(&r))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>> {
+        self.tenant_where("id = $1", TenantKey::Id(id)).await
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        self.tenant_where("slug = $1", TenantKey::Text(slug)).await
+    }
+
+    /// The tenant whose custom domain is `host` (`host[:port]`, compared lower-case).
+    pub async fn tenant_by_domain(&self, host: &str) -> Result<Option<Tenant>> {
+        let host = host.to_ascii_lowercase();
+        self.tenant_where("domain = $1", TenantKey::Text(&host))
+            .await
+    }
+
+    async fn update_tenant(&self, id: i64, column: &str, value: Option<&str>) -> Result<Tenant> {
+        let sql = format!("UPDATE tenants SET {column} = $1 WHERE id = $2 RETURNING {COLS}");
+        on_pool!(self, p => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(value)
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(|e| StoreError::unique(e, format!("{column} {value:?}")))?
+                .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
+            Ok(tenant_from_row!(&r))
+        })
+    }
+
+    pub async fn set_tenant_edition(&self, id: i64, edition: Edition) -> Result<Tenant> {
+        self.update_tenant(id, "edition", Some(edition.as_str()))
+            .await
+    }
+
+    pub async fn set_tenant_domain(&self, id: i64, domain: Option<&str>) -> Result<Tenant> {
+        self.update_tenant(id, "domain", domain).await
+    }
+
+    pub async fn set_integration_mode(&self, id: i64, mode: IntegrationMode) -> Result<Tenant> {
+        self.update_tenant(id, "integration_mode", Some(mode.as_str()))
+            .await
+    }
+}
+
+enum TenantKey<'a> {
+    Id(i64),
+    Text(&'a str),
+}

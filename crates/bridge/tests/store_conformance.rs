@@ -1,0 +1,171 @@
+//! One conformance suite, run on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
+
+use bridge::domain::audit::NewAudit;
+use bridge::domain::tenant::{Edition, IntegrationMode};
+use bridge::store::{IntegrationRecord, StoreError};
+use bridge::testing::stores;
+
+#[tokio::test]
+async fn tenants_crud_and_uniqueness() {
+    for s in stores().await {
+        let t = s
+            .create_tenant("acme", "Acme", Edition::Basic, Some("acme.example.com"))
+            .await
+            .unwrap();
+        assert_eq!(t.edition, Edition::Basic);
+        assert_eq!(t.integration_mode, IntegrationMode::None);
+        let dup = s.create_tenant("acme", "Other", Edition::Basic, None).await;
+        assert!(
+            matches!(dup, Err(StoreError::Conflict(_))),
+            "{}: {dup:?}",
+            s.engine()
+        );
+        let dup_domain = s
+            .create_tenant("other", "Other", Edition::Basic, Some("acme.example.com"))
+            .await;
+        assert!(matches!(dup_domain, Err(StoreError::Conflict(_))));
+        assert_eq!(
+            s.tenant_by_domain("ACME.example.com")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            t.id
+        );
+        assert_eq!(s.tenant_by_slug("acme").await.unwrap().unwrap().id, t.id);
+        assert!(s.tenant_by_slug("nope").await.unwrap().is_none());
+        let t2 = s
+            .set_tenant_edition(t.id, Edition::Professional)
+            .await
+            .unwrap();
+        assert_eq!(t2.edition, Edition::Professional);
+        let t3 = s
+            .set_tenant_domain(t.id, Some("oa.acme.com:8443"))
+            .await
+            .unwrap();
+        assert_eq!(t3.domain.as_deref(), Some("oa.acme.com:8443"));
+        let t4 = s
+            .set_integration_mode(t.id, IntegrationMode::SelfBuilt)
+            .await
+            .unwrap();
+        assert_eq!(t4.integration_mode, IntegrationMode::SelfBuilt);
+        assert!(matches!(
+            s.set_tenant_edition(9999, Edition::Basic).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(s.list_tenants().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn admins_and_sessions() {
+    for s in stores().await {
+        let t = s
+            .create_tenant("acme", "Acme", Edition::Professional, None)
+            .await
+            .unwrap();
+        let id = s.create_admin(t.id, "admin", "hash1", true).await.unwrap();
+        assert!(matches!(
+            s.create_admin(t.id, "admin", "h", false).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let a = s.admin_by_username(t.id, "admin").await.unwrap().unwrap();
+        assert!(a.must_change_password && a.password_hash == "hash1");
+        s.create_admin_session("sess", id, t.id, "csrf", 10, Some("127.0.0.1"))
+            .await
+            .unwrap();
+        s.touch_admin_session("sess", 20).await.unwrap();
+        let sess = s.admin_session("sess").await.unwrap().unwrap();
+        assert_eq!(
+            (sess.username.as_str(), sess.last_seen_at, sess.created_at),
+            ("admin", 20, 10)
+        );
+        s.set_admin_password(id, "hash2", false).await.unwrap();
+        assert!(
+            s.admin_session("sess").await.unwrap().is_none(),
+            "password change ends sessions"
+        );
+        assert_eq!(s.count_admins(t.id).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn integration_verify_files_and_audit() {
+    for s in stores().await {
+        let t = s
+            .create_tenant("acme", "Acme", Edition::Professional, None)
+            .await
+            .unwrap();
+        assert!(s.integration(t.id).await.unwrap().is_none());
+        let mut r = IntegrationRecord {
+            tenant_id: t.id,
+            corpid: "wwabc".into(),
+            agentid: 1000002,
+            secret_sealed: vec![1, 2, 3, 0, 255],
+            callback_token_sealed: vec![4],
+            callback_aes_key_sealed: vec![5],
+            agent_json: None,
+            verified_at: None,
+            callback_verified_at: None,
+            updated_at: 1,
+        };
+        s.put_integration(&r).await.unwrap();
+        r.agentid = 1000003;
+        s.put_integration(&r).await.unwrap();
+        s.set_callback_verified(t.id, 42).await.unwrap();
+        s.set_agent_snapshot(t.id, "{}").await.unwrap();
+        let got = s.integration(t.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.agentid,
+                got.secret_sealed.clone(),
+                got.callback_verified_at
+            ),
+            (1000003, vec![1, 2, 3, 0, 255], Some(42))
+        );
+        assert!(got.verified_at.is_some());
+
+        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc")
+            .await
+            .unwrap();
+        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.verify_file(t.id, "WW_verify_abc.txt")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(s.list_verify_files(t.id).await.unwrap().len(), 1);
+        assert!(s
+            .delete_verify_file(t.id, "WW_verify_abc.txt")
+            .await
+            .unwrap());
+        assert!(!s
+            .delete_verify_file(t.id, "WW_verify_abc.txt")
+            .await
+            .unwrap());
+
+        for i in 0..5 {
+            s.audit(&NewAudit {
+                tenant_id: t.id,
+                actor: "admin:a".into(),
+                action: "test.action",
+                detail: format!("n{i}"),
+                ip: None,
+            })
+            .await
+            .unwrap();
+        }
+        let page = s.list_audit(t.id, 3, None).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+            ["n4", "n3", "n2"]
+        );
+        let next = s.list_audit(t.id, 3, Some(page[2].id)).await.unwrap();
+        assert_eq!(next.len(), 2);
+        assert!(s.list_audit(t.id + 1, 10, None).await.unwrap().is_empty());
+    }
+}
