@@ -33,6 +33,10 @@ pub struct Config {
     /// Console session idle timeout and absolute lifetime, in seconds.
     pub admin_session_idle_secs: u64,
     pub admin_session_max_secs: u64,
+    /// First start only: the edition and domain of the tenant created when none exists
+    /// (empty domain = `localhost:<listen port>`).
+    pub bootstrap_edition: crate::domain::tenant::Edition,
+    pub bootstrap_domain: String,
 }
 
 impl Default for Config {
@@ -51,6 +55,8 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             admin_session_idle_secs: 30 * 60,
             admin_session_max_secs: 12 * 3600,
+            bootstrap_edition: crate::domain::tenant::Edition::Professional,
+            bootstrap_domain: String::new(),
         }
     }
 }

@@ -1,8 +1,149 @@
 //! wecom-bridge: the low-code platform's enterprise workbench and identity layer,
 //! integrated with a WeCom (企业微信) self-built app.
+//!
+//! Start it in-process with [`launch`] on a listener (port 0 in tests).
 
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod domain;
+pub mod operator;
 pub mod seal;
+pub mod setup;
 pub mod store;
 pub mod testing;
+pub mod web;
+
+use app::AppState;
+use config::Config;
+use seal::Sealer;
+use std::net::SocketAddr;
+use store::Store;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("first start: {0}")]
+    Bootstrap(String),
+}
+
+/// Created on first start: the tenant and its admin's one-time password.
+#[derive(Clone, Debug)]
+pub struct Bootstrap {
+    pub tenant_slug: String,
+    pub domain: String,
+    pub username: String,
+    pub one_time_password: String,
+}
+
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub bootstrap: Option<Bootstrap>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, finishes in-flight requests, closes the database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.state.store.close().await;
+    }
+
+    /// Waits until the server stops (for the CLI).
+    pub async fn wait(mut self) {
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    pub fn shutdown_trigger(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Opens the store (migrating it), loads or creates the instance key.
+pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
+    let store = Store::connect(&cfg.database_url()).await?;
+    store.migrate().await?;
+    let sealer = if cfg.instance_key.is_empty() {
+        Sealer::load_or_create(&cfg.data_dir)?
+    } else {
+        Sealer::from_base64(&cfg.instance_key)?
+    };
+    Ok((store, sealer))
+}
+
+/// Serves the bridge on `listener`: migrations, first-start bootstrap, then HTTP.
+pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, LaunchError> {
+    if cfg.database_url.is_empty() {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+    }
+    let (store, sealer) = open(&cfg).await?;
+    let addr = listener.local_addr()?;
+    let bootstrap = if store.list_tenants().await?.is_empty() {
+        let domain = if cfg.bootstrap_domain.is_empty() {
+            format!("localhost:{}", addr.port())
+        } else {
+            cfg.bootstrap_domain.clone()
+        };
+        let created = operator::create_tenant(
+            &store,
+            "default",
+            "Default",
+            cfg.bootstrap_edition,
+            Some(&domain),
+        )
+        .await
+        .map_err(|e| LaunchError::Bootstrap(e.to_string()))?;
+        Some(Bootstrap {
+            tenant_slug: created.tenant.slug,
+            domain,
+            username: created.username,
+            one_time_password: created.one_time_password,
+        })
+    } else {
+        None
+    };
+    let state = AppState::new(cfg, store, sealer);
+    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    Ok(ServerHandle {
+        addr,
+        state,
+        bootstrap,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}

@@ -21,6 +21,7 @@ pub struct AdminSession {
     pub csrf: String,
     pub created_at: i64,
     pub last_seen_at: i64,
+    pub must_change_password: bool,
 }
 
 impl Store {
@@ -142,7 +143,7 @@ impl Store {
     pub async fn admin_session(&self, id_hash: &str) -> Result<Option<AdminSession>> {
         on_pool!(self, p => {
             let r = sqlx::query(
-                "SELECT s.admin_id, s.tenant_id, a.username, s.csrf, s.created_at, s.last_seen_at
+                "SELECT s.admin_id, s.tenant_id, a.username, s.csrf, s.created_at, s.last_seen_at, a.must_change_password
                  FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1",
             )
             .bind(id_hash)
@@ -157,6 +158,7 @@ impl Store {
                     csrf: r.try_get("csrf")?,
                     created_at: r.try_get("created_at")?,
                     last_seen_at: r.try_get("last_seen_at")?,
+                    must_change_password: r.try_get("must_change_password")?,
                 })),
             }
         })

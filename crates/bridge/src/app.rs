@@ -1,0 +1,102 @@
+//! Shared server state and the WeCom clients of each tenant.
+
+use crate::config::Config;
+use crate::seal::Sealer;
+use crate::store::{IntegrationRecord, Store};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub sealer: Sealer,
+    pub wecom: WecomClients,
+}
+
+/// Opened credentials of a tenant's integration (kept in memory only as long as needed).
+#[derive(Clone)]
+pub struct OpenedIntegration {
+    pub corpid: String,
+    pub agentid: u32,
+    pub secret: String,
+    pub callback_token: String,
+    pub callback_aes_key: String,
+}
+
+impl std::fmt::Debug for OpenedIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedIntegration")
+            .field("corpid", &self.corpid)
+            .field("agentid", &self.agentid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seal contexts bind each sealed value to its tenant and field.
+pub fn seal_context(tenant_id: i64, field: &str) -> String {
+    format!("tenant:{tenant_id}:wecom.{field}")
+}
+
+impl AppState {
+    pub fn new(cfg: Config, store: Store, sealer: Sealer) -> Self {
+        AppState {
+            wecom: WecomClients::new(cfg.wecom_api_base.clone()),
+            cfg: Arc::new(cfg),
+            store,
+            sealer,
+        }
+    }
+
+    pub fn open_integration(
+        &self,
+        r: &IntegrationRecord,
+    ) -> Result<OpenedIntegration, crate::seal::SealError> {
+        let t = r.tenant_id;
+        Ok(OpenedIntegration {
+            corpid: r.corpid.clone(),
+            agentid: r.agentid as u32,
+            secret: self
+                .sealer
+                .open_string(&seal_context(t, "secret"), &r.secret_sealed)?,
+            callback_token: self
+                .sealer
+                .open_string(&seal_context(t, "callback_token"), &r.callback_token_sealed)?,
+            callback_aes_key: self.sealer.open_string(
+                &seal_context(t, "callback_aes_key"),
+                &r.callback_aes_key_sealed,
+            )?,
+        })
+    }
+}
+
+/// One `wecom::Client` per (corp, secret), reused so its token cache is shared by all
+/// requests of a tenant.
+#[derive(Clone)]
+pub struct WecomClients {
+    api_base: String,
+    clients: Arc<Mutex<HashMap<(String, String), wecom::Client>>>,
+}
+
+impl WecomClients {
+    pub fn new(api_base: String) -> Self {
+        WecomClients {
+            api_base,
+            clients: Arc::default(),
+        }
+    }
+
+    pub fn get(&self, corpid: &str, secret: &str) -> Result<wecom::Client, wecom::Error> {
+        let key = (corpid.to_string(), secret.to_string());
+        let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = wecom::Client::builder(corpid, secret)
+            .api_base(self.api_base.clone())
+            .build()?;
+        map.insert(key, c.clone());
+        Ok(c)
+    }
+}

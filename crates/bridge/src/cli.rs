@@ -1,0 +1,250 @@
+//! The `wecom-bridge` command line.
+
+use crate::config::Config;
+use crate::domain::doctor::{all_passed, Status};
+use crate::domain::tenant::Edition;
+use crate::{app::AppState, operator};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wecom-bridge",
+    version,
+    about = "Enterprise workbench and identity layer for a WeCom (企业微信) self-built app"
+)]
+pub struct Cli {
+    /// TOML configuration file (also WECOM_BRIDGE_CONFIG); environment WECOM_BRIDGE_* overrides it.
+    #[arg(long, global = true, env = "WECOM_BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the console, sign-in and WeCom callbacks.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants (operator).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Check a tenant's WeCom integration and explain what to fix; exits 1 if a check fails.
+    Doctor {
+        #[arg(long)]
+        tenant: String,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant and its admin account (prints a one-time password).
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "basic")]
+        edition: Edition,
+        /// Custom domain, `host` or `host:port`.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// List tenants.
+    List,
+    /// Change a tenant's edition (basic, standard, professional, enterprise).
+    SetEdition { slug: String, edition: Edition },
+    /// Change a tenant's custom domain.
+    SetDomain { slug: String, domain: String },
+    /// Issue a new one-time password for the tenant's admin account.
+    ResetPassword { slug: String },
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WECOM_BRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match cli.command {
+        Command::Serve => serve(cfg).await,
+        Command::Migrate => match crate::open(&cfg).await {
+            Ok((store, _)) => {
+                println!("migrations applied ({})", store.engine());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Tenant(cmd) => tenant(cfg, cmd).await,
+        Command::Doctor { tenant, json } => doctor(cfg, &tenant, json).await,
+    }
+}
+
+async fn serve(cfg: Config) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", cfg.listen)),
+    };
+    let pattern = cfg.public_url_pattern.clone();
+    let mut handle = match crate::launch(cfg, listener).await {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    tracing::info!(addr = %handle.addr, "wecom-bridge listening");
+    if let Some(b) = &handle.bootstrap {
+        let url = pattern.replace("{domain}", &b.domain);
+        println!(
+            "First start: created tenant {:?} on {}",
+            b.tenant_slug, b.domain
+        );
+        println!("  Console:  {url}/console");
+        println!("  Username: {}", b.username);
+        println!(
+            "  One-time password (change it at first sign-in): {}",
+            b.one_time_password
+        );
+    }
+    let trigger = handle.shutdown_trigger();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(t) = trigger { let _ = t.send(()); }
+            handle.wait().await;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn tenant(cfg: Config, cmd: TenantCmd) -> ExitCode {
+    let (store, _) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let r: Result<(), operator::OperatorError> = async {
+        match cmd {
+            TenantCmd::Create {
+                slug,
+                name,
+                edition,
+                domain,
+            } => {
+                let c = operator::create_tenant(&store, &slug, &name, edition, domain.as_deref())
+                    .await?;
+                println!(
+                    "created tenant {} ({}) on {}",
+                    c.tenant.slug,
+                    edition,
+                    c.tenant.domain.as_deref().unwrap_or("<no domain>")
+                );
+                println!("admin username: {}", c.username);
+                println!("one-time password: {}", c.one_time_password);
+            }
+            TenantCmd::List => {
+                println!(
+                    "{:<16} {:<14} {:<12} {:<32} name",
+                    "slug", "edition", "wecom", "domain"
+                );
+                for t in store.list_tenants().await? {
+                    println!(
+                        "{:<16} {:<14} {:<12} {:<32} {}",
+                        t.slug,
+                        t.edition.as_str(),
+                        t.integration_mode.as_str(),
+                        t.domain.as_deref().unwrap_or("-"),
+                        t.name
+                    );
+                }
+            }
+            TenantCmd::SetEdition { slug, edition } => {
+                let t = operator::set_edition(&store, &slug, edition).await?;
+                println!("tenant {} is now on {}", t.slug, t.edition);
+            }
+            TenantCmd::SetDomain { slug, domain } => {
+                let t = operator::set_domain(&store, &slug, &domain).await?;
+                println!(
+                    "tenant {} now answers on {}",
+                    t.slug,
+                    t.domain.unwrap_or_default()
+                );
+            }
+            TenantCmd::ResetPassword { slug } => {
+                let p = operator::reset_admin_password(&store, &slug).await?;
+                println!("one-time password for {slug}/admin: {p}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn doctor(cfg: Config, slug: &str, json: bool) -> ExitCode {
+    let (store, sealer) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let tenant = match operator::tenant(&store, slug).await {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let st = AppState::new(cfg, store, sealer);
+    let checks = match crate::doctor::run(&st, &tenant).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "doctor: tenant {} ({})",
+            tenant.slug,
+            tenant.domain.as_deref().unwrap_or("no domain")
+        );
+        for c in &checks {
+            let mark = match c.status {
+                Status::Pass => "PASS",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+                Status::Skipped => "SKIP",
+            };
+            println!("[{mark}] {} / {}", c.title_en, c.title_zh);
+            if !c.evidence.is_empty() {
+                println!("       evidence: {}", c.evidence);
+            }
+            if !c.fix_en.is_empty() {
+                println!("       fix: {}", c.fix_en);
+                println!("       修复: {}", c.fix_zh);
+            }
+        }
+    }
+    st.store.close().await;
+    if all_passed(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

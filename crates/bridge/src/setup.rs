@@ -1,0 +1,180 @@
+//! The set-up wizard's actions: check the CorpID/AgentId/Secret live against WeCom, seal
+//! and store them, and describe the app's visible scope by name.
+
+use crate::app::{seal_context, AppState};
+use crate::domain::audit::NewAudit;
+use crate::domain::integration::{FieldErrors, WecomCredentialsInput};
+use crate::domain::now_ms;
+use crate::domain::tenant::{EditionTooLow, IntegrationMode, Tenant};
+use crate::store::{IntegrationRecord, StoreError};
+use wecom::types::Agent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Edition(#[from] EditionTooLow),
+    #[error("some fields are invalid")]
+    Fields(FieldErrors),
+    #[error(transparent)]
+    Wecom(#[from] wecom::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored secrets cannot be opened: {0}")]
+    Seal(#[from] crate::seal::SealError),
+}
+
+/// Who is acting, for the audit log.
+pub struct Actor {
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+/// Validates the credentials with WeCom (gettoken, then agent/get) and saves them. An
+/// empty secret keeps the stored one. Nothing is saved unless WeCom accepts them.
+pub async fn save_credentials(
+    st: &AppState,
+    tenant: &Tenant,
+    input: &WecomCredentialsInput,
+    actor: &Actor,
+) -> Result<Agent, SetupError> {
+    tenant.edition.check_wecom_allowed()?;
+    let existing = st.store.integration(tenant.id).await?;
+    let mut creds = input
+        .validate(existing.is_some())
+        .map_err(SetupError::Fields)?;
+    let opened = match &existing {
+        Some(r) => Some(st.open_integration(r)?),
+        None => None,
+    };
+    if creds.secret.is_empty() {
+        creds.secret = opened
+            .as_ref()
+            .map(|o| o.secret.clone())
+            .unwrap_or_default();
+    }
+    let client = st.wecom.get(&creds.corpid, &creds.secret)?;
+    // An explicit gettoken: a cached token must not hide a secret that was just reset.
+    client.gettoken().await?;
+    let agent = client.agent_get(creds.agentid).await?;
+
+    // Keep the callback Token/EncodingAESKey once generated: WeCom stores them too.
+    let (token, aes_key) = match &opened {
+        Some(o) => (o.callback_token.clone(), o.callback_aes_key.clone()),
+        None => (
+            wecom::crypto::generate_token(),
+            wecom::crypto::generate_encoding_aes_key(),
+        ),
+    };
+    let t = tenant.id;
+    let now = now_ms();
+    let record = IntegrationRecord {
+        tenant_id: t,
+        corpid: creds.corpid.clone(),
+        agentid: creds.agentid as i64,
+        secret_sealed: st
+            .sealer
+            .seal_str(&seal_context(t, "secret"), &creds.secret),
+        callback_token_sealed: st
+            .sealer
+            .seal_str(&seal_context(t, "callback_token"), &token),
+        callback_aes_key_sealed: st
+            .sealer
+            .seal_str(&seal_context(t, "callback_aes_key"), &aes_key),
+        agent_json: serde_json::to_string(&agent).ok(),
+        verified_at: Some(now),
+        // A different corp or app must be verified again by WeCom.
+        callback_verified_at: existing
+            .as_ref()
+            .filter(|e| e.corpid == creds.corpid && e.agentid == creds.agentid as i64)
+            .and_then(|e| e.callback_verified_at),
+        updated_at: now,
+    };
+    st.store.put_integration(&record).await?;
+    let previous = tenant.integration_mode;
+    if previous != IntegrationMode::SelfBuilt {
+        st.store
+            .set_integration_mode(t, IntegrationMode::SelfBuilt)
+            .await?;
+    }
+    st.store
+        .audit(&NewAudit {
+            tenant_id: t,
+            actor: actor.name.clone(),
+            action: "wecom.credentials.saved",
+            detail: format!(
+                "CorpID {} AgentId {} ({}); integration mode {} → self_built",
+                creds.corpid,
+                creds.agentid,
+                agent.name,
+                previous.as_str()
+            ),
+            ip: actor.ip.clone(),
+        })
+        .await?;
+    Ok(agent)
+}
+
+/// The app's visible scope with names, as step 3 shows it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ScopeView {
+    pub users: Vec<(String, String)>,
+    pub departments: Vec<(u32, String)>,
+    pub tags: Vec<(u32, String)>,
+    /// Lookups that failed (e.g. a tag deleted since), in plain words.
+    pub notes: Vec<String>,
+}
+
+impl ScopeView {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.departments.is_empty() && self.tags.is_empty()
+    }
+}
+
+/// Names the scope's members, departments and tags (a few calls; capped for huge scopes).
+pub async fn describe_scope(client: &wecom::Client, agent: &Agent) -> ScopeView {
+    const CAP: usize = 50;
+    let mut v = ScopeView::default();
+    for u in agent.scope_users().take(CAP) {
+        match client.user_get(u).await {
+            Ok(m) => v.users.push((u.to_string(), m.name)),
+            Err(e) => {
+                v.users.push((u.to_string(), String::new()));
+                v.notes.push(format!("member {u}: {e}"));
+            }
+        }
+    }
+    for &d in agent.allow_partys.partyid.iter().take(CAP) {
+        match client.department_get(d).await {
+            Ok(dep) => v.departments.push((d, dep.name)),
+            Err(e) => {
+                v.departments.push((d, String::new()));
+                v.notes.push(format!("department {d}: {e}"));
+            }
+        }
+    }
+    if !agent.allow_tags.tagid.is_empty() {
+        match client.tag_list().await {
+            Ok(tags) => {
+                for &t in &agent.allow_tags.tagid {
+                    let name = tags
+                        .iter()
+                        .find(|x| x.tagid == t)
+                        .map(|x| x.tagname.clone())
+                        .unwrap_or_default();
+                    v.tags.push((t, name));
+                }
+            }
+            Err(e) => {
+                v.tags
+                    .extend(agent.allow_tags.tagid.iter().map(|t| (*t, String::new())));
+                v.notes.push(format!("tags: {e}"));
+            }
+        }
+    }
+    let more = agent.allow_userinfos.user.len().saturating_sub(CAP)
+        + agent.allow_partys.partyid.len().saturating_sub(CAP);
+    if more > 0 {
+        v.notes.push(format!("{more} more entries not shown"));
+    }
+    v
+}

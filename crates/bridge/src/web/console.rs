@@ -1,0 +1,579 @@
+//! Console pages: sign-in, overview, the WeCom set-up wizard, doctor, audit log.
+//! Handlers are thin: they parse, call `setup`/`doctor`/the store, and render.
+
+use crate::app::AppState;
+use crate::domain::audit::NewAudit;
+use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
+use crate::domain::integration::{verify_file_content, WecomCredentialsInput};
+use crate::domain::now_ms;
+use crate::domain::tenant::{IntegrationMode, Tenant};
+use crate::setup::{self, Actor, SetupError};
+use crate::web::auth::{self, Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::web::cookies;
+use crate::web::error::WebError;
+use crate::web::i18n::Lang;
+use crate::web::pages::*;
+use crate::web::tenant::CurrentTenant;
+use crate::web::ClientIp;
+use axum::extract::{Path, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+type Result<T> = std::result::Result<T, WebError>;
+
+fn nav(admin: &Admin, active: &'static str) -> Nav {
+    Nav {
+        tenant_name: admin.tenant.name.clone(),
+        username: admin.session.username.clone(),
+        csrf: admin.csrf().to_string(),
+        active,
+    }
+}
+
+fn secure(st: &AppState) -> bool {
+    st.cfg.public_url_pattern.starts_with("https://")
+}
+
+/// Only same-site paths may follow a sign-in: never `//host`, `/\host` or a URL.
+pub fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n'])
+        && !next.contains("://");
+    if ok {
+        next
+    } else {
+        "/console"
+    }
+}
+
+pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
+    let t = &admin.tenant;
+    let configured = st.store.integration(t.id).await?.is_some();
+    let mode_label = match t.integration_mode {
+        IntegrationMode::None => l.t("未开启", "Not enabled"),
+        IntegrationMode::ThirdParty => l.t("第三方应用（旧）", "Third-party app (earlier)"),
+        IntegrationMode::SelfBuilt => l.t("自建应用", "Self-built app"),
+    };
+    let (next_step, next_href) = if t.edition.check_wecom_allowed().is_err() {
+        (
+            l.t(
+                "当前版本不支持企业微信集成，请先升级版本。",
+                "This edition cannot use the WeCom integration; upgrade first.",
+            ),
+            "/console/setup/1",
+        )
+    } else if !configured {
+        (
+            l.t(
+                "填写企业微信自建应用的 CorpID、AgentId 和 Secret。",
+                "Enter the WeCom self-built app's CorpID, AgentId and Secret.",
+            ),
+            "/console/setup/2",
+        )
+    } else {
+        (
+            l.t(
+                "把向导给出的配置填到企业微信管理后台，然后运行诊断。",
+                "Enter the wizard's values in the WeCom admin console, then run Doctor.",
+            ),
+            "/console/setup/3",
+        )
+    };
+    Ok(render(&HomePage {
+        l,
+        nav: Some(nav(&admin, "home")),
+        tenant: t.clone(),
+        mode_label: mode_label.into(),
+        next_step: next_step.into(),
+        next_href: next_href.into(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_page(
+    State(st): State<AppState>,
+    l: Lang,
+    CurrentTenant(t): CurrentTenant,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    login_form(&st, l, &t, safe_next(&q.next), "", None)
+}
+
+fn login_form(
+    st: &AppState,
+    l: Lang,
+    t: &Tenant,
+    next: &str,
+    username: &str,
+    error: Option<String>,
+) -> Response {
+    let csrf = auth::random_token();
+    let page = LoginPage {
+        l,
+        nav: None,
+        tenant_name: t.name.clone(),
+        csrf: csrf.clone(),
+        next: next.to_string(),
+        username: username.to_string(),
+        error,
+    };
+    let cookie = cookies::set(LOGIN_CSRF_COOKIE, &csrf, Some(3600), secure(st));
+    ([(SET_COOKIE, cookie)], render(&page)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    CurrentTenant(t): CurrentTenant,
+    headers: axum::http::HeaderMap,
+    form: std::result::Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response> {
+    let axum::Form(f) = form?;
+    let cookie = cookies::get(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if f.csrf.is_empty() || !auth::ct_eq(&cookie, &f.csrf) {
+        return Err(WebError::Csrf);
+    }
+    let username = f.username.trim();
+    let record = st.store.admin_by_username(t.id, username).await?;
+    // Unknown users cost one argon2 run too, so timing does not reveal who exists.
+    let ok = match &record {
+        Some(r) => auth::verify_password(f.password.clone(), r.password_hash.clone()).await,
+        None => {
+            auth::hash_password(f.password.clone()).await?;
+            false
+        }
+    };
+    let Some(admin) = record.filter(|_| ok) else {
+        st.store
+            .audit(&NewAudit {
+                tenant_id: t.id,
+                actor: format!("anonymous:{username}"),
+                action: "admin.login_failed",
+                detail: "wrong username or password".into(),
+                ip: ip.clone(),
+            })
+            .await?;
+        let msg = l
+            .t("用户名或密码错误。", "Wrong username or password.")
+            .to_string();
+        let mut resp = login_form(&st, l, &t, safe_next(&f.next), username, Some(msg));
+        *resp.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+        return Ok(resp);
+    };
+    let raw = auth::random_token();
+    let now = now_ms();
+    st.store
+        .create_admin_session(
+            &auth::hash_session_id(&raw),
+            admin.id,
+            t.id,
+            &auth::random_token(),
+            now,
+            ip.as_deref(),
+        )
+        .await?;
+    st.store
+        .audit(&NewAudit {
+            tenant_id: t.id,
+            actor: format!("admin:{}", admin.username),
+            action: "admin.login",
+            detail: "signed in with password".into(),
+            ip,
+        })
+        .await?;
+    let to = if admin.must_change_password {
+        "/console/password"
+    } else {
+        safe_next(&f.next)
+    };
+    let set = cookies::set(SESSION_COOKIE, &raw, None, secure(&st));
+    let clear = cookies::clear(LOGIN_CSRF_COOKIE, secure(&st));
+    Ok(([(SET_COOKIE, set), (SET_COOKIE, clear)], Redirect::to(to)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn logout(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<Empty>,
+) -> Result<Response> {
+    st.store.delete_admin_session(&f.admin.id_hash).await?;
+    st.store
+        .audit(&NewAudit {
+            tenant_id: f.admin.tenant.id,
+            actor: f.admin.actor(),
+            action: "admin.logout",
+            detail: String::new(),
+            ip,
+        })
+        .await?;
+    let clear = cookies::clear(SESSION_COOKIE, secure(&st));
+    Ok(([(SET_COOKIE, clear)], Redirect::to("/console/login")).into_response())
+}
+
+pub async fn password_page(l: Lang, admin: Admin) -> Response {
+    render(&PasswordPage {
+        l,
+        nav: None,
+        csrf: admin.csrf().to_string(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn change_password(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<PasswordForm>,
+) -> Result<Response> {
+    let err = if f.form.password.chars().count() < 12 {
+        Some(l.t(
+            "密码至少 12 个字符。",
+            "The password needs at least 12 characters.",
+        ))
+    } else if f.form.password != f.form.confirm {
+        Some(l.t("两次输入不一致。", "The two entries differ."))
+    } else {
+        None
+    };
+    if let Some(e) = err {
+        let mut resp = render(&PasswordPage {
+            l,
+            nav: None,
+            csrf: f.admin.csrf().to_string(),
+            error: Some(e.into()),
+        });
+        *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+        return Ok(resp);
+    }
+    let hash = auth::hash_password(f.form.password.clone()).await?;
+    // Ends every session of this admin, including this one: sign in again with the new password.
+    st.store
+        .set_admin_password(f.admin.session.admin_id, &hash, false)
+        .await?;
+    st.store
+        .audit(&NewAudit {
+            tenant_id: f.admin.tenant.id,
+            actor: f.admin.actor(),
+            action: "admin.password_changed",
+            detail: String::new(),
+            ip,
+        })
+        .await?;
+    let clear = cookies::clear(SESSION_COOKIE, secure(&st));
+    Ok(([(SET_COOKIE, clear)], Redirect::to("/console/login")).into_response())
+}
+
+pub async fn setup_index() -> Redirect {
+    Redirect::to("/console/setup/1")
+}
+
+pub async fn setup_step(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    Path(step): Path<String>,
+) -> Result<Response> {
+    let step: u8 = step
+        .parse()
+        .ok()
+        .filter(|s| (1..=6).contains(s))
+        .ok_or_else(|| WebError::NotFound(format!("set-up step {step:?}")))?;
+    let page = setup_page(&st, l, &admin, step).await?;
+    Ok(render(&page))
+}
+
+async fn setup_page(st: &AppState, l: Lang, admin: &Admin, step: u8) -> Result<SetupPage> {
+    let t = &admin.tenant;
+    let mut p = SetupPage::new(
+        l,
+        nav(admin, "setup"),
+        step,
+        t.clone(),
+        admin.csrf().to_string(),
+    );
+    if let Err(e) = t.edition.check_wecom_allowed() {
+        p.edition_refusal = Some(match l {
+            Lang::Zh => format!(
+                "企业微信集成需要{}或更高版本，当前租户为{}。",
+                e.required.label_zh(),
+                e.current.label_zh()
+            ),
+            Lang::En => e.to_string(),
+        });
+    }
+    let rec = st.store.integration(t.id).await?;
+    if let Some(r) = &rec {
+        p.form_corpid = r.corpid.clone();
+        p.form_agentid = r.agentid.to_string();
+        p.has_secret = true;
+    }
+    p.home_url = t
+        .domain
+        .as_ref()
+        .map(|d| format!("{}{HOME_PATH}", st.cfg.base_url_for(d)));
+    if step == 3 {
+        fill_step3(st, &mut p, t, rec.as_ref()).await?;
+    }
+    Ok(p)
+}
+
+async fn fill_step3(
+    st: &AppState,
+    p: &mut SetupPage,
+    t: &Tenant,
+    rec: Option<&crate::store::IntegrationRecord>,
+) -> Result<()> {
+    let l = p.l;
+    p.verify_files = st.store.list_verify_files(t.id).await?;
+    let (Some(domain), Some(rec)) = (t.domain.as_ref(), rec) else {
+        p.hint3 = if t.domain.is_none() {
+            l.t(
+                "该租户还没有自定义域名，请联系平台运营方设置。",
+                "This tenant has no custom domain yet; ask the platform operator to set one.",
+            )
+        } else {
+            l.t("请先完成第 2 步。", "Complete step 2 first.")
+        }
+        .into();
+        return Ok(());
+    };
+    let opened = st
+        .open_integration(rec)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    p.values = console_values(&ConsoleInputs {
+        base_url: &st.cfg.base_url_for(domain),
+        domain,
+        egress_ips: &st.cfg.egress_ips,
+        callback_token: &opened.callback_token,
+        callback_aes_key: &opened.callback_aes_key,
+    });
+    // The scope as WeCom reports it now (a live agent/get, then names).
+    let client = st.wecom.get(&opened.corpid, &opened.secret);
+    match client {
+        Ok(c) => match c.agent_get(opened.agentid).await {
+            Ok(agent) => {
+                if let Ok(json) = serde_json::to_string(&agent) {
+                    st.store.set_agent_snapshot(t.id, &json).await?;
+                }
+                p.scope = Some(setup::describe_scope(&c, &agent).await);
+            }
+            Err(e) => {
+                let x = e.explain();
+                p.scope_error = Some(format!(
+                    "{} — {}",
+                    l.t(&x.title_zh, &x.title_en),
+                    l.t(&x.fix_zh, &x.fix_en)
+                ));
+            }
+        },
+        Err(e) => p.scope_error = Some(e.to_string()),
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct CredForm {
+    #[serde(default)]
+    corpid: String,
+    #[serde(default)]
+    agentid: String,
+    #[serde(default)]
+    secret: String,
+}
+
+pub async fn save_credentials(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<CredForm>,
+) -> Result<Response> {
+    let admin = f.admin;
+    let input = WecomCredentialsInput {
+        corpid: f.form.corpid,
+        agentid: f.form.agentid,
+        secret: f.form.secret,
+    };
+    let actor = Actor {
+        name: admin.actor(),
+        ip,
+    };
+    match setup::save_credentials(&st, &admin.tenant, &input, &actor).await {
+        Ok(_) => Ok(Redirect::to("/console/setup/3").into_response()),
+        Err(e) => {
+            let mut p = setup_page(&st, l, &admin, 2).await?;
+            // Keep what was typed (never the secret) and say what is wrong beside it.
+            p.form_corpid = input.corpid.clone();
+            p.form_agentid = input.agentid.clone();
+            let status = match e {
+                SetupError::Edition(_) => axum::http::StatusCode::FORBIDDEN,
+                SetupError::Fields(fe) => {
+                    p.field_errors = fe;
+                    axum::http::StatusCode::BAD_REQUEST
+                }
+                SetupError::Wecom(w) => {
+                    p.wecom_hint = w.api().and_then(|a| a.hint()).map(str::to_string);
+                    p.wecom_error = Some(w.explain());
+                    axum::http::StatusCode::BAD_REQUEST
+                }
+                SetupError::Store(s) => return Err(s.into()),
+                SetupError::Seal(s) => return Err(WebError::Internal(s.to_string())),
+            };
+            let mut resp = render(&p);
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyFileForm {
+    #[serde(default)]
+    filename: String,
+}
+
+pub async fn add_verify_file(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<VerifyFileForm>,
+) -> Result<Response> {
+    let name = f.form.filename.trim();
+    match verify_file_content(name) {
+        Ok(content) => {
+            st.store
+                .put_verify_file(f.admin.tenant.id, name, &content)
+                .await?;
+            st.store
+                .audit(&NewAudit {
+                    tenant_id: f.admin.tenant.id,
+                    actor: f.admin.actor(),
+                    action: "domain.verify_file.added",
+                    detail: name.to_string(),
+                    ip,
+                })
+                .await?;
+            Ok(Redirect::to("/console/setup/3").into_response())
+        }
+        Err(_) => {
+            let mut p = setup_page(&st, l, &f.admin, 3).await?;
+            p.verify_input = name.to_string();
+            p.verify_error = Some(
+                l.t(
+                    "文件名应形如 WW_verify_xxxxxxxxxxxxxxxx.txt（企业微信后台下载的文件名）。",
+                    "The file name should look like WW_verify_xxxxxxxxxxxxxxxx.txt (the file WeCom's console gives you).",
+                )
+                .into(),
+            );
+            let mut resp = render(&p);
+            *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            Ok(resp)
+        }
+    }
+}
+
+pub async fn delete_verify_file(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<VerifyFileForm>,
+) -> Result<Response> {
+    let name = f.form.filename.trim();
+    if !st.store.delete_verify_file(f.admin.tenant.id, name).await? {
+        return Err(WebError::NotFound(format!("verification file {name:?}")));
+    }
+    st.store
+        .audit(&NewAudit {
+            tenant_id: f.admin.tenant.id,
+            actor: f.admin.actor(),
+            action: "domain.verify_file.deleted",
+            detail: name.to_string(),
+            ip,
+        })
+        .await?;
+    Ok(Redirect::to("/console/setup/3").into_response())
+}
+
+pub async fn doctor_page(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
+    let checks = crate::doctor::run(&st, &admin.tenant).await?;
+    Ok(render(&DoctorPage {
+        l,
+        nav: Some(nav(&admin, "doctor")),
+        checks,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    before: Option<i64>,
+}
+
+pub async fn audit_page(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    q: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = q?;
+    const PAGE: i64 = 50;
+    let entries = st.store.list_audit(admin.tenant.id, PAGE, q.before).await?;
+    let older = (entries.len() as i64 == PAGE)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(render(&AuditPage {
+        l,
+        nav: Some(nav(&admin, "audit")),
+        entries,
+        older,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next("/console/setup/2"), "/console/setup/2");
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "evil",
+            "/x\r\nSet-Cookie: a=b",
+            "/redirect?u=http://x",
+        ] {
+            assert_eq!(safe_next(bad), "/console", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Every handler error is a `WebError`, mapped to an HTTP response here and only here:
+//! an HTML page for people, or `{"error": {"code", "message"}}` for JSON clients.
+
+use crate::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("no tenant is configured for the host {0:?}")]
+    UnknownHost(String),
+    #[error("sign-in required")]
+    LoginRequired { next: String },
+    #[error("see {0}")]
+    Redirect(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the form expired or was not sent by this console; reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::NotFound(_) | WebError::UnknownHost(_) => StatusCode::NOT_FOUND,
+            WebError::LoginRequired { .. } | WebError::Redirect(_) => StatusCode::SEE_OTHER,
+            WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            WebError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code for JSON bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebError::BadRequest(_) => "bad_request",
+            WebError::NotFound(_) => "not_found",
+            WebError::UnknownHost(_) => "unknown_host",
+            WebError::LoginRequired { .. } => "login_required",
+            WebError::Redirect(_) => "redirect",
+            WebError::Forbidden(_) => "forbidden",
+            WebError::Csrf => "csrf",
+            WebError::Conflict(_) => "conflict",
+            WebError::Store(StoreError::NotFound(_)) => "not_found",
+            WebError::Store(StoreError::Conflict(_)) => "conflict",
+            WebError::Store(_) | WebError::Internal(_) => "internal",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            // Internal details go to the log, not to the browser.
+            WebError::Store(StoreError::NotFound(_) | StoreError::Conflict(_)) => self.to_string(),
+            WebError::Store(_) | WebError::Internal(_) => {
+                "internal error; the details are in the server log".into()
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// The JSON form, for API routes.
+    pub fn into_json(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body =
+            serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
+        (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<axum::extract::rejection::FormRejection> for WebError {
+    fn from(r: axum::extract::rejection::FormRejection) -> Self {
+        WebError::BadRequest(format!("invalid form: {}", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for WebError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        WebError::BadRequest(format!("invalid query: {}", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for WebError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        WebError::BadRequest(format!("invalid JSON: {}", r.body_text()))
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if let WebError::LoginRequired { next } = &self {
+            let to = format!(
+                "/console/login?next={}",
+                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+            );
+            return Redirect::to(&to).into_response();
+        }
+        if let WebError::Redirect(to) = &self {
+            return Redirect::to(to).into_response();
+        }
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let msg = self.public_message();
+        let html = crate::web::pages::error_page(status, &msg);
+        let mut resp = (status, html).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp
+    }
+}

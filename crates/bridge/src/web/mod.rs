@@ -1,0 +1,103 @@
+//! HTTP: the router, shared extractors, static files.
+
+pub mod auth;
+pub mod console;
+pub mod cookies;
+pub mod error;
+pub mod i18n;
+pub mod pages;
+pub mod tenant;
+pub mod wecom_routes;
+
+use crate::app::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::Router;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+/// The peer address of the request, for audit entries.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical().to_string()),
+        ))
+    }
+}
+
+const CSS: &str = include_str!("../../static/console.css");
+const JS: &str = include_str!("../../static/console.js");
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=300"),
+        ],
+        CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=300"),
+        ],
+        JS,
+    )
+}
+
+async fn root_file(
+    st: axum::extract::State<AppState>,
+    t: tenant::CurrentTenant,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<axum::response::Response, error::WebError> {
+    if file.starts_with("WW_verify_") {
+        wecom_routes::verify_file(st, t, axum::extract::Path(file)).await
+    } else {
+        Err(error::WebError::NotFound(format!("/{file}")))
+    }
+}
+
+pub fn router(st: AppState) -> Router {
+    let limit = st.cfg.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+        .route("/{file}", get(root_file))
+        .route("/console", get(console::home))
+        .route(
+            "/console/login",
+            get(console::login_page).post(console::login),
+        )
+        .route("/console/logout", post(console::logout))
+        .route(
+            "/console/password",
+            get(console::password_page).post(console::change_password),
+        )
+        .route("/console/setup", get(console::setup_index))
+        .route("/console/setup/{step}", get(console::setup_step))
+        .route("/console/setup/2", post(console::save_credentials))
+        .route("/console/setup/verify-file", post(console::add_verify_file))
+        .route(
+            "/console/setup/verify-file/delete",
+            post(console::delete_verify_file),
+        )
+        .route("/console/doctor", get(console::doctor_page))
+        .route("/console/audit", get(console::audit_page))
+        .route("/wecom/callback", get(wecom_routes::callback_verify))
+        .fallback(|| async { error::WebError::NotFound("this page".into()) })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .with_state(st)
+}

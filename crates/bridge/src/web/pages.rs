@@ -1,0 +1,230 @@
+//! The console's page models (askama templates under `templates/`).
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::console_values::ConsoleValue;
+use crate::domain::doctor::{Check, Status};
+use crate::domain::integration::FieldErrors;
+use crate::domain::tenant::Tenant;
+use crate::setup::ScopeView;
+use crate::web::i18n::Lang;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// What the layout needs to draw the navigation for a signed-in admin.
+pub struct Nav {
+    pub tenant_name: String,
+    pub username: String,
+    pub csrf: String,
+    pub active: &'static str,
+}
+
+pub fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: String,
+    message: &'a str,
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    ErrorPage {
+        status: status.to_string(),
+        message,
+    }
+    .render()
+    .unwrap_or_else(|_| message.to_string())
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub tenant_name: String,
+    pub csrf: String,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub tenant: Tenant,
+    pub mode_label: String,
+    pub next_step: String,
+    pub next_href: String,
+}
+
+/// The wizard's steps: number, Chinese and English titles.
+pub const STEPS: [(u8, &str, &str); 6] = [
+    (1, "检查版本", "Edition"),
+    (2, "应用信息", "App details"),
+    (3, "企业微信后台配置", "WeCom console values"),
+    (4, "同步通讯录", "Sync the directory"),
+    (5, "登录配置", "Login configuration"),
+    (6, "在企业微信中打开", "Open in WeCom"),
+];
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub steps: &'static [(u8, &'static str, &'static str)],
+    pub step: u8,
+    pub tenant: Tenant,
+    pub csrf: String,
+    pub edition_refusal: Option<String>,
+    // step 2
+    pub form_corpid: String,
+    pub form_agentid: String,
+    pub has_secret: bool,
+    pub field_errors: FieldErrors,
+    pub wecom_error: Option<wecom::Explanation>,
+    pub wecom_hint: Option<String>,
+    pub saved: bool,
+    // step 3
+    pub values: Vec<ConsoleValue>,
+    pub hint3: String,
+    pub scope: Option<ScopeView>,
+    pub scope_error: Option<String>,
+    pub verify_files: Vec<(String, String)>,
+    pub verify_error: Option<String>,
+    pub verify_input: String,
+    // step 6
+    pub home_url: Option<String>,
+}
+
+impl SetupPage {
+    pub fn new(l: Lang, nav: Nav, step: u8, tenant: Tenant, csrf: String) -> Self {
+        SetupPage {
+            l,
+            nav: Some(nav),
+            steps: &STEPS,
+            step,
+            tenant,
+            csrf,
+            edition_refusal: None,
+            form_corpid: String::new(),
+            form_agentid: String::new(),
+            has_secret: false,
+            field_errors: FieldErrors::default(),
+            wecom_error: None,
+            wecom_hint: None,
+            saved: false,
+            values: Vec::new(),
+            hint3: String::new(),
+            scope: None,
+            scope_error: None,
+            verify_files: Vec::new(),
+            verify_error: None,
+            verify_input: String::new(),
+            home_url: None,
+        }
+    }
+
+    fn field_error(&self, field: &str) -> Option<&str> {
+        self.field_errors
+            .get(field)
+            .map(|(zh, en)| self.l.t(zh.as_str(), en.as_str()))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "doctor.html")]
+pub struct DoctorPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub checks: Vec<Check>,
+}
+
+impl DoctorPage {
+    fn status_class(&self, c: &Check) -> &'static str {
+        match c.status {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skipped => "skipped",
+        }
+    }
+    fn status_label(&self, c: &Check) -> &'static str {
+        match c.status {
+            Status::Pass => self.l.t("通过", "Pass"),
+            Status::Warn => self.l.t("注意", "Warning"),
+            Status::Fail => self.l.t("失败", "Fail"),
+            Status::Skipped => self.l.t("未检查", "Not checked"),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub entries: Vec<AuditEntry>,
+    pub older: Option<i64>,
+}
+
+impl AuditPage {
+    /// UTC time, `YYYY-MM-DD HH:MM:SS` (the page's script may localise it).
+    fn time(&self, ms: &i64) -> String {
+        format_utc(*ms)
+    }
+}
+
+/// Civil date from Unix ms (Howard Hinnant's days-from-civil inverse), to avoid a date crate.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_format() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            super::format_utc(1_732_435_200_123),
+            "2024-11-24 08:00:00 UTC"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+// Progressive enhancement only: every form works without this file.
+document.addEventListener('click', async (ev) => {
+  const b = ev.target.closest('button.copy');
+  if (!b) return;
+  const text = b.dataset.copy || '';
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    // Older webviews: copy through a temporary selection.
+    const t = document.createElement('textarea');
+    t.value = text; t.setAttribute('readonly', ''); t.style.position = 'fixed'; t.style.opacity = '0';
+    document.body.appendChild(t); t.select(); document.execCommand('copy'); t.remove();
+  }
+  b.classList.add('copied');
+  const old = b.textContent; b.textContent = '✓';
+  setTimeout(() => { b.textContent = old; b.classList.remove('copied'); }, 1500);
+});
+document.addEventListener('submit', (ev) => {
+  const f = ev.target;
+  if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) ev.preventDefault();
+});
+document.addEventListener('change', (ev) => {
+  const input = ev.target;
+  if (input.type === 'file' && input.dataset.fills && input.files.length) {
+    const target = document.getElementById(input.dataset.fills);
+    if (target) target.value = input.files[0].name;
+  }
+});
