@@ -711,6 +711,7 @@ async fn update_member(
         return Err(bad("to change a userid send new_userid"));
     }
     expand_departments(&mut patch);
+    let patch_sets_main = patch.contains_key("main_department");
     let member = directory_edit(&sim, &corpid, |corp| {
         let old = corp
             .member(&userid)
@@ -722,6 +723,14 @@ async fn update_member(
         };
         merged.extend(patch);
         let mut m: Member = from_object(merged)?;
+        // New departments without a main one: the old main department goes if it is no
+        // longer among them (check_member then takes the first).
+        if !patch_sets_main
+            && m.main_department
+                .is_some_and(|id| !m.departments.iter().any(|d| d.id == id))
+        {
+            m.main_department = None;
+        }
         if let Some(n) = &new_userid {
             let taken = corp
                 .member(n)
@@ -1471,10 +1480,17 @@ async fn invalidate_tokens(
     } else {
         None
     };
+    // Count the tokens that were still usable (not revoked, not expired).
+    let now = w.now_ms();
     let revoked = w
         .tokens
         .values()
-        .filter(|t| t.corp == key && !t.revoked && owner.as_ref().is_none_or(|o| *o == t.owner))
+        .filter(|t| {
+            t.corp == key
+                && !t.revoked
+                && t.expires_ms > now
+                && owner.as_ref().is_none_or(|o| *o == t.owner)
+        })
         .count();
     w.revoke_tokens(&key, owner.as_ref());
     ok(json!({ "revoked": revoked }))

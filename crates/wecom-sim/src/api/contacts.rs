@@ -180,8 +180,10 @@ fn member_json(corp: &Corp, r: &Render, m: &Member) -> Value {
             .into(),
     );
     o.insert("position".into(), m.position.clone().into());
+    // A scenario may leave main_department out: WeCom's default is the first department.
     if let Some(main) = m
         .main_department
+        .or_else(|| m.departments.first().map(|d| d.id))
         .filter(|id| depts.iter().any(|d| d.id == *id))
     {
         o.insert("main_department".into(), main.into());
