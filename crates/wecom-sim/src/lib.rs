@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod callbacks;
 pub mod envelope;
+pub mod fixtures;
 pub mod generate;
 pub mod limits;
 pub mod model;
