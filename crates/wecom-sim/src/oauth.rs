@@ -695,7 +695,11 @@ mod tests {
             redirect_authority("http://127.0.0.1:8080").as_deref(),
             Some("127.0.0.1:8080")
         );
-        assert_eq!(redirect_authority("https://a.com\\@b.com/"), None);
+        // `\` ends the authority for browsers: the host is a.com.
+        assert_eq!(
+            redirect_authority("https://a.com\\@b.com/").as_deref(),
+            Some("a.com")
+        );
         assert_eq!(redirect_authority("https://u@b.com/"), None);
         assert_eq!(redirect_authority("ftp://b.com/"), None);
         assert_eq!(redirect_authority("/relative"), None);
