@@ -229,7 +229,7 @@ pub fn emit(w: &mut World, corp: &str, change: Change, before: HashMap<u32, Arc<
             profile,
             exit_delete,
         };
-        for (change_type, fields) in ctx.events(&change) {
+        if let Some((change_type, fields)) = ctx.event(&change) {
             let xml = envelope_plaintext(&corpid, now_s, change_type, &fields);
             built.push((agentid, cb.clone(), change_type, xml));
         }
@@ -281,14 +281,13 @@ struct Ctx<'a> {
 type Event = (&'static str, String);
 
 impl Ctx<'_> {
-    fn events(&self, change: &Change) -> Vec<Event> {
+    /// The one event (if any) this app gets for `change`.
+    fn event(&self, change: &Change) -> Option<Event> {
         match change {
             Change::User { before, after } => self.user(before.as_ref(), after.as_ref()),
             Change::Party { before, after } => self.party(before.as_ref(), after.as_ref()),
             Change::Tag { before, after } => self.tag(before.as_ref(), after.as_ref()),
         }
-        .into_iter()
-        .collect()
     }
 
     fn user(&self, before: Option<&Member>, after: Option<&Member>) -> Option<Event> {
@@ -989,4 +988,134 @@ pub async fn flush(sim: &Sim) {
 /// Events still waiting or being delivered.
 pub fn pending(w: &World) -> usize {
     w.outbox.queue.len() + w.outbox.in_flight as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Department, Member};
+    use crate::settings::Settings;
+
+    /// Test vector E1 of wecom-api.md §14: vector A's token, key and receive id, random
+    /// prefix `0123456789abcdef`, CreateTime 1700000000, a delete_user for zhangsan.
+    #[test]
+    fn delete_user_matches_vector_e1() {
+        let settings = Settings {
+            fixed_random: "0123456789abcdef".into(),
+            ..Settings::default()
+        };
+        let mut w = World::new(settings);
+        let mut corp = Corp::new("ww1436e0e65a779aee", "示例");
+        corp.departments.insert(
+            1,
+            Department {
+                id: 1,
+                name: "示例".into(),
+                name_en: String::new(),
+                parentid: 0,
+                order: 0,
+                leaders: vec![],
+            },
+        );
+        corp.members
+            .insert("zhangsan".into(), Member::new("zhangsan", "张三", &[1]));
+        let mut app = App::new(1_000_002, "app", "s");
+        app.scope.parties = vec![1];
+        app.callback = Some(CallbackConfig {
+            url: "http://127.0.0.1:9/cb".into(),
+            token: "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo".into(),
+            encoding_aes_key: "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt".into(),
+        });
+        corp.apps.insert(app.agentid, app);
+        w.add_corp(corp);
+        // Put the sim clock half a second into 1700000000.
+        w.clock_offset_ms = 1_700_000_000_500 - w.now_ms() as i64;
+
+        let before = snapshot_scopes(&mut w, "WW1436E0E65A779AEE");
+        let gone = w
+            .corp_mut("ww1436e0e65a779aee")
+            .and_then(|c| c.remove_member("zhangsan"));
+        emit(
+            &mut w,
+            "ww1436e0e65a779aee",
+            Change::User {
+                before: gone,
+                after: None,
+            },
+            before,
+        );
+        let ev = w.outbox.queue.pop_front().expect("queued");
+        assert!(w.outbox.queue.is_empty());
+        assert_eq!(
+            ev.plaintext,
+            "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[zhangsan]]></UserID></xml>"
+        );
+        let e1 = "scEag1243Fmy/fYz4Ux8Dxvvexg7xGLX8vQ8OMLbLH7d2NeGEoYxh2WV2PJLfi9u6IkoyLX8YpAOVSZ07OGw7Mza+A3Ad8pdYct59sbWsJZ9DBSGlWNcNOJxeL07sDg4X3X6y40Xs02CCK2OzKeIyg/2OuTX4Bhzt0mTfw226wWOpEYSKLZE4ecCAh10BYfr1p2JBW4cznK+xxZXR2jQWt3qFkUyL5nF0V3PUZvXkpRq3qD4S1/KAxSe0PKo2lJ06EH6LD0Qt/8Boz2yt3BAfgLgyR0VyTWbDGjtfxcJ8gj14MZIugUu+r5Ze1cI60DMfflkusgXw6k6Ls5EtkRJmSsmTPq5jk6OV8R0tDjBWtWf1SCggLtQV9vtBBzQn+PWb0ExUCNRd3HAWwQrh3EyvgWiKfOH7l9Ah8vPxYQZVxlOL9b5vVuj50hbKzwCTIl8kdsvdCzhM5zCvXae3Xjcow==";
+        assert_eq!(
+            ev.request.body,
+            format!(
+                "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName><Encrypt><![CDATA[{e1}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
+            )
+        );
+        assert_eq!(ev.request.timestamp, "1700000000");
+        // With nonce 1234567890 the vector's signature comes out.
+        let resigned = reseal(&ev, "1700000000", "1234567890", &ev.random, None).expect("seal");
+        assert_eq!(
+            resigned.msg_signature,
+            "73d89c63e4c4c94daea7881ebe0380dbdc927794"
+        );
+    }
+
+    #[test]
+    fn faults_damage_the_request_as_promised() {
+        let cb = CallbackConfig {
+            url: String::new(),
+            token: "t".into(),
+            encoding_aes_key: "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt".into(),
+        };
+        let crypt = MsgCrypt::new("t", &cb.encoding_aes_key, "wwcorp").expect("key");
+        for (msg, fault, code) in [
+            ("<xml/>", FaultKind::BadSignature, -40001),
+            ("<xml/>", FaultKind::WrongReceiveId, -40005),
+            ("<xml/>", FaultKind::TruncatedBase64, -40010),
+            ("<xml/>", FaultKind::PaddingZero, -40008),
+            ("<xml/>", FaultKind::Padding33, -40008),
+            // 16 + 4 + 6 + 6 = 32: a whole pad block of 32s.
+            ("abcdef", FaultKind::PaddingZero, -40008),
+            ("abcdef", FaultKind::Padding33, -40008),
+        ] {
+            let req = seal(
+                "wwcorp",
+                1,
+                &cb,
+                msg,
+                "1",
+                "n",
+                b"0123456789abcdef",
+                Some(fault),
+            )
+            .expect("seal");
+            let err = crypt
+                .decrypt_message(&req.msg_signature, &req.timestamp, &req.nonce, &req.body)
+                .expect_err("must fail");
+            assert_eq!(err.code(), code, "{fault:?} on {msg:?}");
+        }
+        let req = seal(
+            "wwcorp",
+            1,
+            &cb,
+            "abcdef",
+            "1",
+            "n",
+            b"0123456789abcdef",
+            None,
+        )
+        .expect("seal");
+        assert_eq!(
+            crypt
+                .decrypt_message(&req.msg_signature, &req.timestamp, &req.nonce, &req.body)
+                .as_deref(),
+            Ok("abcdef")
+        );
+    }
 }
