@@ -181,7 +181,29 @@ async fn wait_for_shutdown() {
     }
 }
 
-fn generate(_args: GenerateArgs) -> Result<(), String> {
-    // Wired to wecom_sim::generate::generate once that module lands.
-    Err("the generator is not in this build yet".into())
+fn generate(args: GenerateArgs) -> Result<(), String> {
+    let scenario = wecom_sim::generate::generate(&wecom_sim::generate::GenerateOptions {
+        members: args.members,
+        departments: args.departments,
+        tags: args.tags,
+        seed: args.seed,
+    });
+    let toml_out = args
+        .out
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"));
+    let text = if toml_out {
+        scenario
+            .to_toml()
+            .map_err(|e| format!("cannot write TOML: {e}"))?
+    } else {
+        serde_json::to_string(&scenario).map_err(|e| format!("cannot write JSON: {e}"))?
+    };
+    match &args.out {
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
 }
