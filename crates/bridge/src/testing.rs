@@ -3,21 +3,17 @@
 //! when `TEST_DATABASE_URL` is set), so tests never depend on each other.
 
 use crate::store::Store;
-use sqlx::postgres::PgConnectOptions;
-use std::str::FromStr;
 
-/// A fresh SQLite database in a new temporary directory.
-pub async fn sqlite_store() -> Store {
+/// A URL of a fresh SQLite database in a new temporary directory.
+pub fn sqlite_url() -> String {
     let dir = std::env::temp_dir().join(format!("wecom-bridge-test-{}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.join("test.db").display());
-    let s = Store::connect(&url).await.expect("sqlite connect");
-    s.migrate().await.expect("sqlite migrate");
-    s
+    format!("sqlite://{}?mode=rwc", dir.join("test.db").display())
 }
 
-/// A fresh PostgreSQL schema on `TEST_DATABASE_URL`, if set.
-pub async fn postgres_store() -> Option<Store> {
+/// A URL of a fresh, empty PostgreSQL schema on `TEST_DATABASE_URL`, if set. The schema
+/// is selected through the connection's `search_path`, so migrations land in it.
+pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
@@ -32,21 +28,24 @@ pub async fn postgres_store() -> Option<Store> {
             .expect("create schema");
     }
     admin.close().await;
-    let opts = PgConnectOptions::from_str(&url)
-        .expect("TEST_DATABASE_URL")
-        .options([("search_path", schema.as_str())]);
-    let s = Store::connect_postgres(opts)
-        .await
-        .expect("postgres connect");
-    s.migrate().await.expect("postgres migrate");
-    Some(s)
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
 }
 
-/// Every engine to run a test on.
-pub async fn stores() -> Vec<Store> {
-    let mut v = vec![sqlite_store().await];
-    if let Some(pg) = postgres_store().await {
-        v.push(pg);
-    }
+/// Fresh database URLs for every engine to run a test on.
+pub async fn database_urls() -> Vec<String> {
+    let mut v = vec![sqlite_url()];
+    v.extend(postgres_url().await);
     v
+}
+
+/// Fresh, migrated stores for every engine.
+pub async fn stores() -> Vec<Store> {
+    let mut out = Vec::new();
+    for url in database_urls().await {
+        let s = Store::connect(&url).await.expect("connect");
+        s.migrate().await.expect("migrate");
+        out.push(s);
+    }
+    out
 }

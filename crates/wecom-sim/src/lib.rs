@@ -49,6 +49,7 @@ impl Sim {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
+            .dns_resolver(Arc::new(LocalhostResolver))
             .build()
             .expect("HTTP client");
         Sim {
@@ -96,6 +97,28 @@ impl Sim {
             .merge(oauth::routes())
             .nest("/sim/admin", admin::routes())
             .with_state(self.clone())
+    }
+}
+
+/// Resolves `localhost` and `*.localhost` to the loopback address, as RFC 6761 §6.3 asks
+/// and browsers do, so callback URLs on a tenant domain like `acme.localhost:8080` reach a
+/// bridge on this machine even where the system resolver does not know them. Other names
+/// go to the system resolver.
+struct LocalhostResolver;
+
+impl reqwest::dns::Resolve for LocalhostResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        Box::pin(async move {
+            if host == "localhost" || host.ends_with(".localhost") {
+                let addrs: reqwest::dns::Addrs =
+                    Box::new(vec![SocketAddr::from(([127, 0, 0, 1], 0))].into_iter());
+                return Ok(addrs);
+            }
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(found.collect::<Vec<_>>().into_iter());
+            Ok(addrs)
+        })
     }
 }
 

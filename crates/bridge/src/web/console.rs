@@ -17,7 +17,7 @@ use crate::web::tenant::CurrentTenant;
 use crate::web::ClientIp;
 use axum::extract::{Path, Query, State};
 use axum::http::header::SET_COOKIE;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 type Result<T> = std::result::Result<T, WebError>;
@@ -209,7 +209,11 @@ pub async fn login(
     };
     let set = cookies::set(SESSION_COOKIE, &raw, None, secure(&st));
     let clear = cookies::clear(LOGIN_CSRF_COOKIE, secure(&st));
-    Ok(([(SET_COOKIE, set), (SET_COOKIE, clear)], Redirect::to(to)).into_response())
+    Ok((
+        AppendHeaders([(SET_COOKIE, set), (SET_COOKIE, clear)]),
+        Redirect::to(to),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -387,6 +391,13 @@ async fn fill_step3(
                 if let Ok(json) = serde_json::to_string(&agent) {
                     st.store.set_agent_snapshot(t.id, &json).await?;
                 }
+                let base = st.cfg.base_url_for(domain);
+                p.domain_warnings = setup::domain_warnings(
+                    l.is_zh(),
+                    &agent,
+                    domain,
+                    &format!("{base}{HOME_PATH}"),
+                );
                 p.scope = Some(setup::describe_scope(&c, &agent).await);
             }
             Err(e) => {
@@ -413,7 +424,23 @@ pub struct CredForm {
     secret: String,
 }
 
-pub async fn save_credentials(
+/// Only step 2 takes a form.
+pub async fn setup_post(
+    st: State<AppState>,
+    l: Lang,
+    ip: ClientIp,
+    Path(step): Path<String>,
+    f: AdminForm<CredForm>,
+) -> Result<Response> {
+    if step != "2" {
+        return Err(WebError::NotFound(format!(
+            "a form for set-up step {step:?}"
+        )));
+    }
+    save_credentials(st, l, ip, f).await
+}
+
+async fn save_credentials(
     State(st): State<AppState>,
     l: Lang,
     ClientIp(ip): ClientIp,

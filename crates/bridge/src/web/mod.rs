@@ -87,8 +87,10 @@ pub fn router(st: AppState) -> Router {
             get(console::password_page).post(console::change_password),
         )
         .route("/console/setup", get(console::setup_index))
-        .route("/console/setup/{step}", get(console::setup_step))
-        .route("/console/setup/2", post(console::save_credentials))
+        .route(
+            "/console/setup/{step}",
+            get(console::setup_step).post(console::setup_post),
+        )
         .route("/console/setup/verify-file", post(console::add_verify_file))
         .route(
             "/console/setup/verify-file/delete",

@@ -110,6 +110,8 @@ pub struct SetupPage {
     pub hint3: String,
     pub scope: Option<ScopeView>,
     pub scope_error: Option<String>,
+    /// WeCom's trusted domain or home page disagree with this tenant's.
+    pub domain_warnings: Vec<String>,
     pub verify_files: Vec<(String, String)>,
     pub verify_error: Option<String>,
     pub verify_input: String,
@@ -138,6 +140,7 @@ impl SetupPage {
             hint3: String::new(),
             scope: None,
             scope_error: None,
+            domain_warnings: Vec::new(),
             verify_files: Vec::new(),
             verify_error: None,
             verify_input: String::new(),
