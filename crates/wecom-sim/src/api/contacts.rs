@@ -407,6 +407,9 @@ fn decode_cursor(cursor: &str) -> Option<(String, u32)> {
 /// consistent while the org changes.
 pub fn user_list_id(w: &mut World, call: &Call) -> Result<Value, ApiErr> {
     let omit_last = w.settings.omit_last_cursor;
+    if !call.body.is_object() {
+        return Err(ApiErr::new(40058));
+    }
     let limit = match call.body.get("limit") {
         None | Some(Value::Null) => 10_000,
         Some(v) => v
