@@ -322,12 +322,12 @@ pub fn user_get(w: &mut World, call: &Call) -> Result<Value, ApiErr> {
 /// Members of `department_id`: direct ones only, unless `honour_fetch_child` is on and the
 /// caller sent `fetch_child=1` (§5.4 rule). Each member once, in key order per department.
 fn listed_members<'c>(
-    w_settings: (bool, usize),
+    knobs: (bool, usize),
     corp: &'c Corp,
     r: &Render,
     call: &Call,
 ) -> Result<Vec<&'c Member>, ApiErr> {
-    let (honour_fetch_child, max) = w_settings;
+    let (honour_fetch_child, max) = knobs;
     let id = dept_param(call, "department_id")?;
     visible_dept(corp, r, id)?;
     let recurse = honour_fetch_child && call.q("fetch_child").map(str::trim) == Some("1");
