@@ -64,7 +64,7 @@
 //! GET    /counters                                → {counters:{"user/list":n,…}, total}
 //! DELETE /counters                                → {counters:{}, total:0}
 //! GET    /deliveries                              → {deliveries:[{corp, agentid, url, change_type, attempt,
-//!                                                     status, error, at_ms}]}
+//!                                                     status, error, at_ms, fault}]}
 //! DELETE /deliveries                              → {deliveries:[]}
 //! POST   /deliveries/flush                        waits (≤ 10 s) until queued callbacks are delivered or given up
 //!                                                 → {deliveries:[…], pending: n}
