@@ -31,6 +31,18 @@ pub enum Command {
     /// Manage tenants (operator).
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Run the simulator with the example org and the bridge on an embedded SQLite, and print what to open.
+    Demo {
+        /// Keep data here (resumed on the next run); default: a temporary directory removed at exit.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The bridge's port (the tenant is on acme.localhost:<port>).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The simulated WeCom's port.
+        #[arg(long, default_value_t = 8090)]
+        sim_port: u16,
+    },
     /// Check a tenant's WeCom integration and explain what to fix; exits 1 if a check fails.
     Doctor {
         #[arg(long)]
@@ -80,6 +92,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    if let Command::Demo { data_dir, port, sim_port } = cli.command {
+        return crate::demo::run(crate::demo::DemoArgs { data_dir, port, sim_port }).await;
+    }
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -95,6 +110,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Tenant(cmd) => tenant(cfg, cmd).await,
         Command::Doctor { tenant, json } => doctor(cfg, &tenant, json).await,
+        Command::Demo { .. } => unreachable!("handled above"),
     }
 }
 
@@ -123,12 +139,11 @@ async fn serve(cfg: Config) -> ExitCode {
         );
     }
     let trigger = handle.shutdown_trigger();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
-            if let Some(t) = trigger { let _ = t.send(()); }
-            handle.wait().await;
-        }
+    shutdown_signal().await;
+    if let Some(t) = trigger {
+        let _ = t.send(());
     }
+    handle.wait().await;
     ExitCode::SUCCESS
 }
 
@@ -247,4 +262,24 @@ async fn doctor(cfg: Config, slug: &str, json: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -139,3 +139,21 @@ mod tests {
         super::small_org().validate().unwrap();
     }
 }
+
+/// The readable example org of `examples/acme.toml` (示例科技), as the demo serves it.
+pub const ACME_TOML: &str = include_str!("../examples/acme.toml");
+
+pub fn acme_example() -> Scenario {
+    let sc: Scenario = toml::from_str(ACME_TOML).expect("examples/acme.toml is valid");
+    sc.validate().expect("examples/acme.toml is consistent");
+    sc
+}
+
+#[cfg(test)]
+mod acme_tests {
+    #[test]
+    fn acme_example_loads() {
+        let sc = super::acme_example();
+        assert!(sc.corps[0].members.len() >= 20);
+    }
+}
