@@ -92,8 +92,18 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    if let Command::Demo { data_dir, port, sim_port } = cli.command {
-        return crate::demo::run(crate::demo::DemoArgs { data_dir, port, sim_port }).await;
+    if let Command::Demo {
+        data_dir,
+        port,
+        sim_port,
+    } = cli.command
+    {
+        return crate::demo::run(crate::demo::DemoArgs {
+            data_dir,
+            port,
+            sim_port,
+        })
+        .await;
     }
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -268,13 +278,14 @@ async fn doctor(cfg: Config, slug: &str, json: bool) -> ExitCode {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

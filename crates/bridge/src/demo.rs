@@ -26,12 +26,23 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 async fn run_inner(args: DemoArgs) -> Result<(), String> {
     let bridge_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{} ({e}); pick another with --port", args.port))?;
-    let port = bridge_listener.local_addr().map_err(|e| e.to_string())?.port();
+        .map_err(|e| {
+            format!(
+                "cannot listen on 127.0.0.1:{} ({e}); pick another with --port",
+                args.port
+            )
+        })?;
+    let port = bridge_listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
     let domain = format!("acme.localhost:{port}");
 
     let mut scenario = wecom_sim::fixtures::acme_example();
-    let corp = scenario.corps.first_mut().ok_or("the example org has no corp")?;
+    let corp = scenario
+        .corps
+        .first_mut()
+        .ok_or("the example org has no corp")?;
     // The example's apps trust acme.localhost:8080; follow the port actually used.
     for app in &mut corp.apps {
         app.redirect_domain = domain.clone();
@@ -39,17 +50,29 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         app.home_url = app.home_url.replace("acme.localhost:8080", &domain);
     }
     let corpid = corp.corpid.clone();
-    let main_app = corp.apps.first().cloned().ok_or("the example org has no app")?;
+    let main_app = corp
+        .apps
+        .first()
+        .cloned()
+        .ok_or("the example org has no app")?;
     let sim_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.sim_port))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{} ({e}); pick another with --sim-port", args.sim_port))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on 127.0.0.1:{} ({e}); pick another with --sim-port",
+                args.sim_port
+            )
+        })?;
     let sim = wecom_sim::launch(wecom_sim::Sim::from_scenario(scenario), sim_listener)
         .await
         .map_err(|e| e.to_string())?;
 
     let (data_dir, fresh) = match args.data_dir {
         Some(d) => (d, false),
-        None => (std::env::temp_dir().join(format!("wecom-bridge-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("wecom-bridge-demo-{}", std::process::id())),
+            true,
+        ),
     };
     let cfg = Config {
         listen: bridge_listener.local_addr().map_err(|e| e.to_string())?,
@@ -64,11 +87,17 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         bootstrap_domain: domain.clone(),
         ..Config::default()
     };
-    let mut bridge = crate::launch(cfg, bridge_listener).await.map_err(|e| e.to_string())?;
+    let mut bridge = crate::launch(cfg, bridge_listener)
+        .await
+        .map_err(|e| e.to_string())?;
     let base = format!("http://{domain}");
     println!();
     println!("wecom-bridge demo is running (Ctrl-C stops it)");
-    println!("  data directory: {}{}", data_dir.display(), if fresh { " (temporary)" } else { "" });
+    println!(
+        "  data directory: {}{}",
+        data_dir.display(),
+        if fresh { " (temporary)" } else { "" }
+    );
     println!();
     println!("  Admin console:   {base}/console");
     match &bridge.bootstrap {
@@ -81,7 +110,10 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
     println!("    AgentId {}", main_app.agentid);
     println!("    Secret  {}", main_app.secret);
     println!();
-    println!("  Simulated WeCom: {}  (admin API: {}/sim/admin/corps)", sim.base_url, sim.base_url);
+    println!(
+        "  Simulated WeCom: {}  (admin API: {}/sim/admin/corps)",
+        sim.base_url, sim.base_url
+    );
     println!();
     let trigger = bridge.shutdown_trigger();
     crate::cli::shutdown_signal().await;
