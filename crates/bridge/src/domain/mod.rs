@@ -7,6 +7,7 @@ pub mod console_values;
 pub mod doctor;
 pub mod integration;
 pub mod tenant;
+pub mod user;
 
 /// Unix milliseconds.
 pub type Millis = i64;

@@ -11,9 +11,11 @@ mod admin;
 mod audit;
 mod integration;
 mod tenant;
+mod users;
 
 pub use admin::{AdminRecord, AdminSession};
 pub use integration::IntegrationRecord;
+pub use users::UserFilter;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -1,0 +1,187 @@
+//! Reading users and changing their account status: what sign-in and user management
+//! need. Directory sync writes users through `store::directory`.
+
+use super::{on_pool, Result, Store, StoreError};
+use crate::domain::now_ms;
+use crate::domain::user::{DisabledReason, User, UserStatus};
+use sqlx::Row;
+
+pub(crate) const USER_COLS: &str = "u.id, u.tenant_id, u.name, u.status, u.disabled_reason, u.position, u.alias, u.telephone, \
+     u.mobile, u.email, u.main_department, u.wecom_status, u.created_at, u.updated_at, u.last_login_at";
+
+macro_rules! user_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let status: String = r.try_get("status")?;
+        let reason: Option<String> = r.try_get("disabled_reason")?;
+        crate::domain::user::User {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            name: r.try_get("name")?,
+            status: status.parse().map_err(StoreError::Corrupt)?,
+            disabled_reason: reason
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            position: r.try_get("position")?,
+            alias: r.try_get("alias")?,
+            telephone: r.try_get("telephone")?,
+            mobile: r.try_get("mobile")?,
+            email: r.try_get("email")?,
+            main_department: r.try_get("main_department")?,
+            wecom_status: r.try_get("wecom_status")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            last_login_at: r.try_get("last_login_at")?,
+        }
+    }};
+}
+pub(crate) use user_from_row;
+
+/// Filters of the Users page; all optional.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Matches name, userid, alias or position (case-insensitive substring).
+    pub query: Option<String>,
+    pub status: Option<UserStatus>,
+    /// Direct members of this department.
+    pub department_id: Option<i64>,
+    pub tag_id: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Store {
+    pub async fn user_by_id(&self, tenant_id: i64, user_id: i64) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2");
+        on_pool!(self, p => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(user_id).fetch_optional(p).await? {
+                Some(r) => Ok(Some(user_from_row!(&r))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The user behind a WeCom userid of `corpid` (look-up ignores case, as WeCom's does).
+    pub async fn user_by_wecom_userid(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        userid: &str,
+    ) -> Result<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users u JOIN user_identities i ON i.user_id = u.id
+             WHERE i.tenant_id = $1 AND i.kind = 'wecom' AND i.corpid = $2 AND i.external_id = $3"
+        );
+        on_pool!(self, p => {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(corpid.to_ascii_lowercase())
+                .bind(userid.to_ascii_lowercase())
+                .fetch_optional(p)
+                .await?;
+            match r {
+                Some(r) => Ok(Some(user_from_row!(&r))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Sets the status of some users of a tenant; disabling ends their sessions in the
+    /// same transaction. Returns how many users changed.
+    pub async fn set_users_status(
+        &self,
+        tenant_id: i64,
+        user_ids: &[i64],
+        status: UserStatus,
+        reason: Option<DisabledReason>,
+    ) -> Result<u64> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut changed = 0;
+            for id in user_ids {
+                changed += sqlx::query(
+                    "UPDATE users SET status = $1, disabled_reason = $2, updated_at = $3
+                     WHERE tenant_id = $4 AND id = $5 AND (status <> $1 OR disabled_reason IS DISTINCT FROM $2)",
+                )
+                .bind(status.as_str())
+                .bind(reason.map(|r| r.as_str()))
+                .bind(now)
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if status == UserStatus::Disabled {
+                    sqlx::query("DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(tenant_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    /// A page of users matching `f`, ordered by name, and the total matching.
+    pub async fn list_users(&self, tenant_id: i64, f: &UserFilter) -> Result<(Vec<User>, i64)> {
+        let like = f
+            .query
+            .as_ref()
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty())
+            .map(|q| {
+                format!(
+                    "%{}%",
+                    q.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )
+            });
+        // Every parameter appears once in the text (a neutral value disables its filter),
+        // so the numbering is the same on both engines.
+        const FILTER: &str = "u.tenant_id = $1
+            AND ($2 = '' OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR LOWER(u.alias) LIKE $2 ESCAPE '\\'
+                 OR LOWER(u.position) LIKE $2 ESCAPE '\\'
+                 OR EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.external_id LIKE $2 ESCAPE '\\'))
+            AND ($3 = '' OR u.status = $3)
+            AND ($4 = 0 OR EXISTS (SELECT 1 FROM user_departments d
+                 WHERE d.tenant_id = u.tenant_id AND d.user_id = u.id AND d.department_id = $4))
+            AND ($5 = 0 OR EXISTS (SELECT 1 FROM tag_users t
+                 WHERE t.tenant_id = u.tenant_id AND t.user_id = u.id AND t.tag_id = $5))";
+        let list_sql = format!("SELECT {USER_COLS} FROM users u WHERE {FILTER} ORDER BY u.name, u.id LIMIT $6 OFFSET $7");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM users u WHERE {FILTER}");
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
+        on_pool!(self, p => {
+            macro_rules! binds {
+                ($q:expr) => {
+                    $q.bind(tenant_id)
+                        .bind(like.clone().unwrap_or_default())
+                        .bind(f.status.map(|s| s.as_str()).unwrap_or(""))
+                        .bind(f.department_id.unwrap_or(0))
+                        .bind(f.tag_id.unwrap_or(0))
+                        .bind(limit)
+                        .bind(f.offset.max(0))
+                };
+            }
+            let rows = binds!(sqlx::query(sqlx::AssertSqlSafe(list_sql))).fetch_all(p).await?;
+            let total: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql))
+                .bind(tenant_id)
+                .bind(like.clone().unwrap_or_default())
+                .bind(f.status.map(|s| s.as_str()).unwrap_or(""))
+                .bind(f.department_id.unwrap_or(0))
+                .bind(f.tag_id.unwrap_or(0))
+                .fetch_one(p)
+                .await?
+                .try_get("n")?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(user_from_row!(r));
+            }
+            Ok((out, total))
+        })
+    }
+}
