@@ -36,6 +36,7 @@ macro_rules! user_from_row {
         }
     }};
 }
+#[allow(unused_imports)] // for store::directory
 pub(crate) use user_from_row;
 
 /// Filters of the Users page; all optional.
