@@ -42,6 +42,9 @@ pub enum Command {
         /// The simulated WeCom's port.
         #[arg(long, default_value_t = 8090)]
         sim_port: u16,
+        /// The demo tenant's edition on a fresh data directory (basic shows the edition refusal).
+        #[arg(long, default_value = "professional")]
+        edition: Edition,
     },
     /// Check a tenant's WeCom integration and explain what to fix; exits 1 if a check fails.
     Doctor {
@@ -96,12 +99,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         data_dir,
         port,
         sim_port,
+        edition,
     } = cli.command
     {
         return crate::demo::run(crate::demo::DemoArgs {
             data_dir,
             port,
             sim_port,
+            edition,
         })
         .await;
     }

@@ -11,6 +11,8 @@ pub struct DemoArgs {
     pub data_dir: Option<PathBuf>,
     pub port: u16,
     pub sim_port: u16,
+    /// The tenant's edition when the data directory is new.
+    pub edition: Edition,
 }
 
 pub async fn run(args: DemoArgs) -> ExitCode {
@@ -83,7 +85,7 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         wecom_login_work: sim.base_url.clone(),
         wecom_open_work: sim.base_url.clone(),
         egress_ips: vec!["127.0.0.1".into()],
-        bootstrap_edition: Edition::Professional,
+        bootstrap_edition: args.edition,
         bootstrap_domain: domain.clone(),
         ..Config::default()
     };
