@@ -63,7 +63,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.fill('#password', demo.password);
     await page.click('button[type=submit]');
     await page.waitForURL('**/console/password');
-    await shoot(page, '01-new-password', { doc: true });
+    await shoot(page, '01-new-password');
 
     // Too short is refused beside the form, then a good one is accepted.
     admin.expectStatus(400, '/console/password');
@@ -96,7 +96,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.keyboard.press('Enter');
     await page.waitForURL((u) => u.pathname === '/console');
     await page.getByRole('heading', { level: 1 }).waitFor();
-    await shoot(page, '01-overview', { doc: true });
+    await shoot(page, '01-overview');
   });
 
   step('1b a Basic tenant is refused the WeCom integration; the operator upgrades it', async () => {
@@ -111,7 +111,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.reload();
     await page.getByTestId('edition-ok').waitFor();
     assert.equal(await page.getByTestId('edition-refused').count(), 0);
-    await shoot(page, '01-edition-ok', { doc: true });
+    await shoot(page, '01-edition-ok');
   });
 
   step('2a a wrong secret is explained and the other fields keep what was typed', async () => {

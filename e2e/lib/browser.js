@@ -3,6 +3,7 @@
 // no horizontal scrollbar at phone width, and a screenshot at desktop and phone width.
 import { chromium } from 'playwright-core';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ARTIFACTS, ROOT } from './product.js';
 
@@ -119,7 +120,13 @@ export async function shoot(page, name, { doc = false } = {}) {
   await page.setViewportSize(original);
   if (doc && process.env.UPDATE_DOCS_SCREENSHOTS === '1') {
     mkdirSync(DOC_SHOTS, { recursive: true });
-    for (const f of files) copyFileSync(f, path.join(DOC_SHOTS, path.basename(f)));
+    for (const f of files) {
+      const dest = path.join(DOC_SHOTS, path.basename(f));
+      copyFileSync(f, dest);
+      // Committed copies stay small: 256-colour PNG when pngquant is there (apt-get install pngquant).
+      const q = spawnSync('pngquant', ['--quality', '60-85', '--speed', '1', '--strip', '--force', '--ext', '.png', dest]);
+      if (q.error) console.error(`pngquant not found: ${path.basename(dest)} copied uncompressed`);
+    }
   }
   if (overflow) throw new Error(`horizontal scrollbar at ${PHONE.width} px on ${page.url()}: ${overflow}`);
 }
