@@ -96,6 +96,13 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.keyboard.press('Enter');
     await page.waitForURL((u) => u.pathname === '/console');
     await page.getByRole('heading', { level: 1 }).waitFor();
+    // The first Tab shows a "skip to content" link past the navigation.
+    await page.locator('body').focus();
+    await page.keyboard.press('Tab');
+    const skip = page.locator('a.skip:focus');
+    assert.equal(await skip.innerText(), '跳到正文');
+    const box = await skip.boundingBox();
+    assert.ok(box && box.x >= 0 && box.y >= 0, 'the focused skip link is on screen');
     await shoot(page, '01-overview');
   });
 
