@@ -54,6 +54,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync a tenant's directory from WeCom (the self-built app's visible scope).
+    Sync {
+        #[arg(long)]
+        tenant: String,
+        /// Show what would change without applying it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even if more users would be disabled than the tenant's limit allows.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +136,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Tenant(cmd) => tenant(cfg, cmd).await,
         Command::Doctor { tenant, json } => doctor(cfg, &tenant, json).await,
+        Command::Sync {
+            tenant,
+            dry_run,
+            force,
+        } => crate::sync::cli::run(cfg, &tenant, dry_run, force).await,
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }

@@ -37,6 +37,10 @@ pub struct Config {
     /// (empty domain = `localhost:<listen port>`).
     pub bootstrap_edition: crate::domain::tenant::Edition,
     pub bootstrap_domain: String,
+    /// Directory sync: seconds between reconciles of a synced tenant without its own
+    /// policy (0 = off), and WeCom requests in flight per batch.
+    pub sync_reconcile_secs: u64,
+    pub sync_concurrency: usize,
 }
 
 impl Default for Config {
@@ -57,6 +61,8 @@ impl Default for Config {
             admin_session_max_secs: 12 * 3600,
             bootstrap_edition: crate::domain::tenant::Edition::Professional,
             bootstrap_domain: String::new(),
+            sync_reconcile_secs: 3600,
+            sync_concurrency: 16,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod operator;
 pub mod seal;
 pub mod setup;
 pub mod store;
+pub mod sync;
 pub mod testing;
 pub mod web;
 
@@ -128,6 +129,8 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
         None
     };
     let state = AppState::new(cfg, store, sealer);
+    // Pending callbacks, the periodic reconcile; ends when the store closes.
+    sync::background::spawn(state.clone(), std::time::Duration::from_secs(1));
     let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod console_values;
+pub mod directory;
 pub mod doctor;
 pub mod integration;
 pub mod tenant;

@@ -9,12 +9,16 @@
 
 mod admin;
 mod audit;
+mod directory;
 mod integration;
+mod sync_runs;
 mod tenant;
 mod users;
 
 pub use admin::{AdminRecord, AdminSession};
+pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
 pub use integration::IntegrationRecord;
+pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use users::UserFilter;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -1,0 +1,835 @@
+//! The directory as sync reads and writes it: load the current directory (whole, or a
+//! few users for an incremental change), and apply a [`DirectoryDiff`] in ONE
+//! transaction with batched statements, so a failed or interrupted sync leaves the
+//! directory exactly as it was.
+
+use super::{on_pool, Result, Store, StoreError};
+use crate::domain::directory::{
+    CurrentDept, CurrentDirectory, CurrentTag, CurrentUser, DeptRecord, DirectoryDiff,
+    DirectoryPolicy, Membership, TagRecord, UserKey, UserRecord,
+};
+use crate::domain::now_ms;
+use crate::domain::user::{DisabledReason, UserStatus};
+use sqlx::Row;
+use std::collections::{BTreeSet, HashMap};
+
+/// Binds per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
+const MAX_BINDS: usize = 30_000;
+
+/// `($s,$s+1,…),(…)` for `rows` rows of `cols` placeholders starting at `$start`.
+fn values(rows: usize, cols: usize, start: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 7);
+    let mut n = start;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `$start,…` for an IN list of `n` values.
+fn in_list(n: usize, start: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A third-party (`wecom_open`) identity of an imported directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedIdentity {
+    pub user_id: i64,
+    pub corpid: String,
+    pub open_userid: String,
+    pub source_agentid: Option<i64>,
+    pub name: String,
+}
+
+/// One member of a directory imported through a third-party app (for set-ups and tests).
+#[derive(Clone, Debug)]
+pub struct ImportedMember {
+    pub open_userid: String,
+    /// What the import stored as the name: usually the id itself (§7).
+    pub name: String,
+}
+
+/// The switch from a third-party app, applied with the directory diff.
+#[derive(Clone, Debug, Default)]
+pub struct RetireIdentities {
+    /// open_userid → the self-built userid it was converted to.
+    pub relinked: HashMap<String, String>,
+}
+
+impl Store {
+    pub async fn directory_policy(&self, tenant_id: i64) -> Result<DirectoryPolicy> {
+        on_pool!(self, p => {
+            let r = sqlx::query(
+                "SELECT new_user_status, max_disable_permille, reconcile_interval_secs
+                 FROM directory_policies WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(p)
+            .await?;
+            match r {
+                None => Ok(DirectoryPolicy::default()),
+                Some(r) => {
+                    let s: String = r.try_get("new_user_status")?;
+                    Ok(DirectoryPolicy {
+                        new_user_status: s.parse().map_err(StoreError::Corrupt)?,
+                        max_disable_permille: r.try_get("max_disable_permille")?,
+                        reconcile_interval_secs: r.try_get("reconcile_interval_secs")?,
+                    })
+                }
+            }
+        })
+    }
+
+    /// Whether the tenant has a stored policy (else the defaults and the instance's
+    /// reconcile interval apply).
+    pub async fn has_directory_policy(&self, tenant_id: i64) -> Result<bool> {
+        on_pool!(self, p => {
+            Ok(sqlx::query("SELECT 1 AS one FROM directory_policies WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(p)
+                .await?
+                .is_some())
+        })
+    }
+
+    pub async fn put_directory_policy(&self, tenant_id: i64, pol: &DirectoryPolicy) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO directory_policies (tenant_id, new_user_status, max_disable_permille, reconcile_interval_secs, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id) DO UPDATE SET new_user_status = excluded.new_user_status,
+                    max_disable_permille = excluded.max_disable_permille,
+                    reconcile_interval_secs = excluded.reconcile_interval_secs, updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id)
+            .bind(pol.new_user_status.as_str())
+            .bind(pol.max_disable_permille)
+            .bind(pol.reconcile_interval_secs)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The whole stored directory of a tenant, users keyed by their WeCom identity of `corpid`.
+    pub async fn load_directory(&self, tenant_id: i64, corpid: &str) -> Result<CurrentDirectory> {
+        let mut dir = CurrentDirectory {
+            users: self.load_users(tenant_id, corpid, None).await?,
+            ..Default::default()
+        };
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await?;
+            for r in &rows {
+                let record = DeptRecord {
+                    id: r.try_get("id")?,
+                    parent_id: r.try_get("parent_id")?,
+                    name: r.try_get("name")?,
+                    name_en: r.try_get("name_en")?,
+                    sort_order: r.try_get("sort_order")?,
+                    leaders: r.try_get("leaders")?,
+                    name_withheld: false,
+                };
+                dir.departments.insert(record.id, CurrentDept { record, active: r.try_get("active")? });
+            }
+        });
+        dir.tags = self.load_tags(tenant_id, corpid, None).await?;
+        Ok(dir)
+    }
+
+    /// Stored users: all of the tenant, or those whose WeCom identity key is in `keys`.
+    pub async fn load_users(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        keys: Option<&[UserKey]>,
+    ) -> Result<Vec<CurrentUser>> {
+        let corpid = corpid.to_ascii_lowercase();
+        let mut users: Vec<CurrentUser> = Vec::new();
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        let filter = match keys {
+            None => String::new(),
+            Some([]) => return Ok(Vec::new()),
+            Some(k) => format!(" AND i.external_id IN ({})", in_list(k.len(), 3)),
+        };
+        let join = if keys.is_some() { "JOIN" } else { "LEFT JOIN" };
+        let sql = format!(
+            "SELECT u.id, u.name, u.status, u.disabled_reason, u.position, u.alias, u.telephone, u.mobile,
+                    u.email, u.main_department, u.wecom_status, u.direct_leader, u.extattr,
+                    i.external_id AS wkey, i.display_id AS wdisplay,
+                    EXISTS (SELECT 1 FROM user_identities o WHERE o.tenant_id = u.tenant_id
+                            AND o.user_id = u.id AND o.kind = 'wecom_open') AS imported
+             FROM users u {join} user_identities i ON i.user_id = u.id AND i.tenant_id = u.tenant_id
+                  AND i.kind = 'wecom' AND i.corpid = $2
+             WHERE u.tenant_id = $1{filter}"
+        );
+        on_pool!(self, p => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(&corpid);
+            for k in keys.unwrap_or_default() {
+                q = q.bind(k.to_ascii_lowercase());
+            }
+            let rows = q.fetch_all(p).await?;
+            users.reserve(rows.len());
+            for r in &rows {
+                let status: String = r.try_get("status")?;
+                let reason: Option<String> = r.try_get("disabled_reason")?;
+                let key: Option<String> = r.try_get("wkey")?;
+                let display: Option<String> = r.try_get("wdisplay")?;
+                let id: i64 = r.try_get("id")?;
+                index.insert(id, users.len());
+                users.push(CurrentUser {
+                    id,
+                    key,
+                    record: UserRecord {
+                        userid: display.unwrap_or_default(),
+                        name: r.try_get("name")?,
+                        position: r.try_get("position")?,
+                        alias: r.try_get("alias")?,
+                        telephone: r.try_get("telephone")?,
+                        mobile: r.try_get("mobile")?,
+                        email: r.try_get("email")?,
+                        main_department: r.try_get("main_department")?,
+                        wecom_status: r.try_get::<Option<i64>, _>("wecom_status")?.unwrap_or(0),
+                        direct_leader: r.try_get("direct_leader")?,
+                        extattr: r.try_get("extattr")?,
+                        departments: Vec::new(),
+                        name_withheld: false,
+                    },
+                    status: status.parse().map_err(StoreError::Corrupt)?,
+                    disabled_reason: reason.map(|s| s.parse()).transpose().map_err(StoreError::Corrupt)?,
+                    imported: r.try_get("imported")?,
+                    link_identity: false,
+                });
+            }
+        });
+        let msql = match keys {
+            None => "SELECT user_id, department_id, sort_order, is_leader FROM user_departments WHERE tenant_id = $1".to_string(),
+            Some(_) => format!(
+                "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                 WHERE tenant_id = $1 AND user_id IN ({})",
+                in_list(users.len().max(1), 2)
+            ),
+        };
+        if keys.is_some() && users.is_empty() {
+            return Ok(users);
+        }
+        on_pool!(self, p => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(msql)).bind(tenant_id);
+            if keys.is_some() {
+                for u in &users {
+                    q = q.bind(u.id);
+                }
+            }
+            let rows = q.fetch_all(p).await?;
+            for r in &rows {
+                let uid: i64 = r.try_get("user_id")?;
+                if let Some(&i) = index.get(&uid) {
+                    users[i].record.departments.push(Membership {
+                        department_id: r.try_get("department_id")?,
+                        sort_order: r.try_get("sort_order")?,
+                        is_leader: r.try_get("is_leader")?,
+                    });
+                }
+            }
+        });
+        for u in &mut users {
+            u.record.normalize();
+        }
+        Ok(users)
+    }
+
+    /// Stored tags (all, or one), members as WeCom identity keys of `corpid`.
+    pub async fn load_tags(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        only: Option<i64>,
+    ) -> Result<HashMap<i64, CurrentTag>> {
+        let corpid = corpid.to_ascii_lowercase();
+        let only = only.unwrap_or(-1);
+        let mut tags: HashMap<i64, CurrentTag> = HashMap::new();
+        on_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, name, active FROM tags WHERE tenant_id = $1 AND ($2 = -1 OR id = $2)")
+                .bind(tenant_id)
+                .bind(only)
+                .fetch_all(p)
+                .await?;
+            for r in &rows {
+                let id: i64 = r.try_get("id")?;
+                tags.insert(id, CurrentTag {
+                    record: TagRecord { id, name: r.try_get("name")?, users: BTreeSet::new(), departments: BTreeSet::new() },
+                    active: r.try_get("active")?,
+                });
+            }
+            let rows = sqlx::query(
+                "SELECT t.tag_id, i.external_id FROM tag_users t JOIN user_identities i
+                   ON i.user_id = t.user_id AND i.tenant_id = t.tenant_id AND i.kind = 'wecom' AND i.corpid = $2
+                 WHERE t.tenant_id = $1 AND ($3 = -1 OR t.tag_id = $3)",
+            )
+            .bind(tenant_id)
+            .bind(&corpid)
+            .bind(only)
+            .fetch_all(p)
+            .await?;
+            for r in &rows {
+                let id: i64 = r.try_get("tag_id")?;
+                if let Some(t) = tags.get_mut(&id) {
+                    t.record.users.insert(r.try_get("external_id")?);
+                }
+            }
+            let rows = sqlx::query("SELECT tag_id, department_id FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)")
+                .bind(tenant_id)
+                .bind(only)
+                .fetch_all(p)
+                .await?;
+            for r in &rows {
+                let id: i64 = r.try_get("tag_id")?;
+                if let Some(t) = tags.get_mut(&id) {
+                    t.record.departments.insert(r.try_get("department_id")?);
+                }
+            }
+        });
+        Ok(tags)
+    }
+
+    pub async fn load_department(&self, tenant_id: i64, id: i64) -> Result<Option<CurrentDept>> {
+        on_pool!(self, p => {
+            let r = sqlx::query(
+                "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(p)
+            .await?;
+            match r {
+                None => Ok(None),
+                Some(r) => Ok(Some(CurrentDept {
+                    record: DeptRecord {
+                        id: r.try_get("id")?,
+                        parent_id: r.try_get("parent_id")?,
+                        name: r.try_get("name")?,
+                        name_en: r.try_get("name_en")?,
+                        sort_order: r.try_get("sort_order")?,
+                        leaders: r.try_get("leaders")?,
+                        name_withheld: false,
+                    },
+                    active: r.try_get("active")?,
+                })),
+            }
+        })
+    }
+
+    /// Keys of the stored (not disabled) users who are members of department `id`.
+    pub async fn department_member_keys(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        id: i64,
+    ) -> Result<Vec<UserKey>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT i.external_id FROM user_departments d JOIN user_identities i
+                   ON i.user_id = d.user_id AND i.tenant_id = d.tenant_id AND i.kind = 'wecom' AND i.corpid = $2
+                 WHERE d.tenant_id = $1 AND d.department_id = $3",
+            )
+            .bind(tenant_id)
+            .bind(corpid.to_ascii_lowercase())
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(r.try_get("external_id")?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Users not disabled, for the mass-disable guard of an incremental change.
+    pub async fn active_user_count(&self, tenant_id: i64) -> Result<i64> {
+        on_pool!(self, p => {
+            Ok(sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1 AND status <> 'disabled'")
+                .bind(tenant_id)
+                .fetch_one(p)
+                .await?
+                .try_get("n")?)
+        })
+    }
+
+    /// Applies a diff in one transaction. `run_id`'s record is touched first, which also
+    /// takes SQLite's write lock before the new user ids are reserved. `retire` moves the
+    /// tenant's third-party identities out of `user_identities` (the switch).
+    pub async fn apply_directory_diff(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        run_id: i64,
+        diff: &DirectoryDiff,
+        retire: Option<&RetireIdentities>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let corpid = corpid.to_ascii_lowercase();
+        let pg = matches!(self, Store::Postgres(_));
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+
+            // Departments: upserts in batches, removals by id.
+            const DCOLS: usize = 9;
+            for chunk in diff.departments_upsert.chunks(MAX_BINDS / DCOLS) {
+                let sql = format!(
+                    "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
+                     VALUES {} ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
+                        name = excluded.name, name_en = excluded.name_en, sort_order = excluded.sort_order,
+                        leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
+                    values(chunk.len(), DCOLS, 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                for d in chunk {
+                    let r = &d.record;
+                    q = q.bind(tenant_id).bind(r.id).bind(r.parent_id).bind(&r.name).bind(&r.name_en)
+                        .bind(r.sort_order).bind(&r.leaders).bind(true).bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in diff.departments_removed.chunks(MAX_BINDS) {
+                let sql = format!(
+                    "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
+                    in_list(chunk.len(), 3)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(now);
+                for d in chunk {
+                    q = q.bind(d.id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+
+            // New users: reserve ids, then users, identities and memberships in batches.
+            let mut ids: HashMap<&str, i64> = HashMap::new();
+            if !diff.users_added.is_empty() {
+                let n = diff.users_added.len() as i64;
+                let reserved: Vec<i64> = if pg {
+                    let rows = sqlx::query("SELECT nextval(pg_get_serial_sequence('users', 'id')) AS id FROM generate_series(1, $1) AS s")
+                        .bind(n)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut v = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        v.push(r.try_get::<i64, _>("id")?);
+                    }
+                    v
+                } else {
+                    // SQLite: this transaction holds the write lock, so MAX(id) is stable.
+                    let m: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM users")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("m")?;
+                    (m + 1..=m + n).collect()
+                };
+                for (u, id) in diff.users_added.iter().zip(&reserved) {
+                    ids.insert(u.key.as_str(), *id);
+                }
+                const UCOLS: usize = 16;
+                let pairs: Vec<_> = diff.users_added.iter().zip(reserved.iter().copied()).collect();
+                for chunk in pairs.chunks(MAX_BINDS / UCOLS) {
+                    let sql = format!(
+                        "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
+                            mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
+                         VALUES {}",
+                        values(chunk.len(), UCOLS, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    for (u, id) in chunk {
+                        let r = &u.record;
+                        q = q.bind(*id).bind(tenant_id).bind(&r.name).bind(u.status.as_str())
+                            .bind(u.disabled_reason.map(|d| d.as_str())).bind(&r.position).bind(&r.alias)
+                            .bind(&r.telephone).bind(&r.mobile).bind(&r.email).bind(r.main_department)
+                            .bind(r.wecom_status).bind(&r.direct_leader).bind(&r.extattr).bind(now).bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                const ICOLS: usize = 7;
+                for chunk in pairs.chunks(MAX_BINDS / ICOLS) {
+                    let sql = format!(
+                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                         VALUES {}",
+                        values(chunk.len(), ICOLS, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    for (u, id) in chunk {
+                        q = q.bind(tenant_id).bind("wecom").bind(&corpid).bind(&u.key).bind(*id).bind(&u.record.userid).bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+
+            // Memberships of new users, and of updated users whose memberships changed.
+            let mut member_rows: Vec<(i64, &Membership)> = Vec::new();
+            for u in &diff.users_added {
+                if let Some(&id) = ids.get(u.key.as_str()) {
+                    member_rows.extend(u.record.departments.iter().map(|m| (id, m)));
+                }
+            }
+            let moved: Vec<i64> = diff.users_updated.iter().filter(|u| u.departments_changed).map(|u| u.user_id).collect();
+            for chunk in moved.chunks(MAX_BINDS) {
+                let sql = format!(
+                    "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
+                    in_list(chunk.len(), 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for u in diff.users_updated.iter().filter(|u| u.departments_changed) {
+                member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
+            }
+            const MCOLS: usize = 5;
+            for chunk in member_rows.chunks(MAX_BINDS / MCOLS) {
+                let sql = format!(
+                    "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) VALUES {}",
+                    values(chunk.len(), MCOLS, 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                for (id, m) in chunk {
+                    q = q.bind(tenant_id).bind(*id).bind(m.department_id).bind(m.sort_order).bind(m.is_leader);
+                }
+                q.execute(&mut *tx).await?;
+            }
+
+            // Updated users: one statement each (a re-sync changes few).
+            for u in &diff.users_updated {
+                if u.row_changed() {
+                    let r = &u.record;
+                    sqlx::query(
+                        "UPDATE users SET name = $1, position = $2, alias = $3, telephone = $4, mobile = $5, email = $6,
+                            main_department = $7, wecom_status = $8, direct_leader = $9, extattr = $10, updated_at = $11
+                         WHERE tenant_id = $12 AND id = $13",
+                    )
+                    .bind(&r.name).bind(&r.position).bind(&r.alias).bind(&r.telephone).bind(&r.mobile)
+                    .bind(&r.email).bind(r.main_department).bind(r.wecom_status).bind(&r.direct_leader)
+                    .bind(&r.extattr).bind(now).bind(tenant_id).bind(u.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((status, reason)) = u.status {
+                    sqlx::query("UPDATE users SET status = $1, disabled_reason = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
+                        .bind(status.as_str())
+                        .bind(reason.map(|r| r.as_str()))
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(u.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if status == UserStatus::Disabled {
+                        sqlx::query("DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2")
+                            .bind(tenant_id)
+                            .bind(u.user_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                if u.link_identity {
+                    sqlx::query(
+                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                         VALUES ($1, 'wecom', $2, $3, $4, $5, $6)",
+                    )
+                    .bind(tenant_id)
+                    .bind(&corpid)
+                    .bind(&u.key)
+                    .bind(u.user_id)
+                    .bind(&u.record.userid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::unique(e, format!("WeCom userid {}", u.record.userid)))?;
+                } else if u.display_changed {
+                    // A userid change (or a new spelling): same internal user, new key.
+                    sqlx::query(
+                        "UPDATE user_identities SET external_id = $1, display_id = $2
+                         WHERE tenant_id = $3 AND kind = 'wecom' AND corpid = $4 AND user_id = $5",
+                    )
+                    .bind(&u.key)
+                    .bind(&u.record.userid)
+                    .bind(tenant_id)
+                    .bind(&corpid)
+                    .bind(u.user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::unique(e, format!("WeCom userid {}", u.record.userid)))?;
+                }
+            }
+
+            // Disabled users, grouped by reason; their sessions end in this transaction.
+            for reason in [DisabledReason::LeftScope, DisabledReason::LeftWecom, DisabledReason::WecomDisabled, DisabledReason::Admin] {
+                let group: Vec<_> = diff.users_disabled.iter().filter(|d| d.reason == reason).collect();
+                for chunk in group.chunks(MAX_BINDS) {
+                    let list = in_list(chunk.len(), 4);
+                    let sql = format!(
+                        "UPDATE users SET status = 'disabled', disabled_reason = $2, updated_at = $3
+                         WHERE tenant_id = $1 AND id IN ({list})"
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(reason.as_str()).bind(now);
+                    for d in chunk {
+                        q = q.bind(d.user_id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            let ended: Vec<i64> = diff.users_disabled.iter().map(|d| d.user_id).collect();
+            let cleared: Vec<i64> = diff.users_disabled.iter().filter(|d| d.clear_memberships).map(|d| d.user_id).collect();
+            for (table, set) in [("user_sessions", &ended), ("user_departments", &cleared), ("tag_users", &cleared)] {
+                for chunk in set.chunks(MAX_BINDS) {
+                    let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})", in_list(chunk.len(), 2));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+
+            // Tags: upsert, rewrite the members of changed ones, deactivate removed ones.
+            if !diff.tags_upsert.is_empty() || !diff.tags_removed.is_empty() {
+                // Member keys → internal ids: new users above, the rest from the store.
+                let mut want: BTreeSet<&str> = BTreeSet::new();
+                for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
+                    want.extend(t.record.users.iter().map(String::as_str).filter(|k| !ids.contains_key(k)));
+                }
+                let want: Vec<&str> = want.into_iter().collect();
+                let mut stored: HashMap<String, i64> = HashMap::with_capacity(want.len());
+                for chunk in want.chunks(MAX_BINDS) {
+                    let sql = format!(
+                        "SELECT external_id, user_id FROM user_identities
+                         WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
+                        in_list(chunk.len(), 3)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(&corpid);
+                    for k in chunk {
+                        q = q.bind(*k);
+                    }
+                    for r in q.fetch_all(&mut *tx).await? {
+                        stored.insert(r.try_get("external_id")?, r.try_get("user_id")?);
+                    }
+                }
+                for chunk in diff.tags_upsert.chunks(MAX_BINDS / 4) {
+                    let sql = format!(
+                        "INSERT INTO tags (tenant_id, id, name, active) VALUES {}
+                         ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, active = excluded.active",
+                        values(chunk.len(), 4, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    for t in chunk {
+                        q = q.bind(tenant_id).bind(t.record.id).bind(&t.record.name).bind(true);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                let rewritten: Vec<i64> = diff.tags_upsert.iter().filter(|t| t.members_changed).map(|t| t.record.id)
+                    .chain(diff.tags_removed.iter().map(|t| t.0)).collect();
+                for table in ["tag_users", "tag_departments"] {
+                    for chunk in rewritten.chunks(MAX_BINDS) {
+                        let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})", in_list(chunk.len(), 2));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                }
+                let mut tu: Vec<(i64, i64)> = Vec::new();
+                let mut td: Vec<(i64, i64)> = Vec::new();
+                for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
+                    tu.extend(t.record.users.iter().filter_map(|k| ids.get(k.as_str()).or_else(|| stored.get(k))).map(|id| (t.record.id, *id)));
+                    td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
+                }
+                for (table, col, rows) in [("tag_users", "user_id", &tu), ("tag_departments", "department_id", &td)] {
+                    for chunk in rows.chunks(MAX_BINDS / 3) {
+                        let sql = format!("INSERT INTO {table} (tenant_id, tag_id, {col}) VALUES {}", values(chunk.len(), 3, 1));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                        for (tag, x) in chunk {
+                            q = q.bind(tenant_id).bind(*tag).bind(*x);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                }
+                for chunk in diff.tags_removed.chunks(MAX_BINDS) {
+                    let sql = format!("UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})", in_list(chunk.len(), 2));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                    for t in chunk {
+                        q = q.bind(t.0);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+
+            // The switch: third-party identities leave user_identities (no more sign-in
+            // through them) and are kept in retired_identities for the record.
+            if let Some(ret) = retire {
+                let rows = sqlx::query(
+                    "SELECT corpid, external_id, user_id, display_id, source_agentid FROM user_identities
+                     WHERE tenant_id = $1 AND kind = 'wecom_open'",
+                )
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &rows {
+                    let ext: String = r.try_get("external_id")?;
+                    sqlx::query(
+                        "INSERT INTO retired_identities (tenant_id, kind, corpid, external_id, user_id, display_id,
+                            source_agentid, relinked_userid, retired_at, run_id)
+                         VALUES ($1, 'wecom_open', $2, $3, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT (tenant_id, kind, corpid, external_id) DO UPDATE SET
+                            relinked_userid = excluded.relinked_userid, retired_at = excluded.retired_at, run_id = excluded.run_id",
+                    )
+                    .bind(tenant_id)
+                    .bind(r.try_get::<String, _>("corpid")?)
+                    .bind(&ext)
+                    .bind(r.try_get::<i64, _>("user_id")?)
+                    .bind(r.try_get::<String, _>("display_id")?)
+                    .bind(r.try_get::<Option<i64>, _>("source_agentid")?)
+                    .bind(ret.relinked.get(&ext))
+                    .bind(now)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom_open'")
+                    .bind(tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The tenant's third-party identities (an imported directory not switched yet).
+    pub async fn imported_identities(&self, tenant_id: i64) -> Result<Vec<ImportedIdentity>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT i.user_id, i.corpid, i.external_id, i.source_agentid, u.name FROM user_identities i
+                 JOIN users u ON u.id = i.user_id WHERE i.tenant_id = $1 AND i.kind = 'wecom_open' ORDER BY i.user_id",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(ImportedIdentity {
+                    user_id: r.try_get("user_id")?,
+                    corpid: r.try_get("corpid")?,
+                    open_userid: r.try_get("external_id")?,
+                    source_agentid: r.try_get("source_agentid")?,
+                    name: r.try_get("name")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores a directory as a third-party app imports it: users named by their
+    /// open_userid, each with a `wecom_open` identity issued to `source_agentid`. Returns
+    /// the internal user ids in order.
+    pub async fn seed_imported_directory(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        source_agentid: i64,
+        members: &[ImportedMember],
+        status: UserStatus,
+    ) -> Result<Vec<i64>> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut ids = Vec::with_capacity(members.len());
+            for m in members {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO users (tenant_id, name, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                )
+                .bind(tenant_id)
+                .bind(&m.name)
+                .bind(status.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+                sqlx::query(
+                    "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, source_agentid, created_at)
+                     VALUES ($1, 'wecom_open', $2, $3, $4, $3, $5, $6)",
+                )
+                .bind(tenant_id)
+                .bind(corpid)
+                .bind(&m.open_userid)
+                .bind(id)
+                .bind(source_agentid)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, format!("open_userid {}", m.open_userid)))?;
+                ids.push(id);
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
+    }
+
+    /// Identities retired by the switch: (open_userid, user id, relinked userid).
+    pub async fn retired_identities(
+        &self,
+        tenant_id: i64,
+    ) -> Result<Vec<(String, i64, Option<String>)>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT external_id, user_id, relinked_userid FROM retired_identities WHERE tenant_id = $1 ORDER BY user_id",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((r.try_get("external_id")?, r.try_get("user_id")?, r.try_get("relinked_userid")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether the pool was closed (the server stopped): background tasks end then.
+    pub fn is_closed(&self) -> bool {
+        on_pool!(self, p => p.is_closed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholder_lists() {
+        assert_eq!(super::values(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(super::values(1, 2, 4), "($4,$5)");
+        assert_eq!(super::in_list(3, 2), "$2,$3,$4");
+    }
+}

@@ -1,0 +1,364 @@
+//! Sync run records (trigger, progress, counts, API calls, report) and the inbox of
+//! change_contact callbacks (deduplicated by the SHA-256 of the decrypted XML).
+
+use super::{on_pool, Result, Store, StoreError};
+use crate::domain::directory::{RunKind, RunStatus, Trigger};
+use crate::domain::now_ms;
+use sqlx::Row;
+
+/// A run about to start.
+#[derive(Clone, Debug)]
+pub struct NewSyncRun {
+    pub tenant_id: i64,
+    pub trigger: Trigger,
+    pub kind: RunKind,
+    pub actor: String,
+    pub forced: bool,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct SyncRunFinish {
+    pub status: RunStatus,
+    pub users_added: i64,
+    pub users_updated: i64,
+    pub users_disabled: i64,
+    pub users_moved: i64,
+    pub api_calls: i64,
+    /// `{"user/list": {"calls":…}, …}`
+    pub api_calls_json: String,
+    pub report_json: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRun {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub trigger: Trigger,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub phase: String,
+    pub progress_done: i64,
+    pub progress_total: i64,
+    pub users_added: i64,
+    pub users_updated: i64,
+    pub users_disabled: i64,
+    pub users_moved: i64,
+    pub api_calls: i64,
+    pub api_calls_json: String,
+    pub report_json: Option<String>,
+    pub error: Option<String>,
+    pub forced: bool,
+    pub actor: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl SyncRun {
+    pub fn duration_ms(&self) -> i64 {
+        self.finished_at.unwrap_or(self.heartbeat_at) - self.started_at
+    }
+}
+
+const RUN_COLS: &str = "id, tenant_id, run_trigger, kind, status, phase, progress_done, progress_total, users_added,
+    users_updated, users_disabled, users_moved, api_calls, api_calls_json, report_json, error, forced, actor,
+    started_at, heartbeat_at, finished_at";
+
+macro_rules! run_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let trigger: String = r.try_get("run_trigger")?;
+        let kind: String = r.try_get("kind")?;
+        let status: String = r.try_get("status")?;
+        SyncRun {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            trigger: trigger.parse().map_err(StoreError::Corrupt)?,
+            kind: kind.parse().map_err(StoreError::Corrupt)?,
+            status: status.parse().map_err(StoreError::Corrupt)?,
+            phase: r.try_get("phase")?,
+            progress_done: r.try_get("progress_done")?,
+            progress_total: r.try_get("progress_total")?,
+            users_added: r.try_get("users_added")?,
+            users_updated: r.try_get("users_updated")?,
+            users_disabled: r.try_get("users_disabled")?,
+            users_moved: r.try_get("users_moved")?,
+            api_calls: r.try_get("api_calls")?,
+            api_calls_json: r.try_get("api_calls_json")?,
+            report_json: r.try_get("report_json")?,
+            error: r.try_get("error")?,
+            forced: r.try_get("forced")?,
+            actor: r.try_get("actor")?,
+            started_at: r.try_get("started_at")?,
+            heartbeat_at: r.try_get("heartbeat_at")?,
+            finished_at: r.try_get("finished_at")?,
+        }
+    }};
+}
+
+/// A stored callback waiting to be applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCallback {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub change_type: String,
+    pub payload: String,
+}
+
+impl Store {
+    pub async fn create_sync_run(&self, r: &NewSyncRun) -> Result<i64> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            Ok(sqlx::query(
+                "INSERT INTO sync_runs (tenant_id, run_trigger, kind, status, actor, forced, started_at, heartbeat_at)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $6) RETURNING id",
+            )
+            .bind(r.tenant_id)
+            .bind(r.trigger.as_str())
+            .bind(r.kind.as_str())
+            .bind(&r.actor)
+            .bind(r.forced)
+            .bind(now)
+            .fetch_one(p)
+            .await?
+            .try_get("id")?)
+        })
+    }
+
+    pub async fn update_sync_progress(
+        &self,
+        run_id: i64,
+        phase: &str,
+        done: i64,
+        total: i64,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query(
+                "UPDATE sync_runs SET phase = $1, progress_done = $2, progress_total = $3, heartbeat_at = $4
+                 WHERE id = $5 AND status = 'running'",
+            )
+            .bind(phase)
+            .bind(done)
+            .bind(total)
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn finish_sync_run(&self, run_id: i64, f: &SyncRunFinish) -> Result<()> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            sqlx::query(
+                "UPDATE sync_runs SET status = $1, phase = 'done', users_added = $2, users_updated = $3,
+                    users_disabled = $4, users_moved = $5, api_calls = $6, api_calls_json = $7, report_json = $8,
+                    error = $9, heartbeat_at = $10, finished_at = $10
+                 WHERE id = $11",
+            )
+            .bind(f.status.as_str())
+            .bind(f.users_added)
+            .bind(f.users_updated)
+            .bind(f.users_disabled)
+            .bind(f.users_moved)
+            .bind(f.api_calls)
+            .bind(&f.api_calls_json)
+            .bind(&f.report_json)
+            .bind(&f.error)
+            .bind(now)
+            .bind(run_id)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Marks the tenant's other runs still `running` as interrupted: called by the holder
+    /// of the tenant's sync lock, so they cannot really be running.
+    pub async fn interrupt_stale_runs(&self, tenant_id: i64, except: i64) -> Result<u64> {
+        on_pool!(self, p => {
+            Ok(sqlx::query(
+                "UPDATE sync_runs SET status = 'interrupted', error = 'the process stopped while this run was in progress; nothing was applied',
+                    finished_at = heartbeat_at
+                 WHERE tenant_id = $1 AND status = 'running' AND id <> $2",
+            )
+            .bind(tenant_id)
+            .bind(except)
+            .execute(p)
+            .await?
+            .rows_affected())
+        })
+    }
+
+    pub async fn sync_run(&self, tenant_id: i64, id: i64) -> Result<Option<SyncRun>> {
+        let sql = format!("SELECT {RUN_COLS} FROM sync_runs WHERE tenant_id = $1 AND id = $2");
+        on_pool!(self, p => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(id).fetch_optional(p).await? {
+                Some(r) => Ok(Some(run_from_row!(&r))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The newest runs first; `kind` filters when given.
+    pub async fn list_sync_runs(
+        &self,
+        tenant_id: i64,
+        kind: Option<RunKind>,
+        limit: i64,
+    ) -> Result<Vec<SyncRun>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM sync_runs WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) ORDER BY id DESC LIMIT $3"
+        );
+        on_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(kind.map(|k| k.as_str()).unwrap_or(""))
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(run_from_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// When the last successful full sync of the tenant finished.
+    pub async fn last_full_sync_at(&self, tenant_id: i64) -> Result<Option<i64>> {
+        on_pool!(self, p => {
+            Ok(sqlx::query(
+                "SELECT MAX(finished_at) AS at FROM sync_runs WHERE tenant_id = $1 AND kind = 'full' AND status = 'succeeded'",
+            )
+            .bind(tenant_id)
+            .fetch_one(p)
+            .await?
+            .try_get("at")?)
+        })
+    }
+
+    /// When the tenant's last full sync (whatever its outcome) started.
+    pub async fn last_full_attempt_at(&self, tenant_id: i64) -> Result<Option<i64>> {
+        on_pool!(self, p => {
+            Ok(sqlx::query("SELECT MAX(started_at) AS at FROM sync_runs WHERE tenant_id = $1 AND kind = 'full'")
+                .bind(tenant_id)
+                .fetch_one(p)
+                .await?
+                .try_get("at")?)
+        })
+    }
+
+    /// Stores a decrypted change_contact callback unless the same XML was seen already.
+    /// Returns whether it is new.
+    pub async fn enqueue_callback(
+        &self,
+        tenant_id: i64,
+        xml_sha256: &str,
+        change_type: &str,
+        payload: &str,
+    ) -> Result<bool> {
+        on_pool!(self, p => {
+            Ok(sqlx::query(
+                "INSERT INTO callback_events (tenant_id, xml_sha256, change_type, payload, status, received_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (tenant_id, xml_sha256) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(xml_sha256)
+            .bind(change_type)
+            .bind(payload)
+            .bind(now_ms())
+            .execute(p)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+
+    /// Pending callbacks of a tenant in arrival order.
+    pub async fn pending_callbacks(
+        &self,
+        tenant_id: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingCallback>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, change_type, payload FROM callback_events
+                 WHERE status = 'pending' AND tenant_id = $1 ORDER BY id LIMIT $2",
+            )
+            .bind(tenant_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(PendingCallback {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    change_type: r.try_get("change_type")?,
+                    payload: r.try_get("payload")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Tenants with callbacks waiting (after a restart, or a missed wake-up).
+    pub async fn tenants_with_pending_callbacks(&self) -> Result<Vec<i64>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query("SELECT DISTINCT tenant_id FROM callback_events WHERE status = 'pending'")
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(r.try_get("tenant_id")?);
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn mark_callback(&self, id: i64, status: &str, error: Option<&str>) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4")
+                .bind(status)
+                .bind(error)
+                .bind(now_ms())
+                .bind(id)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// (change type, status, error) of the tenant's callbacks, oldest first (tests, console).
+    pub async fn list_callbacks(
+        &self,
+        tenant_id: i64,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query("SELECT change_type, status, error FROM callback_events WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant_id)
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((r.try_get("change_type")?, r.try_get("status")?, r.try_get("error")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Forgets handled callbacks received before `before` (kept ≥ 24 h for dedup).
+    pub async fn purge_callbacks(&self, before: i64) -> Result<u64> {
+        on_pool!(self, p => {
+            Ok(sqlx::query("DELETE FROM callback_events WHERE status <> 'pending' AND received_at < $1")
+                .bind(before)
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+}

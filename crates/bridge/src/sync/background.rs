@@ -1,0 +1,98 @@
+//! The sync's background task, started by `launch`: applies callbacks left pending (a
+//! restart, a missed wake-up), runs the periodic reconcile, and a reconcile asked for by
+//! a callback that could not be applied. It ends when the store is closed.
+
+use super::{incremental, SyncError, SyncOptions};
+use crate::app::AppState;
+use crate::domain::directory::Trigger;
+use crate::domain::now_ms;
+use crate::domain::tenant::IntegrationMode;
+use std::time::Duration;
+
+/// Handled callbacks are kept this long (≥ 24 h) so WeCom's retries are recognised.
+const CALLBACK_RETENTION_MS: i64 = 48 * 3600 * 1000;
+
+/// Wakes the callback worker of one tenant: called right after a callback is stored.
+pub fn kick(st: &AppState, tenant_id: i64) {
+    let st = st.clone();
+    tokio::spawn(async move {
+        if let Err(e) = after_callbacks(&st, tenant_id).await {
+            tracing::warn!(tenant = tenant_id, error = %e, "applying callbacks failed");
+        }
+    });
+}
+
+async fn after_callbacks(st: &AppState, tenant_id: i64) -> Result<(), SyncError> {
+    let (_, reconcile) = incremental::process_pending(st, tenant_id).await?;
+    if reconcile {
+        reconcile_now(st, tenant_id, Trigger::Callback).await?;
+    }
+    Ok(())
+}
+
+/// Starts a full sync unless one runs already (which then covers the request).
+async fn reconcile_now(st: &AppState, tenant_id: i64, trigger: Trigger) -> Result<(), SyncError> {
+    let Some(tenant) = st.store.tenant_by_id(tenant_id).await? else {
+        return Ok(());
+    };
+    match super::spawn_full(st, &tenant, SyncOptions::new(trigger, "system")).await {
+        Ok(_) | Err(SyncError::Busy) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs until the store closes. `tick` is how often pending work is looked for.
+pub fn spawn(st: AppState, tick: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_purge = 0i64;
+        loop {
+            tokio::time::sleep(tick).await;
+            if st.store.is_closed() {
+                return;
+            }
+            if let Err(e) = round(&st, &mut last_purge).await {
+                if st.store.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "sync background round failed");
+            }
+        }
+    })
+}
+
+async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
+    for t in st.store.tenants_with_pending_callbacks().await? {
+        after_callbacks(st, t).await?;
+    }
+    let now = now_ms();
+    for t in st.store.list_tenants().await? {
+        if t.integration_mode != IntegrationMode::SelfBuilt {
+            continue;
+        }
+        // Only tenants synced before: the first sync is the admin's decision (step 4).
+        let Some(last) = st.store.last_full_sync_at(t.id).await? else {
+            continue;
+        };
+        let interval = if st.store.has_directory_policy(t.id).await? {
+            st.store
+                .directory_policy(t.id)
+                .await?
+                .reconcile_interval_secs
+                .max(0) as u64
+        } else {
+            st.cfg.sync_reconcile_secs
+        };
+        // A blocked or failed attempt also counts: it is retried one interval later.
+        let last = last.max(st.store.last_full_attempt_at(t.id).await?.unwrap_or(0));
+        if interval > 0 && now - last >= interval as i64 * 1000 {
+            reconcile_now(st, t.id, Trigger::Schedule).await?;
+        }
+    }
+    if now - *last_purge > 3600 * 1000 {
+        st.store
+            .purge_callbacks(now - CALLBACK_RETENTION_MS)
+            .await?;
+        *last_purge = now;
+    }
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! Directory sync: a full sync (fetch the visible scope, diff against the store, apply
+//! in one transaction), dry runs, the mass-disable guard, run records with progress,
+//! incremental change_contact callbacks, the periodic reconcile and the switch from a
+//! third-party app. One sync at a time per tenant ([`lock`]).
+
+pub mod background;
+pub mod cli;
+pub mod fetch;
+pub mod incremental;
+pub mod lock;
+pub mod switch;
+
+pub use fetch::Progress;
+
+use crate::app::AppState;
+use crate::domain::audit::NewAudit;
+use crate::domain::directory::{
+    diff_full, mass_disable_guard, DiffOptions, DirectoryDiff, EndpointCalls, RunKind, RunReport,
+    RunStatus, Trigger,
+};
+use crate::domain::tenant::{IntegrationMode, Tenant};
+use crate::store::{NewSyncRun, RetireIdentities, StoreError, SyncRunFinish};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// Samples of each kind kept in a run's report.
+pub const REPORT_SAMPLES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this tenant has no WeCom integration yet: complete set-up step 2 first")]
+    NotConfigured,
+    #[error("a directory sync of this tenant is already running")]
+    Busy,
+    #[error("WeCom: {0}")]
+    Wecom(#[from] wecom::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored secrets cannot be opened: {0}")]
+    Seal(#[from] crate::seal::SealError),
+}
+
+impl SyncError {
+    /// Plain words for the run record and the console (English, 中文).
+    pub fn explain(&self) -> (String, String) {
+        match self {
+            SyncError::Wecom(e) => {
+                let x = e.explain();
+                (
+                    format!("{} — {} ({e})", x.title_en, x.fix_en),
+                    format!("{} — {}（{e}）", x.title_zh, x.fix_zh),
+                )
+            }
+            SyncError::NotConfigured => (
+                self.to_string(),
+                "该租户尚未配置企业微信集成：请先完成设置第 2 步。".into(),
+            ),
+            SyncError::Busy => (self.to_string(), "该租户的通讯录同步正在进行中。".into()),
+            other => (other.to_string(), other.to_string()),
+        }
+    }
+}
+
+/// How a full sync runs.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub trigger: Trigger,
+    /// Compute and record the diff, apply nothing.
+    pub dry_run: bool,
+    /// Apply even if the mass-disable guard objects (an admin confirmed).
+    pub force: bool,
+    /// Who started it, for the record and the audit log.
+    pub actor: String,
+    pub concurrency: usize,
+}
+
+impl SyncOptions {
+    pub fn new(trigger: Trigger, actor: impl Into<String>) -> Self {
+        SyncOptions {
+            trigger,
+            dry_run: false,
+            force: false,
+            actor: actor.into(),
+            concurrency: fetch::DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub report: RunReport,
+    pub duration: Duration,
+    /// English explanation of a failure or a block.
+    pub message: Option<String>,
+}
+
+/// One token cache per API base for all sync clients, so runs reuse the token while it
+/// is valid (and separate simulators in one process do not share tokens).
+static TOKEN_CACHES: LazyLock<Mutex<HashMap<String, Arc<wecom::MemoryTokenCache>>>> =
+    LazyLock::new(Default::default);
+
+/// A client whose calls are counted in `stats` (one per run).
+pub fn counted_client(
+    st: &AppState,
+    corpid: &str,
+    secret: &str,
+    stats: Arc<wecom::CallStats>,
+) -> Result<wecom::Client, wecom::Error> {
+    let base = st.cfg.wecom_api_base.clone();
+    let cache = TOKEN_CACHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(base.clone())
+        .or_default()
+        .clone();
+    wecom::Client::builder(corpid, secret)
+        .api_base(base)
+        .token_cache(cache)
+        .stats(stats)
+        .build()
+}
+
+pub fn calls_by_endpoint(stats: &wecom::CallStats) -> BTreeMap<String, EndpointCalls> {
+    stats
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                EndpointCalls {
+                    calls: v.calls,
+                    retries: v.retries,
+                    errors: v.errors,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A run holding its tenant's lock and its record; [`StartedRun::execute`] does the work.
+pub struct StartedRun {
+    pub run_id: i64,
+    pub progress: Arc<Progress>,
+    lock: lock::TenantLock,
+    tenant: Tenant,
+    opts: SyncOptions,
+}
+
+/// Takes the tenant's lock (without waiting) and records the run. Fails with
+/// [`SyncError::Busy`] while another sync of the tenant runs.
+pub async fn start_full(
+    st: &AppState,
+    tenant: &Tenant,
+    opts: SyncOptions,
+) -> Result<StartedRun, SyncError> {
+    if st.store.integration(tenant.id).await?.is_none() {
+        return Err(SyncError::NotConfigured);
+    }
+    let lock = lock::acquire(&st.store, tenant.id, false)
+        .await?
+        .ok_or(SyncError::Busy)?;
+    let run_id = st
+        .store
+        .create_sync_run(&NewSyncRun {
+            tenant_id: tenant.id,
+            trigger: opts.trigger,
+            kind: if opts.dry_run {
+                RunKind::DryRun
+            } else {
+                RunKind::Full
+            },
+            actor: opts.actor.clone(),
+            forced: opts.force,
+        })
+        .await?;
+    st.store.interrupt_stale_runs(tenant.id, run_id).await?;
+    Ok(StartedRun {
+        run_id,
+        progress: Arc::new(Progress::new()),
+        lock,
+        tenant: tenant.clone(),
+        opts,
+    })
+}
+
+/// A full sync (or dry run) from start to end.
+pub async fn run_full(
+    st: &AppState,
+    tenant: &Tenant,
+    opts: SyncOptions,
+) -> Result<RunOutcome, SyncError> {
+    start_full(st, tenant, opts).await?.execute(st).await
+}
+
+/// Runs a full sync in the background; returns its run id at once.
+pub async fn spawn_full(
+    st: &AppState,
+    tenant: &Tenant,
+    opts: SyncOptions,
+) -> Result<i64, SyncError> {
+    let started = start_full(st, tenant, opts).await?;
+    let id = started.run_id;
+    let st = st.clone();
+    tokio::spawn(async move {
+        if let Err(e) = started.execute(&st).await {
+            tracing::warn!(run = id, error = %e, "directory sync failed");
+        }
+    });
+    Ok(id)
+}
+
+impl StartedRun {
+    /// Fetches, diffs and (unless a dry run, or blocked by the guard) applies. The run
+    /// record ends succeeded, blocked or failed; nothing is applied unless it succeeded.
+    pub async fn execute(self, st: &AppState) -> Result<RunOutcome, SyncError> {
+        let started = Instant::now();
+        let StartedRun {
+            run_id,
+            progress,
+            lock,
+            tenant,
+            opts,
+        } = self;
+        // Progress goes to the run record a few times a second, for any instance's console.
+        let ticker = {
+            let store = st.store.clone();
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                let mut last = ("", u64::MAX, u64::MAX);
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let now = progress.snapshot();
+                    if now != last && now.0 != "applying" {
+                        let _ = store
+                            .update_sync_progress(run_id, now.0, now.1 as i64, now.2 as i64)
+                            .await;
+                        last = now;
+                    }
+                }
+            })
+        };
+        let stats = Arc::new(wecom::CallStats::new());
+        let mut report = RunReport::default();
+        let r = full_sync(st, &tenant, &opts, run_id, &progress, &stats, &mut report).await;
+        ticker.abort();
+        report.api_calls = calls_by_endpoint(&stats);
+        if let Some(b) = report.bound.as_mut() {
+            b.with_token = stats.calls("gettoken") > 0;
+        }
+        let (status, message, error) = match &r {
+            Ok((status, msg)) => (*status, msg.clone(), None),
+            Err(e) => {
+                let (en, zh) = e.explain();
+                report.errors.push(en.clone());
+                report.errors.push(zh);
+                (RunStatus::Failed, Some(en.clone()), Some(en))
+            }
+        };
+        let c = report.diff.counts;
+        let finish = SyncRunFinish {
+            status,
+            users_added: c.users_added as i64,
+            users_updated: c.users_updated as i64,
+            users_disabled: c.users_disabled as i64,
+            users_moved: c.users_moved as i64,
+            api_calls: stats.total_calls() as i64,
+            api_calls_json: serde_json::to_string(&report.api_calls).unwrap_or_default(),
+            report_json: serde_json::to_string(&report).ok(),
+            error: error.clone().or_else(|| {
+                (status == RunStatus::Blocked).then(|| message.clone().unwrap_or_default())
+            }),
+        };
+        let recorded = st.store.finish_sync_run(run_id, &finish).await;
+        lock.release().await;
+        recorded?;
+        if !opts.dry_run
+            && matches!(
+                opts.trigger,
+                Trigger::Console | Trigger::Wizard | Trigger::Cli
+            )
+        {
+            let detail = format!(
+                "run #{run_id} {}: {} added, {} updated, {} disabled, {} moved",
+                status.as_str(),
+                c.users_added,
+                c.users_updated,
+                c.users_disabled,
+                c.users_moved
+            );
+            let _ = st
+                .store
+                .audit(&NewAudit {
+                    tenant_id: tenant.id,
+                    actor: opts.actor.clone(),
+                    action: "directory.sync",
+                    detail,
+                    ip: None,
+                })
+                .await;
+        }
+        r?;
+        Ok(RunOutcome {
+            run_id,
+            status,
+            report,
+            duration: started.elapsed(),
+            message,
+        })
+    }
+}
+
+async fn full_sync(
+    st: &AppState,
+    tenant: &Tenant,
+    opts: &SyncOptions,
+    run_id: i64,
+    progress: &Progress,
+    stats: &Arc<wecom::CallStats>,
+    report: &mut RunReport,
+) -> Result<(RunStatus, Option<String>), SyncError> {
+    let rec = st
+        .store
+        .integration(tenant.id)
+        .await?
+        .ok_or(SyncError::NotConfigured)?;
+    let opened = st.open_integration(&rec)?;
+    let client = counted_client(st, &opened.corpid, &opened.secret, stats.clone())?;
+    let policy = st.store.directory_policy(tenant.id).await?;
+
+    let t0 = Instant::now();
+    let fetched =
+        fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency).await?;
+    report.fetch_ms = t0.elapsed().as_millis() as u64;
+    report.members = fetched.desired.users.len() as u64;
+    report.bound = Some(fetched.bound);
+    report.withheld = fetched.withheld.clone();
+    report.warnings = fetched.warnings.clone();
+
+    // The switch from a third-party app: convert while the old app is still installed.
+    progress.set_phase("diff", 0);
+    let t1 = Instant::now();
+    let mut current = st.store.load_directory(tenant.id, &opened.corpid).await?;
+    let imported = st.store.imported_identities(tenant.id).await?;
+    let mut retire = None;
+    if !imported.is_empty() {
+        progress.set_phase("relink", imported.len() as u64);
+        let plan = switch::plan_relink(&client, &imported, &mut current).await?;
+        retire = Some(RetireIdentities {
+            relinked: plan.relinked,
+        });
+        report.relink = Some(plan.report);
+    }
+    let diff = diff_full(
+        &fetched.desired,
+        &current,
+        DiffOptions {
+            new_user_status: policy.new_user_status,
+        },
+    );
+    let verdict = mass_disable_guard(
+        current.active_users(),
+        diff.active_disabled(),
+        policy.max_disable_permille,
+    );
+    drop(current);
+    report.guard = Some(verdict);
+    report.diff = diff.summary(REPORT_SAMPLES);
+    report.diff_ms = t1.elapsed().as_millis() as u64;
+
+    if verdict.blocked && !opts.force {
+        return Ok((RunStatus::Blocked, Some(verdict.message_en())));
+    }
+    if opts.dry_run {
+        return Ok((RunStatus::Succeeded, None));
+    }
+    let t2 = Instant::now();
+    progress.set_phase("applying", 1);
+    apply(
+        st,
+        tenant.id,
+        &opened.corpid,
+        run_id,
+        &diff,
+        retire.as_ref(),
+    )
+    .await?;
+    report.apply_ms = t2.elapsed().as_millis() as u64;
+    if let Ok(json) = serde_json::to_string(&fetched.agent) {
+        st.store.set_agent_snapshot(tenant.id, &json).await?;
+    }
+    if retire.is_some() && tenant.integration_mode != IntegrationMode::SelfBuilt {
+        st.store
+            .set_integration_mode(tenant.id, IntegrationMode::SelfBuilt)
+            .await?;
+    }
+    progress.step();
+    Ok((RunStatus::Succeeded, None))
+}
+
+/// Applies a diff unless there is nothing to write: a re-sync with no change in WeCom
+/// writes nothing to the directory.
+pub async fn apply(
+    st: &AppState,
+    tenant_id: i64,
+    corpid: &str,
+    run_id: i64,
+    diff: &DirectoryDiff,
+    retire: Option<&RetireIdentities>,
+) -> Result<(), StoreError> {
+    if diff.is_empty() && retire.is_none() {
+        return Ok(());
+    }
+    st.store
+        .apply_directory_diff(tenant_id, corpid, run_id, diff, retire)
+        .await
+}
