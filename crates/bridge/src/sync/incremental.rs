@@ -494,3 +494,51 @@ async fn sync_tag(ctx: &mut Ctx<'_>, t: &TagChange) -> Result<(), SyncError> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// What became of a received callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored; it is applied in the background.
+    Queued,
+    /// The same decrypted XML was received before (a WeCom retry).
+    Duplicate,
+    /// Not a change_contact event.
+    Ignored,
+}
+
+/// Stores a decrypted, signature-checked callback durably and wakes the worker. The
+/// caller answers WeCom's 200 right after, before the change is applied.
+pub async fn receive(st: &AppState, tenant_id: i64, xml: &str) -> Result<Received, SyncError> {
+    use sha2::{Digest, Sha256};
+    let change_type = match wecom::event::parse_event(xml) {
+        Ok(ev) => match ev.kind {
+            EventKind::ChangeContact(c) => change_type(&c).to_string(),
+            EventKind::Other { .. } => return Ok(Received::Ignored),
+        },
+        // Kept: processing it fails and asks for a reconcile.
+        Err(_) => "unparsable".to_string(),
+    };
+    let hash = hex::encode(Sha256::digest(xml.as_bytes()));
+    if !st
+        .store
+        .enqueue_callback(tenant_id, &hash, &change_type, xml)
+        .await?
+    {
+        return Ok(Received::Duplicate);
+    }
+    super::background::kick(st, tenant_id);
+    Ok(Received::Queued)
+}
+
+fn change_type(c: &ContactChange) -> &str {
+    match c {
+        ContactChange::CreateUser(_) => "create_user",
+        ContactChange::UpdateUser(_) => "update_user",
+        ContactChange::DeleteUser { .. } => "delete_user",
+        ContactChange::CreateParty(_) => "create_party",
+        ContactChange::UpdateParty(_) => "update_party",
+        ContactChange::DeleteParty { .. } => "delete_party",
+        ContactChange::UpdateTag(_) => "update_tag",
+        ContactChange::Unknown { change_type } => change_type,
+    }
+}

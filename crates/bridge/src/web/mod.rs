@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod error;
 pub mod i18n;
 pub mod pages;
+pub mod sync;
 pub mod tenant;
 pub mod wecom_routes;
 
@@ -96,9 +97,17 @@ pub fn router(st: AppState) -> Router {
             "/console/setup/verify-file/delete",
             post(console::delete_verify_file),
         )
+        .route(sync::PATH, get(sync::page))
+        .route("/console/sync/run", post(sync::start))
+        .route("/console/sync/policy", post(sync::save_policy))
+        .route("/console/sync/runs/{id}", get(sync::run_page))
+        .route("/console/sync/runs/{id}/progress", get(sync::progress))
         .route("/console/doctor", get(console::doctor_page))
         .route("/console/audit", get(console::audit_page))
-        .route("/wecom/callback", get(wecom_routes::callback_verify))
+        .route(
+            "/wecom/callback",
+            get(wecom_routes::callback_verify).post(wecom_routes::callback_event),
+        )
         .fallback(|| async { error::WebError::NotFound("this page".into()) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .with_state(st)

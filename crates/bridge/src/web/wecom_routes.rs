@@ -95,6 +95,49 @@ pub async fn callback_verify(
     }
 }
 
+/// `POST /wecom/callback`: an encrypted event. The signature is checked first (a bad
+/// one changes nothing: 403), then the message is decrypted (receive id = CorpID) and
+/// stored; WeCom gets its 200 at once and the change is applied in the background.
+pub async fn callback_event(
+    State(st): State<AppState>,
+    CurrentTenant(t): CurrentTenant,
+    RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, WebError> {
+    let p = callback_params(q.as_deref().unwrap_or(""));
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let rec = st.store.integration(t.id).await?.ok_or_else(|| {
+        WebError::NotFound("no WeCom integration is configured for this tenant".into())
+    })?;
+    let opened = st
+        .open_integration(&rec)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let crypt = wecom::crypto::MsgCrypt::new(
+        &opened.callback_token,
+        &opened.callback_aes_key,
+        &opened.corpid,
+    )
+    .map_err(|e| WebError::Internal(e.to_string()))?;
+    let refuse = |e: wecom::crypto::CryptoError, forbidden: bool| {
+        tracing::warn!(tenant = t.id, code = e.code(), "callback event refused");
+        let msg = format!("callback refused ({}): {}", e.code(), e.explain().1);
+        if forbidden {
+            WebError::Forbidden(msg)
+        } else {
+            WebError::BadRequest(msg)
+        }
+    };
+    let encrypt = wecom::crypto::extract_encrypt(&body).map_err(|e| refuse(e, false))?;
+    crypt
+        .verify_signature(get("msg_signature"), get("timestamp"), get("nonce"), &encrypt)
+        .map_err(|e| refuse(e, true))?;
+    let xml = crypt.decrypt(&encrypt).map_err(|e| refuse(e, false))?;
+    crate::sync::incremental::receive(&st, t.id, &xml)
+        .await
+        .map_err(|e| WebError::Internal(e.explain().0))?;
+    Ok(([(CONTENT_TYPE, "text/plain")], "").into_response())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

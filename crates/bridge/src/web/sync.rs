@@ -1,0 +1,304 @@
+//! The console's Sync page: start a dry run or a sync, follow its progress, read its
+//! report (counts, API calls against the lower bound, withheld fields, errors, the diff),
+//! confirm a sync the mass-disable guard stopped, the run history and the policy.
+
+use crate::app::AppState;
+use crate::domain::audit::NewAudit;
+use crate::domain::directory::{DirectoryPolicy, RunReport, RunStatus, Trigger};
+use crate::sync::{SyncError, SyncOptions};
+use crate::web::auth::{Admin, AdminForm};
+use crate::web::error::WebError;
+use crate::web::i18n::Lang;
+use crate::web::pages::{format_utc, render, Nav};
+use crate::web::ClientIp;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use serde::Deserialize;
+
+pub const PATH: &str = "/console/sync";
+
+type Result<T> = std::result::Result<T, WebError>;
+
+impl From<SyncError> for WebError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Busy => WebError::Conflict(e.to_string()),
+            SyncError::NotConfigured => WebError::BadRequest(e.to_string()),
+            SyncError::Store(s) => WebError::Store(s),
+            other => WebError::Internal(other.explain().0),
+        }
+    }
+}
+
+fn nav(admin: &Admin) -> Nav {
+    Nav {
+        tenant_name: admin.tenant.name.clone(),
+        username: admin.session.username.clone(),
+        csrf: admin.csrf().to_string(),
+        active: "sync",
+    }
+}
+
+/// A run as the history table shows it.
+pub struct RunRow {
+    pub id: i64,
+    pub when: String,
+    pub trigger: String,
+    pub kind: String,
+    pub status: String,
+    pub added: i64,
+    pub updated: i64,
+    pub disabled: i64,
+    pub moved: i64,
+    pub api_calls: i64,
+    pub seconds: String,
+}
+
+#[derive(Template)]
+#[template(path = "sync.html")]
+pub struct SyncPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub configured: bool,
+    pub running: Option<i64>,
+    pub runs: Vec<RunRow>,
+    pub policy: DirectoryPolicy,
+    pub policy_error: Option<String>,
+    pub from_wizard: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sync_run.html")]
+pub struct SyncRunPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub run: RunRow,
+    pub running: bool,
+    pub blocked: bool,
+    pub dry_run: bool,
+    pub phase: String,
+    pub percent: i64,
+    pub error: Option<String>,
+    pub report: RunReport,
+    pub c_min: u64,
+    pub total_calls: u64,
+}
+
+impl SyncRunPage {
+    fn guard_message(&self) -> String {
+        match &self.report.guard {
+            Some(g) => self.l.t(&g.message_zh(), &g.message_en()).to_string(),
+            None => String::new(),
+        }
+    }
+    fn changes(&self, c: &[crate::domain::directory::FieldChange]) -> String {
+        c.iter()
+            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn row(r: &crate::store::SyncRun) -> RunRow {
+    RunRow {
+        id: r.id,
+        when: format_utc(r.started_at),
+        trigger: r.trigger.as_str().into(),
+        kind: r.kind.as_str().into(),
+        status: r.status.as_str().into(),
+        added: r.users_added,
+        updated: r.users_updated,
+        disabled: r.users_disabled,
+        moved: r.users_moved,
+        api_calls: r.api_calls,
+        seconds: format!("{:.1}", r.duration_ms().max(0) as f64 / 1000.0),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    from: String,
+}
+
+pub async fn page(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    Query(q): Query<PageQuery>,
+) -> Result<Response> {
+    let t = &admin.tenant;
+    let runs = st.store.list_sync_runs(t.id, None, 30).await?;
+    Ok(render(&SyncPage {
+        l,
+        csrf: admin.csrf().to_string(),
+        configured: st.store.integration(t.id).await?.is_some(),
+        running: runs
+            .iter()
+            .find(|r| r.status == RunStatus::Running)
+            .map(|r| r.id),
+        runs: runs.iter().map(row).collect(),
+        policy: st.store.directory_policy(t.id).await?,
+        policy_error: None,
+        from_wizard: q.from == "wizard",
+        nav: Some(nav(&admin)),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct RunForm {
+    #[serde(default)]
+    dry_run: String,
+    #[serde(default)]
+    force: String,
+    #[serde(default)]
+    trigger: String,
+}
+
+/// Starts a run in the background and shows its page (which follows the progress).
+pub async fn start(State(st): State<AppState>, f: AdminForm<RunForm>) -> Result<Response> {
+    let trigger = if f.form.trigger == "wizard" {
+        Trigger::Wizard
+    } else {
+        Trigger::Console
+    };
+    let mut opts = SyncOptions::new(trigger, f.admin.actor());
+    opts.dry_run = !f.form.dry_run.is_empty();
+    opts.force = !f.form.force.is_empty();
+    opts.concurrency = st.cfg.sync_concurrency;
+    let id = crate::sync::spawn_full(&st, &f.admin.tenant, opts).await?;
+    Ok(Redirect::to(&format!("{PATH}/runs/{id}")).into_response())
+}
+
+pub async fn run_page(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let r = st
+        .store
+        .sync_run(admin.tenant.id, id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("sync run {id}")))?;
+    let report: RunReport = r
+        .report_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let c_min = report.bound.map(|b| b.c_min()).unwrap_or(0);
+    let total_calls = report.api_calls.values().map(|e| e.calls).sum();
+    Ok(render(&SyncRunPage {
+        l,
+        csrf: admin.csrf().to_string(),
+        running: r.status == RunStatus::Running,
+        blocked: r.status == RunStatus::Blocked,
+        dry_run: r.kind == crate::domain::directory::RunKind::DryRun,
+        phase: r.phase.clone(),
+        percent: percent(r.progress_done, r.progress_total),
+        error: r.error.clone(),
+        report,
+        c_min,
+        total_calls,
+        run: row(&r),
+        nav: Some(nav(&admin)),
+    }))
+}
+
+fn percent(done: i64, total: i64) -> i64 {
+    if total <= 0 {
+        0
+    } else {
+        (done * 100 / total).clamp(0, 100)
+    }
+}
+
+/// `GET /console/sync/runs/{id}/progress`: what the progress bar polls.
+pub async fn progress(State(st): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Response {
+    match st.store.sync_run(admin.tenant.id, id).await {
+        Ok(Some(r)) => Json(serde_json::json!({
+            "id": r.id,
+            "status": r.status.as_str(),
+            "phase": r.phase,
+            "done": r.progress_done,
+            "total": r.progress_total,
+            "percent": percent(r.progress_done, r.progress_total),
+            "finished": r.status != RunStatus::Running,
+        }))
+        .into_response(),
+        Ok(None) => WebError::NotFound(format!("sync run {id}")).into_json(),
+        Err(e) => WebError::from(e).into_json(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    new_user_status: String,
+    #[serde(default)]
+    max_disable_percent: String,
+    #[serde(default)]
+    reconcile_minutes: String,
+}
+
+pub async fn save_policy(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<PolicyForm>,
+) -> Result<Response> {
+    let t = &f.admin.tenant;
+    let parsed = (|| {
+        let status = f.form.new_user_status.parse().ok()?;
+        let pct: f64 = f.form.max_disable_percent.trim().parse().ok()?;
+        let mins: i64 = f.form.reconcile_minutes.trim().parse().ok()?;
+        Some(DirectoryPolicy {
+            new_user_status: status,
+            max_disable_permille: (pct * 10.0).round() as i64,
+            reconcile_interval_secs: mins.saturating_mul(60),
+        })
+    })();
+    let err = match parsed {
+        None => Some(
+            l.t("请填写有效的数字。", "Enter valid numbers.")
+                .to_string(),
+        ),
+        Some(p) => p.validate().err().map(|e| e.to_string()),
+    };
+    if let (Some(p), None) = (parsed, &err) {
+        st.store.put_directory_policy(t.id, &p).await?;
+        st.store
+            .audit(&NewAudit {
+                tenant_id: t.id,
+                actor: f.admin.actor(),
+                action: "directory.policy.saved",
+                detail: format!(
+                    "new users {}, mass-disable limit {}‰, reconcile every {} s",
+                    p.new_user_status.as_str(),
+                    p.max_disable_permille,
+                    p.reconcile_interval_secs
+                ),
+                ip,
+            })
+            .await?;
+        return Ok(Redirect::to(PATH).into_response());
+    }
+    let runs = st.store.list_sync_runs(t.id, None, 30).await?;
+    let mut resp = render(&SyncPage {
+        l,
+        csrf: f.admin.csrf().to_string(),
+        configured: st.store.integration(t.id).await?.is_some(),
+        running: None,
+        runs: runs.iter().map(row).collect(),
+        policy: st.store.directory_policy(t.id).await?,
+        policy_error: err,
+        from_wizard: false,
+        nav: Some(nav(&f.admin)),
+    });
+    *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    Ok(resp)
+}

@@ -1,0 +1,217 @@
+//! The console's Sync page and the `wecom-bridge sync` command, end to end: wizard step 4
+//! links to the page, a dry run and a sync from the page with the progress endpoint, the
+//! guard's confirmation button, the history; the CLI with its exit codes.
+
+mod common;
+mod sync_support;
+
+use bridge::domain::directory::{RunKind, RunStatus, Trigger};
+use bridge::testing::database_urls;
+use serde_json::json;
+use sync_support::*;
+
+async fn wait_run(t: &T, location: &str) -> serde_json::Value {
+    loop {
+        let p = t.env.browser.get(&format!("{location}/progress")).await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+        if v["finished"] == true {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sync_page_dry_run_sync_and_confirmation() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let csrf = t.env.admin_login().await;
+        let step4 = t.env.browser.get("/console/setup/4").await;
+        assert!(
+            step4.body.contains("href=\"/console/sync?from=wizard\""),
+            "{}",
+            step4.body
+        );
+        let page = t.env.browser.get("/console/sync?from=wizard").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("data-testid=\"dry-run\""));
+        assert!(page.body.contains("name=\"trigger\" value=\"wizard\""));
+
+        // Forms need the console's CSRF token.
+        let r = t
+            .env
+            .browser
+            .post("/console/sync/run", &[("dry_run", "1")])
+            .await;
+        assert_eq!(r.status, 403);
+
+        let r = t
+            .env
+            .browser
+            .post(
+                "/console/sync/run",
+                &[("csrf", &csrf), ("dry_run", "1"), ("trigger", "wizard")],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let run = r.location.unwrap();
+        assert!(run.starts_with("/console/sync/runs/"));
+        let done = wait_run(&t, &run).await;
+        assert_eq!(done["status"], "succeeded");
+        let report = t.env.browser.get(&run).await;
+        assert!(
+            report.body.contains("nothing was changed") || report.body.contains("未做任何修改")
+        );
+        assert!(report.body.contains("data-testid=\"api-calls\""));
+        assert!(report.body.contains("<code>user/list</code>"));
+        assert!(
+            report.body.contains("data-testid=\"withheld\""),
+            "post-2022 app: mobile withheld"
+        );
+        assert!(report.body.contains("<code>zhangsan</code>"));
+        assert!(t.userids().await.is_empty(), "a dry run applies nothing");
+
+        let r = t
+            .env
+            .browser
+            .post("/console/sync/run", &[("csrf", &csrf)])
+            .await;
+        let run = r.location.unwrap();
+        assert_eq!(wait_run(&t, &run).await["status"], "succeeded");
+        assert_eq!(t.userids().await.len(), 5);
+
+        // The guard stops a sync that would disable 2 of 5; the page offers the confirmation.
+        t.scope(json!({"users": ["qianba"], "tags": [1]})).await;
+        let r = t
+            .env
+            .browser
+            .post("/console/sync/run", &[("csrf", &csrf)])
+            .await;
+        let run = r.location.unwrap();
+        assert_eq!(wait_run(&t, &run).await["status"], "blocked");
+        let page = t.env.browser.get(&run).await;
+        assert!(
+            page.body.contains("data-testid=\"confirm-sync\""),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("name=\"force\" value=\"1\""));
+        assert_eq!(t.userids().await.len(), 5);
+        let r = t
+            .env
+            .browser
+            .post("/console/sync/run", &[("csrf", &csrf), ("force", "1")])
+            .await;
+        let run = r.location.unwrap();
+        assert_eq!(wait_run(&t, &run).await["status"], "succeeded");
+        assert_eq!(t.userids().await.len(), 3);
+
+        let history = t.env.browser.get("/console/sync").await;
+        assert_eq!(history.body.matches("data-status=").count(), 4);
+        let runs = t
+            .st()
+            .store
+            .list_sync_runs(t.tenant.id, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(runs.last().unwrap().trigger, Trigger::Wizard);
+        assert_eq!(runs.last().unwrap().kind, RunKind::DryRun);
+        assert!(runs[0].forced);
+
+        // The policy form.
+        let r = t
+            .env
+            .browser
+            .post(
+                "/console/sync/policy",
+                &[
+                    ("csrf", &csrf),
+                    ("new_user_status", "authorized"),
+                    ("max_disable_percent", "5"),
+                    ("reconcile_minutes", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let p = t.st().store.directory_policy(t.tenant.id).await.unwrap();
+        assert_eq!(
+            (p.max_disable_permille, p.reconcile_interval_secs),
+            (50, 1800)
+        );
+        let r = t
+            .env
+            .browser
+            .post(
+                "/console/sync/policy",
+                &[
+                    ("csrf", &csrf),
+                    ("new_user_status", "disabled"),
+                    ("max_disable_percent", "5"),
+                    ("reconcile_minutes", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+    }
+}
+
+// The CLI is another process talking to the in-process simulator: keep a runtime
+// thread free for the simulator while the test waits for the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sync_dry_run_guard_and_force() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let (db_url, data_dir, api) = (
+            t.env.database_url.clone(),
+            t.env.data_dir.clone(),
+            t.env.sim.api_base(),
+        );
+        let cli = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let (db_url, data_dir, api) = (db_url.clone(), data_dir.clone(), api.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wecom-bridge"))
+                        .args(&args)
+                        .env("WECOM_BRIDGE_DATABASE_URL", db_url)
+                        .env("WECOM_BRIDGE_DATA_DIR", data_dir)
+                        .env("WECOM_BRIDGE_WECOM_API_BASE", api)
+                        .output()
+                        .unwrap();
+                    (
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stdout).to_string(),
+                        String::from_utf8_lossy(&out.stderr).to_string(),
+                    )
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let (code, out, err) = cli(&["sync", "--tenant", "default", "--dry-run"]).await;
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains("dry run"), "{out}");
+        assert!(out.contains("users added                   6"), "{out}");
+        assert!(out.contains("lower bound C_min"), "{out}");
+        let (code, out, _) = cli(&["sync", "--tenant", "default"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(t.userids().await.len(), 5);
+        t.scope(json!({"users": ["qianba"], "tags": [1]})).await;
+        let (code, out, _) = cli(&["sync", "--tenant", "default"]).await;
+        assert_eq!(code, Some(3), "{out}");
+        assert!(out.contains("would disable 2 of 5"), "{out}");
+        let (code, out, _) = cli(&["sync", "--tenant", "default", "--force"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        let runs = t
+            .st()
+            .store
+            .list_sync_runs(t.tenant.id, None, 10)
+            .await
+            .unwrap();
+        assert!(runs.iter().all(|r| r.trigger == Trigger::Cli));
+        assert_eq!(runs[1].status, RunStatus::Blocked);
+        let (code, _, err) = cli(&["sync", "--tenant", "nope"]).await;
+        assert_eq!(code, Some(2), "{err}");
+    }
+}
