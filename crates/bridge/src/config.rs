@@ -33,6 +33,13 @@ pub struct Config {
     /// Console session idle timeout and absolute lifetime, in seconds.
     pub admin_session_idle_secs: u64,
     pub admin_session_max_secs: u64,
+    /// Member (workbench) session idle timeout and absolute lifetime, in seconds.
+    pub member_session_idle_secs: u64,
+    pub member_session_max_secs: u64,
+    /// How stale an instance's view of ended member sessions may get, in milliseconds:
+    /// sessions ended on another instance stop working here within this time (at once
+    /// when ended here).
+    pub member_session_revocation_poll_ms: u64,
     /// First start only: the edition and domain of the tenant created when none exists
     /// (empty domain = `localhost:<listen port>`).
     pub bootstrap_edition: crate::domain::tenant::Edition,
@@ -59,6 +66,9 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             admin_session_idle_secs: 30 * 60,
             admin_session_max_secs: 12 * 3600,
+            member_session_idle_secs: 2 * 3600,
+            member_session_max_secs: 24 * 3600,
+            member_session_revocation_poll_ms: 1000,
             bootstrap_edition: crate::domain::tenant::Edition::Professional,
             bootstrap_domain: String::new(),
             sync_reconcile_secs: 3600,

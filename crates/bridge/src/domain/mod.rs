@@ -7,6 +7,7 @@ pub mod console_values;
 pub mod directory;
 pub mod doctor;
 pub mod integration;
+pub mod login;
 pub mod tenant;
 pub mod user;
 

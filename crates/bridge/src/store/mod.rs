@@ -11,14 +11,19 @@ mod admin;
 mod audit;
 mod directory;
 mod integration;
+mod login_config;
+mod sessions;
 mod sync_runs;
 mod tenant;
+mod user_admin;
 mod users;
 
 pub use admin::{AdminRecord, AdminSession};
 pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
 pub use integration::IntegrationRecord;
+pub use sessions::{LoginState, NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
+pub use user_admin::{IdentityRecord, UserExtras, WecomUserSeed};
 pub use users::UserFilter;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

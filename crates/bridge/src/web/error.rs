@@ -25,6 +25,9 @@ pub enum WebError {
     Conflict(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// A member sign-in that did not produce a session: its own page per cause.
+    #[error("sign-in: {0}")]
+    Login(#[from] crate::auth::LoginError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,6 +43,7 @@ impl WebError {
             WebError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             WebError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Login(e) => crate::web::login::status_of(e),
         }
     }
 
@@ -57,6 +61,7 @@ impl WebError {
             WebError::Store(StoreError::NotFound(_)) => "not_found",
             WebError::Store(StoreError::Conflict(_)) => "conflict",
             WebError::Store(_) | WebError::Internal(_) => "internal",
+            WebError::Login(_) => "login",
         }
     }
 
@@ -111,6 +116,9 @@ impl IntoResponse for WebError {
         }
         if let WebError::Redirect(to) = &self {
             return Redirect::to(to).into_response();
+        }
+        if let WebError::Login(e) = &self {
+            return crate::web::login::problem_page(e);
         }
         let status = self.status();
         if status.is_server_error() {

@@ -5,16 +5,21 @@ pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod i18n;
+pub mod login;
+pub mod login_config;
 pub mod pages;
 pub mod sync;
 pub mod tenant;
+pub mod users;
 pub mod wecom_routes;
+pub mod workbench;
 
 use crate::app::AppState;
+use crate::domain::console_values::{HOME_PATH, OAUTH_CALLBACK_PATH};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::convert::Infallible;
@@ -73,7 +78,23 @@ async fn root_file(
 pub fn router(st: AppState) -> Router {
     let limit = st.cfg.max_body_bytes;
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console") }))
+        // The workbench for signed-in members; everyone else goes to /login.
+        .route("/", get(workbench::home))
+        .route("/login", get(login::login_page))
+        .route("/login/wecom", get(login::login_wecom))
+        .route("/logout", post(login::logout))
+        .route(HOME_PATH, get(login::wecom_home))
+        .route(OAUTH_CALLBACK_PATH, get(login::callback))
+        .route(
+            login_config::PATH,
+            get(login_config::page).post(login_config::save),
+        )
+        .route("/console/users", get(users::list).post(users::bulk))
+        .route("/console/users/{id}", get(users::detail))
+        .route(
+            "/console/users/{id}/sessions/revoke",
+            post(users::revoke_session),
+        )
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .route("/{file}", get(root_file))
@@ -110,5 +131,7 @@ pub fn router(st: AppState) -> Router {
         )
         .fallback(|| async { error::WebError::NotFound("this page".into()) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        // This instance's member-session checker (signing key, revocation log).
+        .layer(axum::Extension(crate::auth::MemberSessions::new(&st.cfg)))
         .with_state(st)
 }

@@ -1,0 +1,626 @@
+//! Member sign-in: the WeCom OAuth flow (in-client and QR / web login), its `state`,
+//! the callback's checks, and member sessions.
+//!
+//! - `state` is 32 random bytes. The store keeps only its SHA-256, with the SHA-256 of a
+//!   per-browser binding cookie and the return path; redeeming deletes the row, so a
+//!   state works once, on whichever instance receives the callback.
+//! - A session is a row in `user_sessions` (SHA-256 of a random id) and a cookie carrying
+//!   (id, tenant, user, created, last seen) signed with a key shared through the store.
+//!   Checking it costs an HMAC and a hash-set look-up, no database round trip: ended
+//!   sessions (logout, revocation, a user losing authorization — a trigger logs every
+//!   deleted session row) reach each instance through the revocation log, read at most
+//!   `member_session_revocation_poll_ms` apart, and at once on the instance that ended them.
+
+use crate::app::{AppState, OpenedIntegration};
+use crate::domain::audit::NewAudit;
+use crate::domain::console_values::OAUTH_CALLBACK_PATH;
+use crate::domain::login::{
+    self, DomainProblem, Freshness, RevocationLog, SessionClaims, SessionLimits, SignInOutcome,
+    WecomIdentity,
+};
+use crate::domain::now_ms;
+use crate::domain::tenant::Tenant;
+use crate::domain::user::DisabledReason;
+use crate::store::{LoginState, NewUserSession, StoreError};
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// The member-session cookie.
+pub const SESSION_COOKIE: &str = "wb_session";
+/// Binds sign-ins in progress to this browser.
+pub const BINDING_COOKIE: &str = "wb_oauth";
+/// How long a sign-in may take between leaving for WeCom and coming back.
+pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+/// A hole in the revocation log is waited for this long before it is stepped over.
+const GAP_GRACE_MS: i64 = 10 * 60 * 1000;
+const SEAL_CONTEXT: &str = "member-session-key";
+
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Why a sign-in did not produce a session. Each variant is its own page.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("the sign-in came back without its state (or this browser's cookie)")]
+    StateMissing,
+    #[error("the sign-in state is unknown, expired or already used")]
+    StateInvalid,
+    #[error("the sign-in was started in another browser or for another organisation")]
+    StateForeign,
+    #[error("sign-in was cancelled in WeCom")]
+    Cancelled,
+    #[error("WeCom sign-in is turned off for the workbench")]
+    SourceOff,
+    #[error("the WeCom integration is not set up")]
+    NotConfigured,
+    #[error("the redirect URI does not match the trusted domain: {0:?}")]
+    Domain(DomainProblem),
+    #[error("WeCom refused the sign-in code: {}", .0.title_en)]
+    Code(wecom::Explanation),
+    #[error("WeCom: {}", .0.title_en)]
+    Wecom(wecom::Explanation),
+    #[error("not in this organisation's directory")]
+    NotInDirectory {
+        outsider: bool,
+        userid: Option<String>,
+    },
+    #[error("not authorized")]
+    Unauthorized { userid: String },
+    #[error("account disabled")]
+    Disabled {
+        userid: String,
+        reason: Option<DisabledReason>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How the member reached WeCom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// Silent authorization inside the WeCom client.
+    Client,
+    /// QR code / web login in a browser.
+    Qr,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Client => "wecom_client",
+            Via::Qr => "wecom_qr",
+        }
+    }
+}
+
+/// The callback URL WeCom redirects to: always from the tenant's configured domain,
+/// never from the request's Host.
+pub fn redirect_uri(st: &AppState, tenant: &Tenant) -> Option<String> {
+    tenant
+        .domain
+        .as_ref()
+        .map(|d| format!("{}{OAUTH_CALLBACK_PATH}", st.cfg.base_url_for(d)))
+}
+
+/// The trusted domain WeCom reported at the last agent/get, if known.
+pub fn snapshot_trusted_domain(agent_json: Option<&str>) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(agent_json?).ok()?;
+    v.get("redirect_domain")?.as_str().map(str::to_string)
+}
+
+pub fn secure_cookies(st: &AppState) -> bool {
+    st.cfg.public_url_pattern.starts_with("https://")
+}
+
+/// Loads and opens the tenant's WeCom integration.
+pub async fn integration(
+    st: &AppState,
+    tenant: &Tenant,
+) -> Result<(OpenedIntegration, Option<String>), LoginError> {
+    let rec = st
+        .store
+        .integration(tenant.id)
+        .await?
+        .ok_or(LoginError::NotConfigured)?;
+    let opened = st
+        .open_integration(&rec)
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
+    Ok((opened, rec.agent_json))
+}
+
+/// Where to send the member, and the binding cookie (`Set-Cookie` value) to set.
+pub struct Begin {
+    pub location: String,
+    pub binding_cookie: String,
+}
+
+/// Starts a WeCom sign-in: checks the domains, stores a fresh state, builds WeCom's URL.
+pub async fn begin_wecom(
+    st: &AppState,
+    tenant: &Tenant,
+    request_host: &str,
+    via: Via,
+    return_to: &str,
+    binding: Option<String>,
+    lang: wecom::oauth::Lang,
+) -> Result<Begin, LoginError> {
+    let (opened, agent_json) = integration(st, tenant).await?;
+    let redirect = redirect_uri(st, tenant).ok_or(LoginError::NotConfigured)?;
+    // agent/get reports the trusted domain only, which governs the in-client flow;
+    // the web-login callback domain is not readable through the API.
+    let trusted = match via {
+        Via::Client => snapshot_trusted_domain(agent_json.as_deref()),
+        Via::Qr => None,
+    };
+    login::check_redirect_domain(request_host, &redirect, trusted.as_deref())
+        .map_err(LoginError::Domain)?;
+    let return_to = login::safe_return_path(return_to).unwrap_or(login::DEFAULT_RETURN);
+    // One binding per browser (several tabs may sign in at once); its lifetime is
+    // renewed with each sign-in started.
+    let binding = binding
+        .filter(|b| {
+            b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+        .unwrap_or_else(random_token);
+    let binding_cookie = crate::web::cookies::set(
+        BINDING_COOKIE,
+        &binding,
+        Some((STATE_TTL_MS / 1000) as u64),
+        secure_cookies(st),
+    );
+    let state = random_token();
+    st.store
+        .create_login_state(&LoginState {
+            state_hash: sha256_hex(&state),
+            tenant_id: tenant.id,
+            binding_hash: sha256_hex(&binding),
+            return_to: return_to.to_string(),
+            via: via.as_str().to_string(),
+            expires_at: now_ms() + STATE_TTL_MS,
+        })
+        .await?;
+    let hosts = st.cfg.oauth_hosts();
+    let location = match via {
+        Via::Client => wecom::oauth::authorize_url(
+            &hosts,
+            &opened.corpid,
+            opened.agentid,
+            &redirect,
+            wecom::oauth::Scope::Base,
+            &state,
+        ),
+        Via::Qr => wecom::oauth::web_login_url(
+            &hosts,
+            &opened.corpid,
+            opened.agentid,
+            &redirect,
+            &state,
+            lang,
+        ),
+    };
+    Ok(Begin {
+        location,
+        binding_cookie,
+    })
+}
+
+/// The callback's query, as WeCom sends it (unknown parameters ignored).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// A successful sign-in.
+pub struct SignedIn {
+    pub return_to: String,
+    pub session_cookie: String,
+    pub user_id: i64,
+}
+
+/// What the callback cost, for the `Server-Timing` header: WeCom's share is measured
+/// so the handler's own time can be told apart from it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallbackTiming {
+    pub wecom: Duration,
+}
+
+pub struct RequestInfo<'a> {
+    pub binding: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// The callback: state, then the code, then the directory checks in the issue's order.
+pub async fn finish_wecom(
+    st: &AppState,
+    sessions: &MemberSessions,
+    tenant: &Tenant,
+    q: &CallbackQuery,
+    req: &RequestInfo<'_>,
+    timing: &mut CallbackTiming,
+) -> Result<SignedIn, LoginError> {
+    let state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(LoginError::StateMissing)?;
+    // Redeemed (deleted) before anything else: a replay finds nothing.
+    let row = st
+        .store
+        .take_login_state(&sha256_hex(state))
+        .await?
+        .ok_or(LoginError::StateInvalid)?;
+    let binding = req.binding.ok_or(LoginError::StateMissing)?;
+    if row.tenant_id != tenant.id || !ct_eq(&row.binding_hash, &sha256_hex(binding)) {
+        return Err(LoginError::StateForeign);
+    }
+    if row.expires_at < now_ms() {
+        return Err(LoginError::StateInvalid);
+    }
+    let code = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or(LoginError::Cancelled)?;
+    let config = st
+        .store
+        .login_config(tenant.id, login::LoginTarget::Workbench)
+        .await?;
+    if !config.is_enabled(login::IdentitySource::Wecom) {
+        return Err(LoginError::SourceOff);
+    }
+    let (opened, _) = integration(st, tenant).await?;
+    let client = st
+        .wecom
+        .get(&opened.corpid, &opened.secret)
+        .map_err(|e| LoginError::Wecom(e.explain()))?;
+    let t = Instant::now();
+    let info = client.auth_getuserinfo(code).await;
+    timing.wecom = t.elapsed();
+    let identity = match info {
+        Ok(wecom::types::UserInfo::Member { userid, .. }) => WecomIdentity::Member { userid },
+        Ok(wecom::types::UserInfo::NonMember { openid, .. }) => WecomIdentity::Outsider { openid },
+        Err(e) => {
+            return Err(match e.api().map(|a| a.errcode) {
+                Some(40029) => LoginError::Code(e.explain()),
+                _ => LoginError::Wecom(e.explain()),
+            })
+        }
+    };
+    let user = match &identity {
+        WecomIdentity::Member { userid } => {
+            st.store
+                .user_by_wecom_userid(tenant.id, &opened.corpid, userid)
+                .await?
+        }
+        WecomIdentity::Outsider { .. } => None,
+    };
+    let outcome = login::decide(&identity, user.as_ref());
+    let (actor, userid) = match &identity {
+        WecomIdentity::Member { userid } => (format!("wecom:{userid}"), Some(userid.clone())),
+        WecomIdentity::Outsider { .. } => ("wecom:outsider".to_string(), None),
+    };
+    let denied = |why: &str| NewAudit {
+        tenant_id: tenant.id,
+        actor: actor.clone(),
+        action: "member.login_denied",
+        detail: why.to_string(),
+        ip: req.ip.map(str::to_string),
+    };
+    match outcome {
+        SignInOutcome::NotInDirectory { outsider } => {
+            st.store.audit(&denied("not in the directory")).await?;
+            Err(LoginError::NotInDirectory { outsider, userid })
+        }
+        SignInOutcome::Unauthorized { .. } => {
+            st.store.audit(&denied("not authorized")).await?;
+            Err(LoginError::Unauthorized {
+                userid: userid.unwrap_or_default(),
+            })
+        }
+        SignInOutcome::Disabled { reason, .. } => {
+            st.store.audit(&denied("account disabled")).await?;
+            Err(LoginError::Disabled {
+                userid: userid.unwrap_or_default(),
+                reason,
+            })
+        }
+        SignInOutcome::SignedIn { user_id } => {
+            let session_cookie = sessions
+                .create(
+                    st,
+                    tenant.id,
+                    user_id,
+                    &row.via,
+                    req,
+                    NewAudit {
+                        tenant_id: tenant.id,
+                        actor,
+                        action: "member.login",
+                        detail: format!("signed in via {}", row.via),
+                        ip: req.ip.map(str::to_string),
+                    },
+                )
+                .await?;
+            Ok(SignedIn {
+                return_to: row.return_to,
+                session_cookie,
+                user_id,
+            })
+        }
+    }
+}
+
+/// A valid member session.
+#[derive(Clone, Debug)]
+pub struct CheckedSession {
+    pub claims: SessionClaims,
+    pub id_hash: String,
+    /// A re-issued cookie (`Set-Cookie` value) when the last one is getting old.
+    pub refresh: Option<String>,
+}
+
+/// Member sessions of one instance: the signing key (from the store, shared by every
+/// instance) and this instance's copy of the revocation log.
+pub struct MemberSessions {
+    key: tokio::sync::OnceCell<[u8; 32]>,
+    log: RwLock<RevocationLog>,
+    last_poll: AtomicI64,
+    last_prune: AtomicI64,
+    poll_lock: tokio::sync::Mutex<()>,
+    limits: SessionLimits,
+    poll_ms: i64,
+    secure: bool,
+}
+
+impl MemberSessions {
+    pub fn new(cfg: &crate::config::Config) -> Arc<Self> {
+        let idle_ms = cfg.member_session_idle_secs as i64 * 1000;
+        Arc::new(MemberSessions {
+            key: tokio::sync::OnceCell::new(),
+            log: RwLock::new(RevocationLog::default()),
+            last_poll: AtomicI64::new(i64::MIN / 2),
+            last_prune: AtomicI64::new(0),
+            poll_lock: tokio::sync::Mutex::new(()),
+            limits: SessionLimits {
+                idle_ms,
+                max_ms: cfg.member_session_max_secs as i64 * 1000,
+                // Re-issue at most once a minute, and well within the idle window.
+                refresh_ms: (idle_ms / 4).clamp(1, 60_000),
+            },
+            poll_ms: cfg.member_session_revocation_poll_ms as i64,
+            secure: cfg.public_url_pattern.starts_with("https://"),
+        })
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    async fn key(&self, st: &AppState) -> Result<&[u8; 32], LoginError> {
+        self.key
+            .get_or_try_init(|| async {
+                let sealed = st
+                    .store
+                    .session_key_sealed(|| {
+                        let mut k = [0u8; 32];
+                        rand::rngs::OsRng.fill_bytes(&mut k);
+                        st.sealer.seal(SEAL_CONTEXT, &k)
+                    })
+                    .await?;
+                let raw = st
+                    .sealer
+                    .open(SEAL_CONTEXT, &sealed)
+                    .map_err(|e| LoginError::Internal(format!("session key: {e}")))?;
+                <[u8; 32]>::try_from(raw.as_slice())
+                    .map_err(|_| LoginError::Internal("session key: wrong length".into()))
+            })
+            .await
+    }
+
+    fn cookie(&self, value: &str) -> String {
+        crate::web::cookies::set(
+            SESSION_COOKIE,
+            value,
+            Some((self.limits.max_ms / 1000) as u64),
+            self.secure,
+        )
+    }
+
+    pub fn clear_cookie(&self) -> String {
+        crate::web::cookies::clear(SESSION_COOKIE, self.secure)
+    }
+
+    /// Creates the session row (with last login and the audit entry) and returns the
+    /// `Set-Cookie` value.
+    async fn create(
+        &self,
+        st: &AppState,
+        tenant_id: i64,
+        user_id: i64,
+        via: &str,
+        req: &RequestInfo<'_>,
+        audit: NewAudit,
+    ) -> Result<String, LoginError> {
+        let key = self.key(st).await?;
+        let sid = random_token();
+        let now = now_ms();
+        let id_hash = sha256_hex(&sid);
+        st.store
+            .start_user_session(
+                &NewUserSession {
+                    id_hash: &id_hash,
+                    tenant_id,
+                    user_id,
+                    via,
+                    now,
+                    ip: req.ip,
+                    user_agent: req.user_agent.map(|u| truncate(u, 512)),
+                },
+                &audit,
+            )
+            .await?;
+        let claims = SessionClaims {
+            sid,
+            tenant_id,
+            user_id,
+            created_at: now,
+            seen_at: now,
+        };
+        Ok(self.cookie(&claims.sign(key)))
+    }
+
+    /// Checks a session cookie for `tenant_id` at `now`. No database round trip unless
+    /// the revocation log is due for a read or the cookie is due for re-issue.
+    pub async fn check(
+        &self,
+        st: &AppState,
+        tenant_id: i64,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<Option<CheckedSession>, LoginError> {
+        let Some(cookie) = cookie else {
+            return Ok(None);
+        };
+        let key = self.key(st).await?;
+        let Some(claims) = SessionClaims::verify(key, cookie) else {
+            return Ok(None);
+        };
+        if claims.tenant_id != tenant_id {
+            return Ok(None);
+        }
+        let refresh = match login::freshness(&claims, now, &self.limits) {
+            Freshness::Expired => return Ok(None),
+            Freshness::Valid { refresh } => refresh,
+        };
+        self.poll_if_due(st, now).await?;
+        let id_hash = sha256_hex(&claims.sid);
+        if self
+            .log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_revoked(&id_hash)
+        {
+            return Ok(None);
+        }
+        let refresh = if refresh {
+            // Past the revocation check, the stored row must still exist: a session
+            // pruned or ended before this instance's log window does not come back.
+            if !st.store.user_session_exists(&id_hash).await? {
+                return Ok(None);
+            }
+            st.store.touch_user_session(&id_hash, now).await?;
+            let renewed = SessionClaims {
+                seen_at: now,
+                ..claims.clone()
+            };
+            Some(self.cookie(&renewed.sign(key)))
+        } else {
+            None
+        };
+        Ok(Some(CheckedSession {
+            claims,
+            id_hash,
+            refresh,
+        }))
+    }
+
+    async fn poll_if_due(&self, st: &AppState, now: i64) -> Result<(), LoginError> {
+        if now - self.last_poll.load(Ordering::Acquire) < self.poll_ms {
+            return Ok(());
+        }
+        let _g = self.poll_lock.lock().await;
+        if now - self.last_poll.load(Ordering::Acquire) < self.poll_ms {
+            return Ok(());
+        }
+        self.poll(st).await
+    }
+
+    /// Reads the revocation log now (after ending sessions on this instance, so they
+    /// stop working here at once).
+    pub async fn poll(&self, st: &AppState) -> Result<(), LoginError> {
+        let started = now_ms();
+        let mut from = self
+            .log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_from();
+        let mut rows = Vec::new();
+        const PAGE: i64 = 5000;
+        loop {
+            let page = st.store.revocations_after(from, PAGE).await?;
+            let n = page.len() as i64;
+            if let Some(last) = page.last() {
+                from = last.id;
+            }
+            rows.extend(page);
+            if n < PAGE {
+                break;
+            }
+        }
+        {
+            let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
+            log.apply(&rows, started, GAP_GRACE_MS);
+            // Cookies older than the absolute lifetime are refused anyway; the margin
+            // covers clock skew between the database and this instance.
+            log.prune(started - self.limits.max_ms - 5 * 60_000);
+        }
+        self.last_poll.store(started, Ordering::Release);
+        if started - self.last_prune.load(Ordering::Relaxed) > 10 * 60_000 {
+            self.last_prune.store(started, Ordering::Relaxed);
+            st.store
+                .prune_member_sessions(
+                    started - self.limits.max_ms,
+                    started - self.limits.max_ms - 10 * 60_000,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends one session (logout or revocation) and makes it stop here at once.
+    pub async fn end(
+        &self,
+        st: &AppState,
+        tenant_id: i64,
+        id_hash: &str,
+    ) -> Result<bool, LoginError> {
+        let ended = st.store.delete_user_session(tenant_id, id_hash).await?;
+        self.poll(st).await?;
+        Ok(ended)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

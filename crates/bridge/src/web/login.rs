@@ -1,0 +1,600 @@
+//! Member sign-in pages: `/login` (the enabled identity sources), `/wecom/home` (the
+//! app's home page in WeCom: straight into silent in-client sign-in), `/login/wecom`
+//! (starts WeCom sign-in), the OAuth callback, logout, and one page per outcome.
+//! The decisions live in `auth` and `domain::login`; these handlers parse and render.
+
+use crate::app::AppState;
+use crate::auth::{self, CallbackQuery, LoginError, MemberSessions, RequestInfo, Via};
+use crate::domain::audit::NewAudit;
+use crate::domain::login::{self, DomainProblem, IdentitySource, LoginTarget};
+use crate::domain::now_ms;
+use crate::domain::user::{DisabledReason, User, UserStatus};
+use crate::web::cookies;
+use crate::web::error::WebError;
+use crate::web::i18n::Lang;
+use crate::web::pages::render;
+use crate::web::tenant::CurrentTenant;
+use crate::web::ClientIp;
+use askama::Template;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use axum::Extension;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Instant;
+use wecom::ua::ClientKind;
+
+type Result<T> = std::result::Result<T, WebError>;
+
+/// `/login?next=…` with only a local path kept.
+pub fn login_path(next: &str) -> String {
+    let next = login::safe_return_path(next).unwrap_or(login::DEFAULT_RETURN);
+    format!(
+        "/login?next={}",
+        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+/// A signed-in member of the current tenant.
+pub struct Member {
+    pub user: User,
+    pub tenant: crate::domain::tenant::Tenant,
+    pub session: auth::CheckedSession,
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self> {
+        let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, st).await?;
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let sessions = sessions_of(parts)?;
+        let cookie = cookies::get(&parts.headers, auth::SESSION_COOKIE);
+        let checked = sessions
+            .check(st, tenant.id, cookie.as_deref(), now_ms())
+            .await?
+            .ok_or_else(|| WebError::Redirect(login_path(&next)))?;
+        let user = st
+            .store
+            .user_by_id(tenant.id, checked.claims.user_id)
+            .await?
+            .filter(|u| u.status == UserStatus::Authorized)
+            .ok_or_else(|| WebError::Redirect(login_path(&next)))?;
+        Ok(Member {
+            user,
+            tenant,
+            session: checked,
+        })
+    }
+}
+
+fn sessions_of(parts: &Parts) -> Result<Arc<MemberSessions>> {
+    parts
+        .extensions
+        .get::<Arc<MemberSessions>>()
+        .cloned()
+        .ok_or_else(|| WebError::Internal("member sessions are not wired into the router".into()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "login_member.html")]
+pub struct LoginMemberPage {
+    pub l: Lang,
+    pub tenant_name: String,
+    pub next: String,
+    pub wecom: bool,
+    pub password: bool,
+    pub client: &'static str,
+    /// The WeCom client opened the page but WeCom sign-in is off.
+    pub wecom_off_in_client: bool,
+}
+
+impl LoginMemberPage {
+    fn next_enc(&self) -> String {
+        percent_encoding::utf8_percent_encode(&self.next, percent_encoding::NON_ALPHANUMERIC)
+            .to_string()
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `GET /login`: straight to WeCom inside the client (when WeCom is on), otherwise the
+/// enabled sources, QR login first.
+pub async fn login_page(
+    State(st): State<AppState>,
+    l: Lang,
+    CurrentTenant(t): CurrentTenant,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = q?;
+    let next = login::safe_return_path(&q.next)
+        .unwrap_or(login::DEFAULT_RETURN)
+        .to_string();
+    // Already signed in: no second round trip through WeCom.
+    let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
+    if sessions
+        .check(&st, t.id, cookie.as_deref(), now_ms())
+        .await?
+        .is_some()
+    {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    // Read on every request: a change applies at once on every instance.
+    let config = st.store.login_config(t.id, LoginTarget::Workbench).await?;
+    let kind = wecom::ua::detect(user_agent(&headers));
+    let wecom_on = config.is_enabled(IdentitySource::Wecom);
+    if kind == ClientKind::WeCom && wecom_on {
+        return start(&st, &t, &headers, Via::Client, &next, l).await;
+    }
+    let page = LoginMemberPage {
+        l,
+        tenant_name: t.name.clone(),
+        next,
+        wecom: wecom_on,
+        password: config.is_enabled(IdentitySource::Password),
+        client: match kind {
+            ClientKind::WeCom => "wecom",
+            ClientKind::WeChat => "wechat",
+            ClientKind::Browser => "browser",
+        },
+        wecom_off_in_client: kind == ClientKind::WeCom && !wecom_on,
+    };
+    let mut resp = render(&page);
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `GET /wecom/home`: the app's home page in the WeCom workbench. Same as `/login`
+/// (silent sign-in in the client), landing on the workbench.
+pub async fn wecom_home(
+    st: State<AppState>,
+    l: Lang,
+    t: CurrentTenant,
+    sessions: Extension<Arc<MemberSessions>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    login_page(st, l, t, sessions, headers, q).await
+}
+
+/// `GET /login/wecom`: starts WeCom sign-in (QR / web login in a browser, in-client
+/// authorization inside WeCom).
+pub async fn login_wecom(
+    State(st): State<AppState>,
+    l: Lang,
+    CurrentTenant(t): CurrentTenant,
+    headers: HeaderMap,
+    q: std::result::Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = q?;
+    let config = st.store.login_config(t.id, LoginTarget::Workbench).await?;
+    if !config.is_enabled(IdentitySource::Wecom) {
+        return Err(LoginError::SourceOff.into());
+    }
+    let via = match wecom::ua::detect(user_agent(&headers)) {
+        ClientKind::WeCom => Via::Client,
+        _ => Via::Qr,
+    };
+    start(&st, &t, &headers, via, &q.next, l).await
+}
+
+async fn start(
+    st: &AppState,
+    t: &crate::domain::tenant::Tenant,
+    headers: &HeaderMap,
+    via: Via,
+    next: &str,
+    l: Lang,
+) -> Result<Response> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let lang = if l.is_zh() {
+        wecom::oauth::Lang::Zh
+    } else {
+        wecom::oauth::Lang::En
+    };
+    let binding = cookies::get(headers, auth::BINDING_COOKIE);
+    let begin = auth::begin_wecom(st, t, &host, via, next, binding, lang).await?;
+    let mut resp = Redirect::to(&begin.location).into_response();
+    if let Ok(v) = HeaderValue::from_str(&begin.binding_cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// `GET /auth/wecom/callback?code=…&state=…`.
+pub async fn callback(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    CurrentTenant(t): CurrentTenant,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let started = Instant::now();
+    let Query(q) = q?;
+    let binding = cookies::get(&headers, auth::BINDING_COOKIE);
+    let ua = user_agent(&headers);
+    let req = RequestInfo {
+        binding: binding.as_deref(),
+        ip: ip.as_deref(),
+        user_agent: (!ua.is_empty()).then_some(ua),
+    };
+    let mut timing = auth::CallbackTiming::default();
+    let result = auth::finish_wecom(&st, &sessions, &t, &q, &req, &mut timing).await;
+    let mut resp = match result {
+        Ok(done) => (
+            AppendHeaders([(SET_COOKIE, done.session_cookie)]),
+            Redirect::to(&done.return_to),
+        )
+            .into_response(),
+        Err(e) => WebError::from(e).into_response(),
+    };
+    // The handler's own time and WeCom's share, so each can be watched (and benchmarked).
+    let total = started.elapsed();
+    let own = total.saturating_sub(timing.wecom);
+    let value = format!(
+        "app;dur={:.3}, wecom;dur={:.3}",
+        own.as_secs_f64() * 1e3,
+        timing.wecom.as_secs_f64() * 1e3
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /logout`. SameSite=Lax keeps the session cookie off cross-site posts, so a
+/// foreign page cannot sign a member out.
+pub async fn logout(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    CurrentTenant(t): CurrentTenant,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
+    if let Some(s) = sessions
+        .check(&st, t.id, cookie.as_deref(), now_ms())
+        .await?
+    {
+        sessions.end(&st, t.id, &s.id_hash).await?;
+        st.store
+            .audit(&NewAudit {
+                tenant_id: t.id,
+                actor: format!("user:{}", s.claims.user_id),
+                action: "member.logout",
+                detail: String::new(),
+                ip,
+            })
+            .await?;
+    }
+    Ok((
+        [(SET_COOKIE, sessions.clear_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Outcome pages
+
+#[derive(Template)]
+#[template(path = "login_outcome.html")]
+pub struct OutcomePage {
+    /// Stable name of the outcome (`data-outcome`), for people reading logs and for tests.
+    pub kind: &'static str,
+    pub title_zh: String,
+    pub title_en: String,
+    pub body_zh: String,
+    pub body_en: String,
+    /// What the organisation's admin should do.
+    pub admin_zh: String,
+    pub admin_en: String,
+    pub admin_link: Option<String>,
+    /// WeCom's own error text this page explains, if any.
+    pub faq: Option<&'static str>,
+    pub code: Option<i64>,
+    pub retry: bool,
+}
+
+impl OutcomePage {
+    fn new(kind: &'static str, title: (&str, &str), body: (&str, &str)) -> Self {
+        OutcomePage {
+            kind,
+            title_zh: title.0.into(),
+            title_en: title.1.into(),
+            body_zh: body.0.into(),
+            body_en: body.1.into(),
+            admin_zh: String::new(),
+            admin_en: String::new(),
+            admin_link: None,
+            faq: None,
+            code: None,
+            retry: true,
+        }
+    }
+    fn admin(mut self, zh: impl Into<String>, en: impl Into<String>) -> Self {
+        self.admin_zh = zh.into();
+        self.admin_en = en.into();
+        self
+    }
+}
+
+/// The HTTP status of each sign-in problem.
+pub fn status_of(e: &LoginError) -> StatusCode {
+    match e {
+        LoginError::StateMissing
+        | LoginError::StateInvalid
+        | LoginError::StateForeign
+        | LoginError::Cancelled
+        | LoginError::Code(_) => StatusCode::BAD_REQUEST,
+        LoginError::SourceOff
+        | LoginError::NotInDirectory { .. }
+        | LoginError::Unauthorized { .. }
+        | LoginError::Disabled { .. } => StatusCode::FORBIDDEN,
+        LoginError::NotConfigured | LoginError::Domain(_) => StatusCode::CONFLICT,
+        LoginError::Wecom(_) => StatusCode::BAD_GATEWAY,
+        LoginError::Store(_) | LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn users_link(userid: &str, status: &str) -> String {
+    format!(
+        "/console/users?status={status}&q={}",
+        percent_encoding::utf8_percent_encode(userid, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+/// The page of a sign-in problem, in Chinese and English, with what to do.
+pub fn problem_page(e: &LoginError) -> Response {
+    let status = status_of(e);
+    let page = match e {
+        LoginError::StateMissing => OutcomePage::new(
+            "state_missing",
+            ("登录信息不完整", "The sign-in is incomplete"),
+            (
+                "返回的登录请求缺少 state 参数，或本浏览器没有保存登录所需的 Cookie。请允许 Cookie 后重新登录。",
+                "The sign-in came back without its state parameter, or this browser did not keep the sign-in cookie. Allow cookies and sign in again.",
+            ),
+        ),
+        LoginError::StateInvalid => OutcomePage::new(
+            "state_invalid",
+            ("登录链接已失效", "This sign-in link is no longer valid"),
+            (
+                "该登录请求已使用过、已过期（超过 10 分钟）或被修改。请重新登录。",
+                "This sign-in was already used, has expired (after 10 minutes) or was altered. Sign in again.",
+            ),
+        ),
+        LoginError::StateForeign => OutcomePage::new(
+            "state_foreign",
+            ("登录请求与本浏览器不匹配", "This sign-in belongs to another browser"),
+            (
+                "该登录是在另一个浏览器（或另一个组织）中发起的，为保护您的账号已拒绝。请在本浏览器中重新登录。",
+                "This sign-in was started in another browser (or for another organisation) and was refused to protect your account. Sign in again here.",
+            ),
+        ),
+        LoginError::Cancelled => OutcomePage::new(
+            "cancelled",
+            ("已取消登录", "Sign-in cancelled"),
+            ("您在企业微信中取消了授权。", "You declined the authorization in WeCom."),
+        ),
+        LoginError::SourceOff => OutcomePage::new(
+            "wecom_off",
+            ("企业微信登录未开启", "WeCom sign-in is turned off"),
+            (
+                "本工作台当前不允许使用企业微信登录。",
+                "This workbench does not currently allow signing in with WeCom.",
+            ),
+        )
+        .admin(
+            "管理员：在 管理后台 → 系统设置 → 工作台设置 → 登录配置 中勾选“企业微信”。",
+            "Admins: tick “WeCom” under Admin console → System settings → Workbench settings → Login configuration.",
+        )
+        .with_link("/console/settings/login"),
+        LoginError::NotConfigured => OutcomePage::new(
+            "not_configured",
+            ("企业微信集成尚未设置", "The WeCom integration is not set up"),
+            ("暂时无法使用企业微信登录。", "Signing in with WeCom is not available yet."),
+        )
+        .admin(
+            "管理员：在 管理后台 → 企业微信集成 中完成第 1–3 步。",
+            "Admins: complete steps 1–3 under Admin console → WeCom integration.",
+        )
+        .with_link("/console/setup"),
+        LoginError::Domain(p) => domain_page(p),
+        LoginError::Code(x) => {
+            let mut p = OutcomePage::new(
+                "code_invalid",
+                (&x.title_zh, &x.title_en),
+                (
+                    "企业微信的登录 code 只能使用一次，且 5 分钟内有效（刷新页面或重复打开回调链接会再次使用它）。请重新登录。",
+                    "WeCom's sign-in code works once, within 5 minutes (reloading the page or reopening the callback link reuses it). Sign in again.",
+                ),
+            )
+            .admin(x.fix_zh.clone(), x.fix_en.clone());
+            p.code = x.code;
+            p
+        }
+        LoginError::Wecom(x) => {
+            let mut p = OutcomePage::new(
+                "wecom_error",
+                (&x.title_zh, &x.title_en),
+                (
+                    "企业微信拒绝了本次登录。",
+                    "WeCom refused this sign-in.",
+                ),
+            )
+            .admin(x.fix_zh.clone(), x.fix_en.clone());
+            p.code = x.code;
+            if x.code == Some(50001) {
+                p.faq = Some("redirect uri需使用应用可信域名");
+            }
+            p
+        }
+        LoginError::NotInDirectory { outsider, userid } => {
+            let who = userid.clone().unwrap_or_default();
+            let (bz, be) = if *outsider {
+                (
+                    "您不是本企业的成员（企业微信识别为企业外部人员），因此不在本组织的通讯录中。".to_string(),
+                    "You are not a member of this organisation (WeCom identified you as an outside contact), so you are not in its directory.".to_string(),
+                )
+            } else {
+                (
+                    format!("您的企业微信账号（{who}）不在本组织已同步的通讯录中。"),
+                    format!("Your WeCom account ({who}) is not in this organisation's synced directory."),
+                )
+            };
+            let mut p = OutcomePage::new(
+                "not_in_directory",
+                ("您不在本组织的通讯录中", "You are not in this organisation's directory"),
+                (&bz, &be),
+            )
+            .admin(
+                "管理员：检查企业微信管理后台 应用管理 → 该应用 → 可见范围 是否包含该成员；然后在 管理后台 → 用户 → 从企业微信同步 中同步通讯录。",
+                "Admins: check that the app's visible scope (WeCom admin console → App Management → the app → Visible scope) includes this member, then sync the directory (Admin console → Users → Sync from WeCom).",
+            )
+            .with_link("/console/sync");
+            p.retry = false;
+            p
+        }
+        LoginError::Unauthorized { userid } => {
+            let mut p = OutcomePage::new(
+                "unauthorized",
+                ("未授权", "Not authorized"),
+                (login::UNAUTHORIZED_ZH, login::UNAUTHORIZED_EN),
+            )
+            .admin(
+                format!("管理员：在 管理后台 → 用户 中找到 {userid}，选中后点击“授权”。"),
+                format!("Admins: find {userid} under Admin console → Users, select them and choose “Authorize”."),
+            )
+            .with_link(&users_link(userid, "unauthorized"));
+            p.retry = false;
+            p
+        }
+        LoginError::Disabled { userid, reason } => {
+            let (rz, re) = match reason {
+                Some(DisabledReason::LeftScope) => (
+                    "您已不在该应用的可见范围内。",
+                    "You are no longer in the app's visible scope.",
+                ),
+                Some(DisabledReason::LeftWecom) => (
+                    "您的企业微信账号已被删除。",
+                    "Your WeCom account was deleted.",
+                ),
+                Some(DisabledReason::WecomDisabled) => (
+                    "您的企业微信账号已被禁用。",
+                    "Your WeCom account is disabled in WeCom.",
+                ),
+                Some(DisabledReason::Admin) | None => (
+                    "管理员停用了您的账号。",
+                    "An administrator disabled your account.",
+                ),
+            };
+            let mut p = OutcomePage::new(
+                "disabled",
+                ("账号已停用", "Account disabled"),
+                (
+                    &format!("您的账号已停用，无法登录。{rz}"),
+                    &format!("Your account is disabled and cannot sign in. {re}"),
+                ),
+            )
+            .admin(
+                format!("管理员：如需恢复，请在 管理后台 → 用户 中找到 {userid} 并重新授权。"),
+                format!("Admins: to restore access, find {userid} under Admin console → Users and authorize them again."),
+            )
+            .with_link(&users_link(userid, "disabled"));
+            p.retry = false;
+            p
+        }
+        LoginError::Store(_) | LoginError::Internal(_) => {
+            tracing::error!(error = %e, "sign-in failed");
+            OutcomePage::new(
+                "internal",
+                ("登录失败", "Sign-in failed"),
+                (
+                    "服务器内部错误，详情见服务器日志。请稍后重试。",
+                    "Internal error; the details are in the server log. Try again later.",
+                ),
+            )
+        }
+    };
+    let mut resp = render(&page);
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+impl OutcomePage {
+    fn with_link(mut self, href: &str) -> Self {
+        self.admin_link = Some(href.to_string());
+        self
+    }
+}
+
+/// The guide's FAQ "redirect uri需使用应用可信域名", explained before WeCom would show it.
+fn domain_page(p: &DomainProblem) -> OutcomePage {
+    let mut page = match p {
+        DomainProblem::TrustedDomainDiffers { trusted, needed } => {
+            let shown = if trusted.is_empty() { "—" } else { trusted };
+            OutcomePage::new(
+                "trusted_domain_mismatch",
+                ("企业微信可信域名与本服务域名不一致", "WeCom's trusted domain differs from this service's domain"),
+                (
+                    &format!("企业微信会显示“redirect uri需使用应用可信域名”：应用的可信域名是 {shown}，而登录回调地址的域名是 {needed}，两者必须完全一致（包括端口）。"),
+                    &format!("WeCom would show “redirect uri需使用应用可信域名” (the redirect URI must use the app's trusted domain): the app's trusted domain is {shown}, but the sign-in callback is on {needed}. They must match exactly, port included."),
+                ),
+            )
+            .admin(
+                format!("管理员：在企业微信管理后台 应用管理 → 该应用 → 网页授权及JS-SDK → 可信域名 中填写 {needed}（不带 http://，有端口时带端口），保存后在本服务的 诊断 页面重新检查。"),
+                format!("Admins: in the WeCom admin console, set App Management → the app → Web authorization and JS-SDK → Trusted domain to {needed} (no http://; the port only if it is part of the domain), then re-run Doctor here."),
+            )
+            .with_link("/console/doctor")
+        }
+        DomainProblem::RequestHostDiffers {
+            request_host,
+            redirect_host,
+        } => OutcomePage::new(
+            "host_mismatch",
+            ("请通过组织的正式域名访问", "Open the workbench on the organisation's own domain"),
+            (
+                &format!("您通过 {request_host} 打开了本页，但企业微信登录只能回到 {redirect_host}（企业微信会显示“redirect uri需使用应用可信域名”，且登录 Cookie 无法跨域名）。请改用 {redirect_host} 打开。"),
+                &format!("You opened this page on {request_host}, but WeCom sign-in can only return to {redirect_host} (WeCom would show “redirect uri需使用应用可信域名”, and sign-in cookies do not cross domains). Open it on {redirect_host} instead."),
+            ),
+        )
+        .admin(
+            format!("管理员：应用主页和所有入口链接都应使用 {redirect_host}；如需更换域名，请联系平台运营方修改租户域名，并同步修改企业微信中的可信域名。"),
+            format!("Admins: the app home page and every link must use {redirect_host}; to change the domain, ask the platform operator to change the tenant's domain and update WeCom's trusted domain to match."),
+        ),
+    };
+    page.faq = Some("redirect uri需使用应用可信域名");
+    page.retry = false;
+    page
+}

@@ -1,0 +1,130 @@
+//! System settings → Workbench settings → Login configuration: which identity sources
+//! sign members in to the workbench (the guide's step 5). Saved to the database and read
+//! on every sign-in, so a change applies on the next request on every instance.
+
+use crate::app::AppState;
+use crate::domain::audit::NewAudit;
+use crate::domain::login::{IdentitySource, LoginConfig, LoginConfigError, LoginTarget};
+use crate::web::auth::{Admin, AdminForm};
+use crate::web::error::WebError;
+use crate::web::i18n::Lang;
+use crate::web::pages::{render, Nav};
+use crate::web::ClientIp;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+pub const PATH: &str = "/console/settings/login";
+
+#[derive(Template)]
+#[template(path = "login_config.html")]
+pub struct LoginConfigPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub sources: Vec<(IdentitySource, bool)>,
+    pub integration_ready: bool,
+    pub error: Option<String>,
+    pub saved: bool,
+}
+
+fn nav(a: &Admin) -> Nav {
+    Nav {
+        tenant_name: a.tenant.name.clone(),
+        username: a.session.username.clone(),
+        csrf: a.csrf().to_string(),
+        active: "login_config",
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct SavedQuery {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+pub async fn page(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    q: axum::extract::Query<SavedQuery>,
+) -> Result<Response, WebError> {
+    let config = st
+        .store
+        .login_config(admin.tenant.id, LoginTarget::Workbench)
+        .await?;
+    let integration_ready = st.store.integration(admin.tenant.id).await?.is_some();
+    Ok(render(&LoginConfigPage {
+        l,
+        csrf: admin.csrf().to_string(),
+        nav: Some(nav(&admin)),
+        sources: config.sources,
+        integration_ready,
+        error: None,
+        saved: q.saved.is_some(),
+    }))
+}
+
+/// Checkboxes: present = on.
+#[derive(Deserialize)]
+pub struct ConfigForm {
+    #[serde(default)]
+    wecom: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+pub async fn save(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<ConfigForm>,
+) -> Result<Response, WebError> {
+    let mut config = LoginConfig::default();
+    config.set(IdentitySource::Wecom, f.form.wecom.is_some());
+    config.set(IdentitySource::Password, f.form.password.is_some());
+    let t = &f.admin.tenant;
+    if let Err(LoginConfigError::NoneEnabled) = config.validate() {
+        let integration_ready = st.store.integration(t.id).await?.is_some();
+        let mut resp = render(&LoginConfigPage {
+            l,
+            csrf: f.admin.csrf().to_string(),
+            nav: Some(nav(&f.admin)),
+            sources: config.sources,
+            integration_ready,
+            error: Some(
+                l.t(
+                    "请至少开启一种登录方式，否则没有人能登录。",
+                    "Turn on at least one identity source, or nobody can sign in.",
+                )
+                .into(),
+            ),
+            saved: false,
+        });
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+        return Ok(resp);
+    }
+    let before = st.store.login_config(t.id, LoginTarget::Workbench).await?;
+    st.store
+        .set_login_config(t.id, LoginTarget::Workbench, &config, &f.admin.actor())
+        .await?;
+    let describe = |c: &LoginConfig| {
+        c.sources
+            .iter()
+            .map(|(s, on)| format!("{}={}", s.as_str(), if *on { "on" } else { "off" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    st.store
+        .audit(&NewAudit {
+            tenant_id: t.id,
+            actor: f.admin.actor(),
+            action: "login_config.changed",
+            detail: format!("workbench: {} → {}", describe(&before), describe(&config)),
+            ip,
+        })
+        .await?;
+    Ok(Redirect::to(&format!("{PATH}?saved=1")).into_response())
+}

@@ -1,0 +1,417 @@
+//! Console → Users: search and filter the directory by department, tag and status;
+//! authorize, unauthorize or disable one or many users (after a confirmation page);
+//! a user's WeCom identity, departments, tags, last login and sessions (revoke).
+//! Every change is audited.
+
+use crate::app::AppState;
+use crate::auth::MemberSessions;
+use crate::domain::audit::NewAudit;
+use crate::domain::user::{DisabledReason, User, UserStatus};
+use crate::store::{UserExtras, UserFilter, UserSessionRecord};
+use crate::web::auth::{Admin, AdminForm};
+use crate::web::error::WebError;
+use crate::web::i18n::Lang;
+use crate::web::pages::{format_utc, render, Nav};
+use crate::web::ClientIp;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Result<T> = std::result::Result<T, WebError>;
+
+const PAGE: i64 = 50;
+
+fn nav(a: &Admin) -> Nav {
+    Nav {
+        tenant_name: a.tenant.name.clone(),
+        username: a.session.username.clone(),
+        csrf: a.csrf().to_string(),
+        active: "users",
+    }
+}
+
+pub fn status_label(l: Lang, s: UserStatus) -> &'static str {
+    match s {
+        UserStatus::Authorized => l.t("已授权", "Authorized"),
+        UserStatus::Unauthorized => l.t("未授权", "Not authorized"),
+        UserStatus::Disabled => l.t("已停用", "Disabled"),
+    }
+}
+
+/// A bulk action on users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Authorize,
+    Unauthorize,
+    Disable,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        match s {
+            "authorize" => Some(Action::Authorize),
+            "unauthorize" => Some(Action::Unauthorize),
+            "disable" => Some(Action::Disable),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Authorize => "authorize",
+            Action::Unauthorize => "unauthorize",
+            Action::Disable => "disable",
+        }
+    }
+    pub fn label(self, l: &Lang) -> &'static str {
+        match self {
+            Action::Authorize => l.t("授权", "Authorize"),
+            Action::Unauthorize => l.t("取消授权", "Unauthorize"),
+            Action::Disable => l.t("停用", "Disable"),
+        }
+    }
+    fn target(self) -> (UserStatus, Option<DisabledReason>, &'static str) {
+        match self {
+            Action::Authorize => (UserStatus::Authorized, None, "user.authorized"),
+            Action::Unauthorize => (UserStatus::Unauthorized, None, "user.unauthorized"),
+            Action::Disable => (
+                UserStatus::Disabled,
+                Some(DisabledReason::Admin),
+                "user.disabled",
+            ),
+        }
+    }
+}
+
+pub struct Row {
+    pub user: User,
+    pub userid: String,
+    pub department: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub rows: Vec<Row>,
+    pub total: i64,
+    pub q: String,
+    pub status: String,
+    pub department: i64,
+    pub tag: i64,
+    pub offset: i64,
+    pub departments: Vec<(i64, String)>,
+    pub tags: Vec<(i64, String)>,
+    pub done: Option<String>,
+}
+
+impl UsersPage {
+    fn label(&self, s: &UserStatus) -> &'static str {
+        status_label(self.l, *s)
+    }
+    fn time(&self, ms: &Option<i64>) -> String {
+        ms.map(format_utc).unwrap_or_else(|| "—".into())
+    }
+    fn page_link(&self, offset: i64) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "/console/users?q={}&status={}&department={}&tag={}&offset={offset}",
+            enc(&self.q),
+            enc(&self.status),
+            self.department,
+            self.tag
+        )
+    }
+    fn next_link(&self) -> Option<String> {
+        (self.offset + PAGE < self.total).then(|| self.page_link(self.offset + PAGE))
+    }
+    fn prev_link(&self) -> Option<String> {
+        (self.offset > 0).then(|| self.page_link((self.offset - PAGE).max(0)))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    department: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+fn id_param(v: &Option<String>) -> i64 {
+    v.as_deref()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    q: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = q?;
+    let t = admin.tenant.id;
+    let status = q.status.parse::<UserStatus>().ok();
+    let (department, tag) = (id_param(&q.department), id_param(&q.tag));
+    let offset = q.offset.unwrap_or(0).max(0);
+    let filter = UserFilter {
+        query: Some(q.q.clone()).filter(|s| !s.trim().is_empty()),
+        status,
+        department_id: (department > 0).then_some(department),
+        tag_id: (tag > 0).then_some(tag),
+        limit: PAGE,
+        offset,
+    };
+    let (users, total) = st.store.list_users(t, &filter).await?;
+    let (departments, tags) = st.store.directory_choices(t).await?;
+    let lo = users.iter().map(|u| u.id).min().unwrap_or(0);
+    let hi = users.iter().map(|u| u.id).max().unwrap_or(-1);
+    let userids = st.store.wecom_userids_between(t, lo, hi).await?;
+    let dep_names: HashMap<i64, &String> = departments.iter().map(|(i, n)| (*i, n)).collect();
+    let rows = users
+        .into_iter()
+        .map(|u| Row {
+            userid: userids.get(&u.id).cloned().unwrap_or_default(),
+            department: u
+                .main_department
+                .and_then(|d| dep_names.get(&d).map(|n| n.to_string()))
+                .unwrap_or_default(),
+            user: u,
+        })
+        .collect();
+    Ok(render(&UsersPage {
+        l,
+        csrf: admin.csrf().to_string(),
+        nav: Some(nav(&admin)),
+        rows,
+        total,
+        q: q.q,
+        status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        department,
+        tag,
+        offset,
+        departments,
+        tags,
+        done: q.done,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "users_confirm.html")]
+pub struct ConfirmPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub action: Action,
+    pub users: Vec<User>,
+}
+
+/// The bulk form: `action`, one `u<id>=on` per ticked user, `confirm=yes` once confirmed.
+#[derive(Deserialize)]
+pub struct BulkForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(flatten)]
+    rest: HashMap<String, String>,
+}
+
+pub async fn bulk(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    f: AdminForm<BulkForm>,
+) -> Result<Response> {
+    let t = f.admin.tenant.id;
+    let action = Action::parse(&f.form.action)
+        .ok_or_else(|| WebError::BadRequest(format!("unknown action {:?}", f.form.action)))?;
+    let mut ids: Vec<i64> = f
+        .form
+        .rest
+        .keys()
+        .filter_map(|k| k.strip_prefix('u')?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(WebError::BadRequest(
+            l.t("请先选择用户。", "Select at least one user first.")
+                .into(),
+        ));
+    }
+    if ids.len() > 500 {
+        return Err(WebError::BadRequest("at most 500 users at a time".into()));
+    }
+    let mut users = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match st.store.user_by_id(t, *id).await? {
+            Some(u) => users.push(u),
+            None => return Err(WebError::NotFound(format!("user {id}"))),
+        }
+    }
+    if f.form.confirm != "yes" {
+        return Ok(render(&ConfirmPage {
+            l,
+            nav: Some(nav(&f.admin)),
+            csrf: f.admin.csrf().to_string(),
+            action,
+            users,
+        }));
+    }
+    let (status, reason, audit_action) = action.target();
+    let changed = st.store.set_users_status(t, &ids, status, reason).await?;
+    // Unauthorized and disabled users lose their sessions (by trigger); make that
+    // take effect on this instance now rather than at the next log read.
+    sessions.poll(&st).await?;
+    for u in users.iter().filter(|u| u.status != status) {
+        st.store
+            .audit(&NewAudit {
+                tenant_id: t,
+                actor: f.admin.actor(),
+                action: audit_action,
+                detail: format!(
+                    "user {} ({}): {} → {}",
+                    u.id,
+                    u.name,
+                    u.status.as_str(),
+                    status.as_str()
+                ),
+                ip: ip.clone(),
+            })
+            .await?;
+    }
+    Ok(Redirect::to(&format!(
+        "/console/users?done={}:{changed}",
+        action.as_str()
+    ))
+    .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "users_detail.html")]
+pub struct DetailPage {
+    pub l: Lang,
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub user: User,
+    pub extras: UserExtras,
+    pub sessions: Vec<UserSessionRecord>,
+    pub revoked: bool,
+}
+
+impl DetailPage {
+    fn label(&self) -> &'static str {
+        status_label(self.l, self.user.status)
+    }
+    fn time(&self, ms: &i64) -> String {
+        format_utc(*ms)
+    }
+    fn last_login(&self) -> String {
+        self.user
+            .last_login_at
+            .map(format_utc)
+            .unwrap_or_else(|| self.l.t("从未登录", "Never").into())
+    }
+    fn via(&self, v: &str) -> &'static str {
+        match v {
+            "wecom_client" => self.l.t("企业微信客户端", "WeCom client"),
+            "wecom_qr" => self.l.t("企业微信扫码", "WeCom QR code"),
+            _ => self.l.t("其他", "Other"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct DetailQuery {
+    #[serde(default)]
+    revoked: Option<String>,
+}
+
+pub async fn detail(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    Path(id): Path<String>,
+    q: Query<DetailQuery>,
+) -> Result<Response> {
+    let t = admin.tenant.id;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError::NotFound(format!("user {id:?}")))?;
+    let user = st
+        .store
+        .user_by_id(t, id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("user {id}")))?;
+    let extras = st.store.user_extras(t, id).await?;
+    let sessions = st.store.list_user_sessions(t, id).await?;
+    Ok(render(&DetailPage {
+        l,
+        nav: Some(nav(&admin)),
+        csrf: admin.csrf().to_string(),
+        user,
+        extras,
+        sessions,
+        revoked: q.revoked.is_some(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    session: String,
+}
+
+pub async fn revoke_session(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    Path(id): Path<String>,
+    f: AdminForm<RevokeForm>,
+) -> Result<Response> {
+    let t = f.admin.tenant.id;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError::NotFound(format!("user {id:?}")))?;
+    // Only a session of this user on this tenant can be named.
+    let owned = st
+        .store
+        .list_user_sessions(t, id)
+        .await?
+        .into_iter()
+        .any(|s| s.id_hash == f.form.session);
+    if !owned || !sessions.end(&st, t, &f.form.session).await? {
+        return Err(WebError::NotFound("that session".into()));
+    }
+    st.store
+        .audit(&NewAudit {
+            tenant_id: t,
+            actor: f.admin.actor(),
+            action: "member.session_revoked",
+            detail: format!(
+                "user {id}, session {}…",
+                &f.form.session[..12.min(f.form.session.len())]
+            ),
+            ip,
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/console/users/{id}?revoked=1")).into_response())
+}
