@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDemo } from './lib/product.js';
-import { launch, newContext, shoot, SHOTS } from './lib/browser.js';
+import { launch, newContext, shoot, simAdmin, wecomClient, SHOTS } from './lib/browser.js';
 import path from 'node:path';
 
 const NEW_PASSWORD = 'Demo-Admin-Passw0rd!';
@@ -26,7 +26,12 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
         await admin.check();
       } catch (e) {
         broken = true;
-        await page?.screenshot({ path: path.join(SHOTS, `FAILED-${name.replace(/\W+/g, '_')}.png`), fullPage: true }).catch(() => {});
+        // Every open page of every browser in the walk, to see where each person got stuck.
+        const pages = (browser?.contexts() || []).flatMap((c) => c.pages());
+        for (const [i, p] of pages.entries()) {
+          console.error(`open page ${i}: ${p.url()}`);
+          await p.screenshot({ path: path.join(SHOTS, `FAILED-${name.replace(/\W+/g, '_')}-${i}.png`), fullPage: true }).catch(() => {});
+        }
         console.error(`--- bridge log (tail) ---\n${demo?.log().split('\n').slice(-30).join('\n')}`);
         throw e;
       }
@@ -175,6 +180,225 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await shoot(page, '03-audit');
   });
 
+  const sim = (method, p, body) => simAdmin(demo.simUrl, method, p, body);
+  /** Waits for a sync run page to finish (it polls and reloads itself) and returns its status. */
+  const runFinished = async (p = page) => {
+    await p.waitForURL(/\/console\/sync\/runs\/\d+/);
+    await p.getByTestId('counts').waitFor({ timeout: 60_000 });
+    return (await p.getByTestId('status').innerText()).trim();
+  };
+  const members = []; // member browsers, closed at the end
+
+  step('3a directory sync: the dry run shows the diff and changes nothing', async () => {
+    await page.goto(url('/console/setup/4'));
+    await shoot(page, '04-wizard-sync');
+    await page.getByTestId('sync-link').click();
+    await page.waitForURL('**/console/sync**');
+    await page.getByTestId('dry-run').waitFor();
+    await shoot(page, '04-sync');
+    await page.getByTestId('dry-run').click();
+    assert.equal(await runFinished(), 'succeeded');
+    assert.match(await page.locator('main').innerText(), /预览：未做任何修改/);
+    const added = await page.getByTestId('added').innerText();
+    for (const who of ['zhangsan', 'lisi', 'huangmin', 'tangli']) assert.ok(added.includes(who), `the diff adds ${who}`);
+    assert.ok(!added.includes('fengtao'), 'people outside the visible scope are not added');
+    await shoot(page, '04-dry-run', { doc: true });
+    await page.goto(url('/console/users'));
+    await page.getByTestId('empty').waitFor();
+  });
+
+  step('3b the real sync shows a progress bar, then the report (counts, API calls, withheld fields)', async () => {
+    // Slow the simulated WeCom down so the progress bar is there to see.
+    await sim('POST', '/latencies', { path: '*', ms: 1500 });
+    try {
+      await page.goto(url('/console/sync'));
+      await page.getByTestId('sync-now').click();
+      await page.waitForURL(/\/console\/sync\/runs\/\d+/);
+      await page.locator('progress#bar').waitFor();
+      await shoot(page, '04-sync-progress', { doc: true });
+    } finally {
+      await sim('DELETE', '/latencies');
+    }
+    assert.equal(await runFinished(), 'succeeded');
+    const counts = await page.getByTestId('counts').innerText();
+    assert.match(counts, /新增成员\s+14\b/, counts);
+    const calls = await page.getByTestId('api-calls').innerText();
+    assert.match(calls, /user\/list|user\/get/);
+    assert.match(calls, /下限/);
+    await page.getByTestId('withheld').waitFor();
+    await shoot(page, '04-sync-report', { doc: true });
+  });
+
+  step('3c the Users page lists the synced people with departments and tags', async () => {
+    await page.getByRole('link', { name: '用户', exact: true }).click();
+    await page.waitForURL('**/console/users');
+    const table = page.getByTestId('users');
+    assert.equal(await table.locator('tbody tr').count(), 14);
+    const row = table.locator('tr[data-userid="zhangsan"]');
+    assert.match(await row.innerText(), /张三/);
+    assert.match(await row.innerText(), /后端组/);
+    assert.equal(await row.getAttribute('data-status'), 'unauthorized', 'new users wait for an admin');
+    await shoot(page, '04-users', { doc: true });
+    // Tags: filter by 项目A.
+    await page.selectOption('select[name=tag]', { label: '项目A' });
+    await page.click('form[role=search] button[type=submit]');
+    await page.waitForURL(/tag=\d+/);
+    const tagged = await table.locator('tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.userid));
+    for (const who of ['zhangsan', 'xuting', 'maliang']) assert.ok(tagged.includes(who), `项目A lists ${who}: ${tagged}`);
+    assert.ok(!tagged.includes('huangmin'), `项目A does not list huangmin: ${tagged}`);
+    // One person: departments (two) and tags.
+    await page.goto(url('/console/users'));
+    await table.locator('tr[data-userid="zhangsan"] a').click();
+    const facts = await page.getByTestId('user').innerText();
+    assert.match(facts, /后端组/);
+    assert.match(facts, /数据平台组/);
+    assert.match(facts, /项目A/);
+    await shoot(page, '04-user-detail');
+  });
+
+  step('3d Users → Import users → Sync from WeCom runs the sync again (nothing new)', async () => {
+    await page.goto(url('/console/users'));
+    await page.getByTestId('import').click();
+    await page.waitForURL('**/console/sync');
+    await page.getByTestId('sync-now').click();
+    assert.equal(await runFinished(), 'succeeded');
+    assert.match(await page.getByTestId('counts').innerText(), /新增成员\s+0\b/);
+    await page.goto(url('/console/sync'));
+    assert.ok((await page.getByTestId('runs').locator('tbody tr').count()) >= 3, 'the history lists the runs');
+    await shoot(page, '04-sync-history');
+  });
+
+  step('4 the admin ticks WeCom in the workbench login configuration', async () => {
+    await page.goto(url('/console/setup/5'));
+    await shoot(page, '05-wizard-login');
+    await page.getByTestId('login-config-link').click();
+    await page.waitForURL('**/console/settings/login');
+    const wecom = page.locator('input[type=checkbox][name=wecom]');
+    assert.equal(await wecom.isChecked(), false, 'WeCom is off until the admin turns it on');
+    await wecom.check();
+    await page.click('[data-testid=login-config] button[type=submit]');
+    await page.getByTestId('saved').waitFor();
+    assert.equal(await page.locator('input[type=checkbox][name=wecom]').isChecked(), true);
+    await shoot(page, '05-login-config', { doc: true });
+  });
+
+  step('4b the admin authorizes the first members on the Users page (with a confirmation)', async () => {
+    await page.goto(url('/console/users'));
+    for (const who of ['zhangsan', 'lisi', 'zhengwei']) {
+      await page.check(`tr[data-userid="${who}"] input[type=checkbox]`);
+    }
+    await page.selectOption('#bulk-action', 'authorize');
+    await page.getByRole('button', { name: '继续…' }).click();
+    const confirm = page.getByTestId('confirm');
+    await confirm.waitFor();
+    assert.match(await confirm.innerText(), /张三/);
+    await shoot(page, '05-authorize-confirm');
+    await confirm.locator('button[type=submit]').click();
+    await page.getByTestId('done').waitFor();
+    for (const who of ['zhangsan', 'lisi', 'zhengwei']) {
+      assert.equal(await page.getAttribute(`tr[data-userid="${who}"]`, 'data-status'), 'authorized', who);
+    }
+    assert.equal(await page.getAttribute('tr[data-userid="huangmin"]', 'data-status'), 'unauthorized');
+  });
+
+  step('5a a member opens the workbench inside WeCom and lands signed in without a click', async () => {
+    const phone = await wecomClient(browser, demo, 'zhangsan');
+    members.push(phone);
+    const p = await phone.newPage();
+    await p.goto(url('/wecom/home')); // the app's home page, as WeCom's workbench opens it
+    await p.getByTestId('workbench').waitFor();
+    assert.equal(new URL(p.url()).pathname, '/');
+    assert.equal((await p.getByTestId('member-name').innerText()).trim(), '张三');
+    assert.match(await p.getByTestId('member-department').innerText(), /后端组/);
+    await shoot(p, '05-workbench-in-wecom', { doc: true });
+    await phone.check();
+  });
+
+  step('5b another member signs in by QR login from a desktop browser', async () => {
+    const desk = await newContext(browser);
+    desk.ignoreFaviconOf(demo.simUrl); // the simulator's QR page has no icon; WeCom's is not ours to test
+    members.push(desk);
+    const p = await desk.newPage();
+    await p.goto(demo.base + '/');
+    await p.waitForURL('**/login**');
+    const login = p.getByTestId('member-login');
+    await login.waitFor();
+    assert.equal(await login.getAttribute('data-client'), 'browser');
+    await shoot(p, '05-member-login', { doc: true });
+    await p.locator('[data-source=wecom] a').click();
+    await p.waitForURL((u) => u.href.startsWith(`${demo.simUrl}/wwlogin/sso/login`));
+    await shoot(p, '05-qr-login-sim');
+    // Scanning the QR code with lisi's WeCom: the simulator's picker stands for the phone.
+    await p.locator('button.who[value="lisi"]').click();
+    await p.getByTestId('workbench').waitFor();
+    assert.equal((await p.getByTestId('member-name').innerText()).trim(), '李四');
+    await shoot(p, '05-workbench-qr', { doc: true });
+    await desk.check();
+  });
+
+  step('6a an unauthorized member sees the FAQ message; the admin authorizes them; the next try gets in', async () => {
+    const phone = await wecomClient(browser, demo, 'huangmin');
+    members.push(phone);
+    const p = await phone.newPage();
+    phone.expectStatus(403, '/auth/wecom/callback');
+    await p.goto(url('/wecom/home'));
+    const outcome = p.getByTestId('login-outcome');
+    await outcome.waitFor();
+    assert.equal(await outcome.getAttribute('data-outcome'), 'unauthorized');
+    assert.ok(
+      (await p.getByTestId('message').innerText()).includes('抱歉，您未在授权范围内，因此无法使用，如需使用请联系企业管理员授权'),
+      'the guide\'s FAQ message',
+    );
+    await shoot(p, '06-unauthorized', { doc: true });
+    await phone.check();
+
+    // The admin finds them on the Users page and authorizes them.
+    await page.goto(url('/console/users?q=huangmin'));
+    await page.check('tr[data-userid="huangmin"] input[type=checkbox]');
+    await page.selectOption('#bulk-action', 'authorize');
+    await page.getByRole('button', { name: '继续…' }).click();
+    await page.getByTestId('confirm').locator('button[type=submit]').click();
+    await page.getByTestId('done').waitFor();
+    assert.equal(await page.getAttribute('tr[data-userid="huangmin"]', 'data-status'), 'authorized');
+
+    // Their next try gets in.
+    await p.goto(url('/wecom/home'));
+    await p.getByTestId('workbench').waitFor();
+    assert.equal((await p.getByTestId('member-name').innerText()).trim(), '黄敏');
+    await shoot(p, '06-authorized-workbench');
+    await phone.check();
+  });
+
+  step('6b a trusted domain that is not this host shows the trusted-domain explanation', async () => {
+    const app = `/corps/${demo.corpid}/apps/${demo.agentid}`;
+    const domain = `acme.localhost:${demo.port}`;
+    await sim('PATCH', app, { redirect_domain: 'wrong.example.com' });
+    try {
+      // The admin sees it in set-up step 3 (which re-reads the app from WeCom)…
+      await page.goto(url('/console/setup/3'));
+      await page.getByTestId('domain-warning').first().waitFor();
+      await shoot(page, '06-domain-warning');
+      // …and a member opening the app gets the explanation instead of WeCom's error page.
+      const phone = await wecomClient(browser, demo, 'zhengwei');
+      members.push(phone);
+      const p = await phone.newPage();
+      phone.expectStatus(409, '/wecom/home');
+      await p.goto(url('/wecom/home'));
+      const outcome = p.getByTestId('login-outcome');
+      await outcome.waitFor();
+      assert.equal(await outcome.getAttribute('data-outcome'), 'trusted_domain_mismatch');
+      const text = await outcome.innerText();
+      assert.match(text, /redirect uri需使用应用可信域名/);
+      assert.ok(text.includes('wrong.example.com') && text.includes(domain), text);
+      await shoot(p, '06-trusted-domain', { doc: true });
+      await phone.check();
+    } finally {
+      await sim('PATCH', app, { redirect_domain: domain });
+    }
+    await page.goto(url('/console/setup/3'));
+    assert.equal(await page.getByTestId('domain-warning').count(), 0, 'fixed in WeCom: no warning');
+  });
+
   step('English: the key pages read in English', async () => {
     const pages = [
       ['/console?lang=en', 'en-overview'],
@@ -183,6 +407,10 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
       ['/console/setup/3?lang=en', 'en-03-console-values'],
       ['/console/doctor?lang=en', 'en-03-doctor'],
       ['/console/audit?lang=en', 'en-03-audit'],
+      ['/console/sync?lang=en', 'en-04-sync'],
+      ['/console/users?lang=en', 'en-04-users'],
+      ['/console/settings/login?lang=en', 'en-05-login-config'],
+      ['/console/setup/6?lang=en', 'en-06-open-in-wecom'],
     ];
     for (const [p, name] of pages) {
       await page.goto(url(p));
@@ -195,13 +423,18 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     // Back to Chinese.
     await page.goto(url('/console?lang=zh'));
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    // A member's pages in English too.
+    const desk = await newContext(browser);
+    members.push(desk);
+    const p = await desk.newPage();
+    await p.goto(url('/login?lang=en'));
+    assert.equal(await p.getAttribute('html', 'lang'), 'en');
+    assert.match(await p.getByTestId('member-login').innerText(), /Sign in to the workbench/);
+    await shoot(p, 'en-05-member-login');
+    await desk.check();
   });
 
-  test.todo('3 directory sync: dry run diff, real sync with progress, report (counts, API calls, withheld fields) — /console/sync not served yet');
-  test.todo('3 Users page lists the synced people with departments and tags; Users → Import users → Sync from WeCom — /console/users not served yet');
-  test.todo('4 the admin ticks WeCom in the workbench login configuration — not served yet');
-  test.todo('5 a member opens the workbench in the simulated WeCom client (wxwork UA) and lands signed in without a click — /login, /auth/wecom/callback not served yet');
-  test.todo('5 another member signs in by QR login from a desktop browser — not served yet');
-  test.todo('6 an unauthorized member sees the FAQ message; the admin authorizes them on Users; the next try gets in — not served yet');
-  test.todo('6 a redirect to a host that is not the trusted domain shows the trusted-domain explanation — not served yet');
+  after(async () => {
+    for (const m of members) await m.close().catch(() => {});
+  });
 });

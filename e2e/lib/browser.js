@@ -4,6 +4,7 @@
 import { chromium } from 'playwright-core';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import { ARTIFACTS, ROOT } from './product.js';
 
@@ -58,7 +59,9 @@ export async function newContext(browser, opts = {}) {
   context.setDefaultNavigationTimeout(30_000);
   const problems = [];
   let allowed = [];
-  const isAllowed = (status, url) => allowed.some((a) => a.status === status && url.includes(a.urlPart));
+  const ignoredFavicons = new Set();
+  const isAllowed = (status, url) =>
+    ignoredFavicons.has(url) || allowed.some((a) => a.status === status && url.includes(a.urlPart));
   context.on('console', (m) => {
     if (m.type() !== 'error') return;
     const text = m.text();
@@ -77,6 +80,8 @@ export async function newContext(browser, opts = {}) {
     }
   });
   context.expectStatus = (status, urlPart) => allowed.push({ status, urlPart });
+  /** Another origin's pages are not under test, e.g. the simulator's (it stands for WeCom). */
+  context.ignoreFaviconOf = (origin) => { ignoredFavicons.add(`${origin}/favicon.ico`); };
   context.check = async () => {
     const p = problems.splice(0);
     allowed = [];
@@ -129,4 +134,74 @@ export async function shoot(page, name, { doc = false } = {}) {
     }
   }
   if (overflow) throw new Error(`horizontal scrollbar at ${PHONE.width} px on ${page.url()}: ${overflow}`);
+}
+
+/**
+ * A member's phone with the WeCom client: WeCom's in-client User-Agent at 390 px, and the
+ * client's identity. The real client knows who is signed in to it; the simulated WeCom learns
+ * it from `sim_userid` on its in-client authorize URL (else it shows a picker). So when the
+ * bridge sends this browser to that URL, `sim_userid` is added to the redirect: the member
+ * never clicks. (Playwright cannot route a redirect's follow-up request, hence the rewrite of
+ * the bridge's redirect response itself.)
+ */
+export async function wecomClient(browser, { base, simUrl }, userid) {
+  const context = await newContext(browser, {
+    viewport: PHONE,
+    userAgent: WXWORK_UA,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const authorize = `${simUrl}/connect/oauth2/authorize?`;
+  await context.route(
+    (u) => u.origin === base,
+    async (route) => {
+      const req = route.request();
+      if (!req.isNavigationRequest() || req.method() !== 'GET') return route.continue();
+      // Fetched here (Node does not resolve *.localhost, so to 127.0.0.1 with the Host header).
+      const { status, headers, body } = await loopbackGet(req.url(), await req.allHeaders());
+      const location = headers.location;
+      if (status >= 300 && status < 400 && location?.startsWith(authorize) && !location.includes('sim_userid=')) {
+        const [href, fragment] = location.split('#');
+        const who = `&sim_userid=${encodeURIComponent(userid)}`;
+        headers.location = `${href}${who}${fragment === undefined ? '' : `#${fragment}`}`;
+      }
+      return route.fulfill({ status, headers, body });
+    },
+  );
+  return context;
+}
+
+/** GET `url` from 127.0.0.1 with the browser's headers; no redirect is followed. */
+function loopbackGet(url, headers) {
+  const u = new URL(url);
+  const h = { ...headers, host: u.host };
+  for (const k of Object.keys(h)) if (k.startsWith(':')) delete h[k];
+  return new Promise((resolve, reject) => {
+    const r = http.get({ host: '127.0.0.1', port: u.port || 80, path: u.pathname + u.search, headers: h }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const out = {};
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (['transfer-encoding', 'connection', 'keep-alive', 'content-encoding', 'content-length'].includes(k)) continue;
+          out[k] = Array.isArray(v) ? v.join('\n') : v; // Playwright splits set-cookie on \n
+        }
+        resolve({ status: res.statusCode, headers: out, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+  });
+}
+
+/** The simulator's admin API (the "WeCom admin console" of the demo org, and its knobs). */
+export async function simAdmin(simUrl, method, p, body) {
+  const r = await fetch(`${simUrl}/sim/admin${p}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`sim admin ${method} ${p}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
 }
