@@ -332,7 +332,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await p.locator('button.who[value="lisi"]').click();
     await p.getByTestId('workbench').waitFor();
     assert.equal((await p.getByTestId('member-name').innerText()).trim(), '李四');
-    await shoot(p, '05-workbench-qr', { doc: true });
+    await shoot(p, '05-workbench-qr');
     await desk.check();
   });
 
