@@ -29,10 +29,10 @@ export function buildOnce() {
  * Runs `wecom-bridge demo --port 0 --sim-port 0 --data-dir <tmp>` and waits for its banner.
  * @param {{edition?: string, name?: string}} opts
  */
-export async function startDemo({ edition = 'professional', name = 'demo' } = {}) {
+export async function startDemo({ edition = 'professional', name = 'demo', dataDir: given } = {}) {
   buildOnce();
-  const dir = mkdtempSync(path.join(tmpdir(), 'wecom-bridge-e2e-'));
-  const dataDir = path.join(dir, 'data');
+  const dir = given ? path.dirname(given) : mkdtempSync(path.join(tmpdir(), 'wecom-bridge-e2e-'));
+  const dataDir = given || path.join(dir, 'data');
   const args = ['demo', '--port', '0', '--sim-port', '0', '--data-dir', dataDir, '--edition', edition];
   const child = spawn(BIN, args, {
     cwd: ROOT,
@@ -64,6 +64,7 @@ export async function startDemo({ edition = 'professional', name = 'demo' } = {}
     return m[1];
   };
   const consoleUrl = grab(/Admin console:\s+(\S+)/, 'console URL');
+  const resumed = /\(resumed:/.test(banner);
   const base = new URL(consoleUrl).origin;
   const demo = {
     dir,
@@ -71,8 +72,9 @@ export async function startDemo({ edition = 'professional', name = 'demo' } = {}
     consoleUrl,
     base,
     port: Number(new URL(base).port),
-    username: grab(/username (\S+)\s+one-time password/, 'username'),
-    password: grab(/one-time password (\S+)/, 'one-time password'),
+    resumed,
+    username: resumed ? 'admin' : grab(/username (\S+)\s+one-time password/, 'username'),
+    password: resumed ? null : grab(/one-time password (\S+)/, 'one-time password'),
     corpid: grab(/CorpID\s+(\S+)/, 'CorpID'),
     agentid: grab(/AgentId\s+(\S+)/, 'AgentId'),
     secret: grab(/Secret\s+(\S+)/, 'Secret'),
@@ -92,19 +94,26 @@ export async function startDemo({ edition = 'professional', name = 'demo' } = {}
       }
       return r.stdout;
     },
-    async stop() {
+    /**
+     * Stops the demo (SIGTERM, or `signal`: SIGINT is Ctrl-C) and returns how it exited;
+     * SIGKILL after 10 s. The data directory is removed unless `keepData`.
+     */
+    async stop({ signal = 'SIGTERM', keepData = false } = {}) {
+      let exit = { code: child.exitCode, signal: child.signalCode, killed: false };
       if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
+        const exited = new Promise((r) => child.once('exit', (code, sig) => r({ code, signal: sig })));
+        child.kill(signal);
+        let killed = false;
+        const t = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, 10_000);
+        exit = { ...(await exited), killed };
         clearTimeout(t);
       }
       try {
         mkdirSync(ARTIFACTS, { recursive: true });
         writeFileSync(path.join(ARTIFACTS, `${name}.log`), `${out}\n--- stderr ---\n${err}`);
       } catch { /* artifacts are best effort */ }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepData) rmSync(dir, { recursive: true, force: true });
+      return exit;
     },
   };
   return demo;
