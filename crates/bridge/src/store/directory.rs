@@ -11,10 +11,12 @@ use crate::domain::directory::{
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, UserStatus};
 use sqlx::Row;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// Binds per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_BINDS: usize = 30_000;
+/// Binds per statement: under SQLite's 32,766 and PostgreSQL's 65,535. SQLite (through
+/// sqlx) gets slower per bind as a statement grows, fastest around a thousand.
+const MAX_BINDS: usize = 1_000;
+const PG_MAX_BINDS: usize = 20_000;
 
 /// `($s,$s+1,…),(…)` for `rows` rows of `cols` placeholders starting at `$start`.
 fn values(rows: usize, cols: usize, start: usize) -> String {
@@ -44,6 +46,18 @@ fn in_list(n: usize, start: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Generated statements for the engine. SQLite reads `$N` as a *named* parameter and
+/// resolves each name by a linear search while parsing, so a batch of 30,000 `$N` is
+/// quadratic (minutes for 100k members); `?N` is numbered and costs nothing. The
+/// generated statements hold no `$` other than placeholders.
+fn eng(pg: bool, sql: String) -> String {
+    if pg {
+        sql
+    } else {
+        sql.replace('$', "?")
+    }
 }
 
 /// A third-party (`wecom_open`) identity of an imported directory.
@@ -158,6 +172,8 @@ impl Store {
     }
 
     /// Stored users: all of the tenant, or those whose WeCom identity key is in `keys`.
+    /// Users, identities and memberships are read by separate scans and joined here: a
+    /// join lets SQLite pick the identities' primary key and go quadratic.
     pub async fn load_users(
         &self,
         tenant_id: i64,
@@ -165,43 +181,83 @@ impl Store {
         keys: Option<&[UserKey]>,
     ) -> Result<Vec<CurrentUser>> {
         let corpid = corpid.to_ascii_lowercase();
-        let mut users: Vec<CurrentUser> = Vec::new();
-        let mut index: HashMap<i64, usize> = HashMap::new();
-        let filter = match keys {
-            None => String::new(),
-            Some([]) => return Ok(Vec::new()),
-            Some(k) => format!(" AND i.external_id IN ({})", in_list(k.len(), 3)),
+        let pg = matches!(self, Store::Postgres(_));
+        if keys.is_some_and(|k| k.is_empty()) {
+            return Ok(Vec::new());
+        }
+        // Identities first: (user id → wecom key, spelling), and who has a wecom_open one.
+        let mut wecom: HashMap<i64, (String, String)> = HashMap::new();
+        let mut imported: HashSet<i64> = HashSet::new();
+        let id_sql = match keys {
+            None => "SELECT user_id, kind, external_id, display_id FROM user_identities
+                     WHERE tenant_id = $1 AND ((kind = 'wecom' AND corpid = $2) OR kind = 'wecom_open')"
+                .to_string(),
+            Some(k) => format!(
+                "SELECT user_id, kind, external_id, display_id FROM user_identities
+                 WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
+                in_list(k.len(), 3)
+            ),
         };
-        let join = if keys.is_some() { "JOIN" } else { "LEFT JOIN" };
-        let sql = format!(
-            "SELECT u.id, u.name, u.status, u.disabled_reason, u.position, u.alias, u.telephone, u.mobile,
-                    u.email, u.main_department, u.wecom_status, u.direct_leader, u.extattr,
-                    i.external_id AS wkey, i.display_id AS wdisplay,
-                    EXISTS (SELECT 1 FROM user_identities o WHERE o.tenant_id = u.tenant_id
-                            AND o.user_id = u.id AND o.kind = 'wecom_open') AS imported
-             FROM users u {join} user_identities i ON i.user_id = u.id AND i.tenant_id = u.tenant_id
-                  AND i.kind = 'wecom' AND i.corpid = $2
-             WHERE u.tenant_id = $1{filter}"
-        );
         on_pool!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(&corpid);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, id_sql))).bind(tenant_id).bind(&corpid);
             for k in keys.unwrap_or_default() {
                 q = q.bind(k.to_ascii_lowercase());
+            }
+            for r in q.fetch_all(p).await? {
+                let uid: i64 = r.try_get("user_id")?;
+                let kind: String = r.try_get("kind")?;
+                if kind == "wecom" {
+                    wecom.insert(uid, (r.try_get("external_id")?, r.try_get("display_id")?));
+                } else {
+                    imported.insert(uid);
+                }
+            }
+        });
+        let ids: Vec<i64> = match keys {
+            None => Vec::new(),
+            Some(_) if wecom.is_empty() => return Ok(Vec::new()),
+            Some(_) => wecom.keys().copied().collect(),
+        };
+        let (user_sql, member_sql) = match keys {
+            None => (
+                format!("SELECT {COLS} FROM users WHERE tenant_id = $1"),
+                "SELECT user_id, department_id, sort_order, is_leader FROM user_departments WHERE tenant_id = $1".to_string(),
+            ),
+            Some(_) => (
+                format!("SELECT {COLS} FROM users WHERE tenant_id = $1 AND id IN ({})", in_list(ids.len(), 2)),
+                format!(
+                    "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                     WHERE tenant_id = $1 AND user_id IN ({})",
+                    in_list(ids.len(), 2)
+                ),
+            ),
+        };
+        const COLS: &str =
+            "id, name, status, disabled_reason, position, alias, telephone, mobile, email, \
+            main_department, wecom_status, direct_leader, extattr";
+        let mut users: Vec<CurrentUser> = Vec::new();
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        on_pool!(self, p => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql))).bind(tenant_id);
+            for id in &ids {
+                q = q.bind(*id);
             }
             let rows = q.fetch_all(p).await?;
             users.reserve(rows.len());
             for r in &rows {
                 let status: String = r.try_get("status")?;
                 let reason: Option<String> = r.try_get("disabled_reason")?;
-                let key: Option<String> = r.try_get("wkey")?;
-                let display: Option<String> = r.try_get("wdisplay")?;
                 let id: i64 = r.try_get("id")?;
+                let (key, display) = match wecom.remove(&id) {
+                    Some((k, d)) => (Some(k), d),
+                    None => (None, String::new()),
+                };
                 index.insert(id, users.len());
                 users.push(CurrentUser {
                     id,
                     key,
                     record: UserRecord {
-                        userid: display.unwrap_or_default(),
+                        userid: display,
                         name: r.try_get("name")?,
                         position: r.try_get("position")?,
                         alias: r.try_get("alias")?,
@@ -217,31 +273,15 @@ impl Store {
                     },
                     status: status.parse().map_err(StoreError::Corrupt)?,
                     disabled_reason: reason.map(|s| s.parse()).transpose().map_err(StoreError::Corrupt)?,
-                    imported: r.try_get("imported")?,
+                    imported: imported.contains(&id),
                     link_identity: false,
                 });
             }
-        });
-        let msql = match keys {
-            None => "SELECT user_id, department_id, sort_order, is_leader FROM user_departments WHERE tenant_id = $1".to_string(),
-            Some(_) => format!(
-                "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
-                 WHERE tenant_id = $1 AND user_id IN ({})",
-                in_list(users.len().max(1), 2)
-            ),
-        };
-        if keys.is_some() && users.is_empty() {
-            return Ok(users);
-        }
-        on_pool!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(msql)).bind(tenant_id);
-            if keys.is_some() {
-                for u in &users {
-                    q = q.bind(u.id);
-                }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, member_sql))).bind(tenant_id);
+            for id in &ids {
+                q = q.bind(*id);
             }
-            let rows = q.fetch_all(p).await?;
-            for r in &rows {
+            for r in q.fetch_all(p).await? {
                 let uid: i64 = r.try_get("user_id")?;
                 if let Some(&i) = index.get(&uid) {
                     users[i].record.departments.push(Membership {
@@ -281,20 +321,33 @@ impl Store {
                     active: r.try_get("active")?,
                 });
             }
-            let rows = sqlx::query(
-                "SELECT t.tag_id, i.external_id FROM tag_users t JOIN user_identities i
-                   ON i.user_id = t.user_id AND i.tenant_id = t.tenant_id AND i.kind = 'wecom' AND i.corpid = $2
-                 WHERE t.tenant_id = $1 AND ($3 = -1 OR t.tag_id = $3)",
-            )
-            .bind(tenant_id)
-            .bind(&corpid)
-            .bind(only)
-            .fetch_all(p)
-            .await?;
+            // Members by internal id, then their keys (a join would let SQLite pick the
+            // identities' primary key and go quadratic).
+            let rows = sqlx::query("SELECT tag_id, user_id FROM tag_users WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)")
+                .bind(tenant_id)
+                .bind(only)
+                .fetch_all(p)
+                .await?;
+            let mut members: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
             for r in &rows {
-                let id: i64 = r.try_get("tag_id")?;
-                if let Some(t) = tags.get_mut(&id) {
-                    t.record.users.insert(r.try_get("external_id")?);
+                members.push((r.try_get("tag_id")?, r.try_get("user_id")?));
+            }
+            let mut keys: HashMap<i64, String> = HashMap::new();
+            if !members.is_empty() {
+                let rows = sqlx::query(
+                    "SELECT user_id, external_id FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2",
+                )
+                .bind(tenant_id)
+                .bind(&corpid)
+                .fetch_all(p)
+                .await?;
+                for r in &rows {
+                    keys.insert(r.try_get("user_id")?, r.try_get("external_id")?);
+                }
+            }
+            for (tag, uid) in members {
+                if let (Some(t), Some(k)) = (tags.get_mut(&tag), keys.get(&uid)) {
+                    t.record.users.insert(k.clone());
                 }
             }
             let rows = sqlx::query("SELECT tag_id, department_id FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)")
@@ -339,27 +392,42 @@ impl Store {
         })
     }
 
-    /// Keys of the stored (not disabled) users who are members of department `id`.
+    /// Keys of the stored users who are members of department `id`.
     pub async fn department_member_keys(
         &self,
         tenant_id: i64,
         corpid: &str,
         id: i64,
     ) -> Result<Vec<UserKey>> {
+        let corpid = corpid.to_ascii_lowercase();
+        let pg = matches!(self, Store::Postgres(_));
         on_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT i.external_id FROM user_departments d JOIN user_identities i
-                   ON i.user_id = d.user_id AND i.tenant_id = d.tenant_id AND i.kind = 'wecom' AND i.corpid = $2
-                 WHERE d.tenant_id = $1 AND d.department_id = $3",
-            )
-            .bind(tenant_id)
-            .bind(corpid.to_ascii_lowercase())
-            .bind(id)
-            .fetch_all(p)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
+            let rows = sqlx::query("SELECT user_id FROM user_departments WHERE tenant_id = $1 AND department_id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_all(p)
+                .await?;
+            let mut ids = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(r.try_get("external_id")?);
+                ids.push(r.try_get::<i64, _>("user_id")?);
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(MAX_BINDS) {
+                // By user id only, so the user_id index is the one used.
+                let sql = format!(
+                    "SELECT tenant_id, kind, corpid, external_id FROM user_identities WHERE user_id IN ({})",
+                    in_list(chunk.len(), 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for r in q.fetch_all(p).await? {
+                    let (t, kind, corp): (i64, String, String) = (r.try_get("tenant_id")?, r.try_get("kind")?, r.try_get("corpid")?);
+                    if t == tenant_id && kind == "wecom" && corp == corpid {
+                        out.push(r.try_get("external_id")?);
+                    }
+                }
             }
             Ok(out)
         })
@@ -390,6 +458,7 @@ impl Store {
         let now = now_ms();
         let corpid = corpid.to_ascii_lowercase();
         let pg = matches!(self, Store::Postgres(_));
+        let max_binds = if pg { PG_MAX_BINDS } else { MAX_BINDS };
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2")
@@ -400,7 +469,7 @@ impl Store {
 
             // Departments: upserts in batches, removals by id.
             const DCOLS: usize = 9;
-            for chunk in diff.departments_upsert.chunks(MAX_BINDS / DCOLS) {
+            for chunk in diff.departments_upsert.chunks(max_binds / DCOLS) {
                 let sql = format!(
                     "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
                      VALUES {} ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
@@ -408,7 +477,7 @@ impl Store {
                         leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
                     values(chunk.len(), DCOLS, 1)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                 for d in chunk {
                     let r = &d.record;
                     q = q.bind(tenant_id).bind(r.id).bind(r.parent_id).bind(&r.name).bind(&r.name_en)
@@ -416,12 +485,12 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for chunk in diff.departments_removed.chunks(MAX_BINDS) {
+            for chunk in diff.departments_removed.chunks(max_binds) {
                 let sql = format!(
                     "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
                     in_list(chunk.len(), 3)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(now);
                 for d in chunk {
                     q = q.bind(d.id);
                 }
@@ -455,14 +524,14 @@ impl Store {
                 }
                 const UCOLS: usize = 16;
                 let pairs: Vec<_> = diff.users_added.iter().zip(reserved.iter().copied()).collect();
-                for chunk in pairs.chunks(MAX_BINDS / UCOLS) {
+                for chunk in pairs.chunks(max_binds / UCOLS) {
                     let sql = format!(
                         "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
                             mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
                          VALUES {}",
                         values(chunk.len(), UCOLS, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                     for (u, id) in chunk {
                         let r = &u.record;
                         q = q.bind(*id).bind(tenant_id).bind(&r.name).bind(u.status.as_str())
@@ -473,13 +542,13 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
                 const ICOLS: usize = 7;
-                for chunk in pairs.chunks(MAX_BINDS / ICOLS) {
+                for chunk in pairs.chunks(max_binds / ICOLS) {
                     let sql = format!(
                         "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
                          VALUES {}",
                         values(chunk.len(), ICOLS, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                     for (u, id) in chunk {
                         q = q.bind(tenant_id).bind("wecom").bind(&corpid).bind(&u.key).bind(*id).bind(&u.record.userid).bind(now);
                     }
@@ -495,12 +564,12 @@ impl Store {
                 }
             }
             let moved: Vec<i64> = diff.users_updated.iter().filter(|u| u.departments_changed).map(|u| u.user_id).collect();
-            for chunk in moved.chunks(MAX_BINDS) {
+            for chunk in moved.chunks(max_binds) {
                 let sql = format!(
                     "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
                     in_list(chunk.len(), 2)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -510,12 +579,12 @@ impl Store {
                 member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
             }
             const MCOLS: usize = 5;
-            for chunk in member_rows.chunks(MAX_BINDS / MCOLS) {
+            for chunk in member_rows.chunks(max_binds / MCOLS) {
                 let sql = format!(
                     "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) VALUES {}",
                     values(chunk.len(), MCOLS, 1)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                 for (id, m) in chunk {
                     q = q.bind(tenant_id).bind(*id).bind(m.department_id).bind(m.sort_order).bind(m.is_leader);
                 }
@@ -588,13 +657,13 @@ impl Store {
             // Disabled users, grouped by reason; their sessions end in this transaction.
             for reason in [DisabledReason::LeftScope, DisabledReason::LeftWecom, DisabledReason::WecomDisabled, DisabledReason::Admin] {
                 let group: Vec<_> = diff.users_disabled.iter().filter(|d| d.reason == reason).collect();
-                for chunk in group.chunks(MAX_BINDS) {
+                for chunk in group.chunks(max_binds) {
                     let list = in_list(chunk.len(), 4);
                     let sql = format!(
                         "UPDATE users SET status = 'disabled', disabled_reason = $2, updated_at = $3
                          WHERE tenant_id = $1 AND id IN ({list})"
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(reason.as_str()).bind(now);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(reason.as_str()).bind(now);
                     for d in chunk {
                         q = q.bind(d.user_id);
                     }
@@ -604,9 +673,9 @@ impl Store {
             let ended: Vec<i64> = diff.users_disabled.iter().map(|d| d.user_id).collect();
             let cleared: Vec<i64> = diff.users_disabled.iter().filter(|d| d.clear_memberships).map(|d| d.user_id).collect();
             for (table, set) in [("user_sessions", &ended), ("user_departments", &cleared), ("tag_users", &cleared)] {
-                for chunk in set.chunks(MAX_BINDS) {
+                for chunk in set.chunks(max_binds) {
                     let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})", in_list(chunk.len(), 2));
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
                     for id in chunk {
                         q = q.bind(*id);
                     }
@@ -623,13 +692,13 @@ impl Store {
                 }
                 let want: Vec<&str> = want.into_iter().collect();
                 let mut stored: HashMap<String, i64> = HashMap::with_capacity(want.len());
-                for chunk in want.chunks(MAX_BINDS) {
+                for chunk in want.chunks(max_binds) {
                     let sql = format!(
                         "SELECT external_id, user_id FROM user_identities
                          WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
                         in_list(chunk.len(), 3)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id).bind(&corpid);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(&corpid);
                     for k in chunk {
                         q = q.bind(*k);
                     }
@@ -637,13 +706,13 @@ impl Store {
                         stored.insert(r.try_get("external_id")?, r.try_get("user_id")?);
                     }
                 }
-                for chunk in diff.tags_upsert.chunks(MAX_BINDS / 4) {
+                for chunk in diff.tags_upsert.chunks(max_binds / 4) {
                     let sql = format!(
                         "INSERT INTO tags (tenant_id, id, name, active) VALUES {}
                          ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, active = excluded.active",
                         values(chunk.len(), 4, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                     for t in chunk {
                         q = q.bind(tenant_id).bind(t.record.id).bind(&t.record.name).bind(true);
                     }
@@ -652,9 +721,9 @@ impl Store {
                 let rewritten: Vec<i64> = diff.tags_upsert.iter().filter(|t| t.members_changed).map(|t| t.record.id)
                     .chain(diff.tags_removed.iter().map(|t| t.0)).collect();
                 for table in ["tag_users", "tag_departments"] {
-                    for chunk in rewritten.chunks(MAX_BINDS) {
+                    for chunk in rewritten.chunks(max_binds) {
                         let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})", in_list(chunk.len(), 2));
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
                         for id in chunk {
                             q = q.bind(*id);
                         }
@@ -668,18 +737,18 @@ impl Store {
                     td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
                 }
                 for (table, col, rows) in [("tag_users", "user_id", &tu), ("tag_departments", "department_id", &td)] {
-                    for chunk in rows.chunks(MAX_BINDS / 3) {
+                    for chunk in rows.chunks(max_binds / 3) {
                         let sql = format!("INSERT INTO {table} (tenant_id, tag_id, {col}) VALUES {}", values(chunk.len(), 3, 1));
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
                         for (tag, x) in chunk {
                             q = q.bind(tenant_id).bind(*tag).bind(*x);
                         }
                         q.execute(&mut *tx).await?;
                     }
                 }
-                for chunk in diff.tags_removed.chunks(MAX_BINDS) {
+                for chunk in diff.tags_removed.chunks(max_binds) {
                     let sql = format!("UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})", in_list(chunk.len(), 2));
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant_id);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
                     for t in chunk {
                         q = q.bind(t.0);
                     }

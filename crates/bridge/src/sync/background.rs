@@ -35,7 +35,9 @@ async fn reconcile_now(st: &AppState, tenant_id: i64, trigger: Trigger) -> Resul
     let Some(tenant) = st.store.tenant_by_id(tenant_id).await? else {
         return Ok(());
     };
-    match super::spawn_full(st, &tenant, SyncOptions::new(trigger, "system")).await {
+    let mut opts = SyncOptions::new(trigger, "system");
+    opts.concurrency = st.cfg.sync_concurrency;
+    match super::spawn_full(st, &tenant, opts).await {
         Ok(_) | Err(SyncError::Busy) => Ok(()),
         Err(e) => Err(e),
     }
