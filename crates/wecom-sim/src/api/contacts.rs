@@ -533,59 +533,6 @@ mod tests {
         assert_eq!(decode_cursor("!!!"), None);
     }
 
-    /// Handler-only cost of a 10,000-row `user/list_id` page on a 100k-member org:
-    /// `cargo test --release -p wecom-sim --lib list_id_page_cost -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing figure; run in release mode"]
-    fn list_id_page_cost() {
-        use crate::model::{Department, Member};
-        use crate::settings::Settings;
-        let mut corp = Corp::new("wwperf", "perf");
-        for id in 1..=5000u32 {
-            corp.departments.insert(
-                id,
-                Department {
-                    id,
-                    name: id.to_string(),
-                    name_en: String::new(),
-                    parentid: if id == 1 { 0 } else { 1 + (id - 2) / 8 },
-                    order: 0,
-                    leaders: vec![],
-                },
-            );
-        }
-        for i in 0..100_000u32 {
-            let m = Member::new(&format!("user{i:06}"), "n", &[2 + i % 4999]);
-            corp.members.insert(model::key(&m.userid), m);
-        }
-        let mut w = World::new(Settings::default());
-        w.add_corp(corp);
-        let mut call = Call {
-            corp: "wwperf".into(),
-            owner: Some(Owner::ContactSync),
-            query: Default::default(),
-            body: json!({"limit": 10000}),
-            ip: "127.0.0.1".into(),
-            now_ms: 0,
-        };
-        let mut times = Vec::new();
-        for _ in 0..10 {
-            let started = std::time::Instant::now();
-            let v = user_list_id(&mut w, &call).unwrap();
-            let text = serde_json::to_string(&v).unwrap();
-            times.push(started.elapsed());
-            assert!(text.len() > 100_000);
-            call.body = json!({"limit": 10000, "cursor": v["next_cursor"]});
-        }
-        let first = times[0];
-        times.sort();
-        println!(
-            "user/list_id 10,000-row page, handler + JSON text: first {first:?}, median {:?}, worst {:?}",
-            times[times.len() / 2],
-            times[times.len() - 1]
-        );
-    }
-
     #[test]
     fn thumb_from_avatar() {
         assert_eq!(
