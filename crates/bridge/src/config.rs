@@ -44,6 +44,8 @@ pub struct Config {
     /// (empty domain = `localhost:<listen port>`).
     pub bootstrap_edition: crate::domain::tenant::Edition,
     pub bootstrap_domain: String,
+    /// First start only: the display name of that tenant.
+    pub bootstrap_name: String,
     /// Directory sync: seconds between reconciles of a synced tenant without its own
     /// policy (0 = off), and WeCom requests in flight per batch.
     pub sync_reconcile_secs: u64,
@@ -71,6 +73,7 @@ impl Default for Config {
             member_session_revocation_poll_ms: 1000,
             bootstrap_edition: crate::domain::tenant::Edition::Professional,
             bootstrap_domain: String::new(),
+            bootstrap_name: "Default".into(),
             sync_reconcile_secs: 3600,
             sync_concurrency: 16,
         }
@@ -99,7 +102,7 @@ impl Config {
         }
         fig = fig.merge(
             Env::prefixed("WECOM_BRIDGE_")
-                .ignore(&["INSTANCE_KEY_FILE", "CONFIG"])
+                .ignore(&["INSTANCE_KEY_FILE", "CONFIG", "LOG"])
                 .map(|k| k.as_str().to_ascii_lowercase().into()),
         );
         let mut cfg: Config = fig

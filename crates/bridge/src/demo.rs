@@ -52,6 +52,7 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         app.home_url = app.home_url.replace("acme.localhost:8080", &domain);
     }
     let corpid = corp.corpid.clone();
+    let corp_name = corp.name.clone();
     let main_app = corp
         .apps
         .first()
@@ -87,6 +88,7 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         egress_ips: vec!["127.0.0.1".into()],
         bootstrap_edition: args.edition,
         bootstrap_domain: domain.clone(),
+        bootstrap_name: corp_name.clone(),
         ..Config::default()
     };
     let mut bridge = crate::launch(cfg, bridge_listener)

@@ -114,7 +114,7 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
         let created = operator::create_tenant(
             &store,
             "default",
-            "Default",
+            &cfg.bootstrap_name,
             cfg.bootstrap_edition,
             Some(&domain),
         )

@@ -638,3 +638,44 @@ async fn sessions_are_bound_to_their_tenant_and_end_on_logout() {
     assert_eq!(r.status, 303);
     assert_eq!(env.browser.get("/console").await.status, 303, "signed out");
 }
+
+#[tokio::test]
+async fn the_language_choice_sticks() {
+    let env = start(&bridge::testing::sqlite_url(), Edition::Professional).await;
+    env.admin_login().await;
+    assert!(env
+        .browser
+        .get("/console/setup/1")
+        .await
+        .body
+        .contains("检查版本"));
+    assert!(env
+        .browser
+        .get("/console/setup/1?lang=en")
+        .await
+        .body
+        .contains("Edition check"));
+    let next = env.browser.get("/console/setup/2").await;
+    assert!(
+        next.body.contains("Verify and save"),
+        "English without ?lang="
+    );
+    assert!(env
+        .browser
+        .get("/console?lang=zh")
+        .await
+        .body
+        .contains("概览"));
+    assert!(env
+        .browser
+        .get("/console/setup/1")
+        .await
+        .body
+        .contains("检查版本"));
+}
+
+#[test]
+fn log_level_variable_is_not_a_setting() {
+    std::env::set_var("WECOM_BRIDGE_LOG", "debug");
+    assert!(bridge::config::Config::load(None).is_ok());
+}

@@ -62,3 +62,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
             .unwrap_or_default())
     }
 }
+
+/// Makes `?lang=zh|en` stick: the choice is remembered in the `lang` cookie, so the next
+/// link or form post stays in the same language.
+pub async fn remember_choice(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let chosen = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "lang")
+            .and_then(|(_, v)| Lang::parse(&v))
+    });
+    let mut resp = next.run(req).await;
+    if let Some(l) = chosen {
+        let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", l.code());
+        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    resp
+}

@@ -131,6 +131,7 @@ pub fn router(st: AppState) -> Router {
         )
         .fallback(|| async { error::WebError::NotFound("this page".into()) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn(i18n::remember_choice))
         // This instance's member-session checker (signing key, revocation log).
         .layer(axum::Extension(crate::auth::MemberSessions::new(&st.cfg)))
         .with_state(st)
