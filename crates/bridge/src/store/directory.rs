@@ -10,13 +10,16 @@ use crate::domain::directory::{
 };
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, UserStatus};
+use futures::TryStreamExt;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Binds per statement: under SQLite's 32,766 and PostgreSQL's 65,535. SQLite (through
-/// sqlx) gets slower per bind as a statement grows, fastest around a thousand.
-const MAX_BINDS: usize = 1_000;
+/// sqlx) gets slower per bind as a statement grows: a couple of hundred measured best.
+const MAX_BINDS: usize = 200;
 const PG_MAX_BINDS: usize = 20_000;
+/// Rows per JSON batch (SQLite).
+const JSON_ROWS: usize = 5_000;
 
 /// `($s,$s+1,…),(…)` for `rows` rows of `cols` placeholders starting at `$start`.
 fn values(rows: usize, cols: usize, start: usize) -> String {
@@ -203,7 +206,9 @@ impl Store {
             for k in keys.unwrap_or_default() {
                 q = q.bind(k.to_ascii_lowercase());
             }
-            for r in q.fetch_all(p).await? {
+            // Streamed, not collected: 100k rows at once would double the peak memory.
+            let mut rows = q.fetch(p);
+            while let Some(r) = rows.try_next().await? {
                 let uid: i64 = r.try_get("user_id")?;
                 let kind: String = r.try_get("kind")?;
                 if kind == "wecom" {
@@ -242,9 +247,8 @@ impl Store {
             for id in &ids {
                 q = q.bind(*id);
             }
-            let rows = q.fetch_all(p).await?;
-            users.reserve(rows.len());
-            for r in &rows {
+            let mut rows = q.fetch(p);
+            while let Some(r) = rows.try_next().await? {
                 let status: String = r.try_get("status")?;
                 let reason: Option<String> = r.try_get("disabled_reason")?;
                 let id: i64 = r.try_get("id")?;
@@ -281,7 +285,8 @@ impl Store {
             for id in &ids {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(p).await? {
+            let mut rows = q.fetch(p);
+            while let Some(r) = rows.try_next().await? {
                 let uid: i64 = r.try_get("user_id")?;
                 if let Some(&i) = index.get(&uid) {
                     users[i].record.departments.push(Membership {
@@ -477,7 +482,7 @@ impl Store {
                         leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
                     values(chunk.len(), DCOLS, 1)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                 for d in chunk {
                     let r = &d.record;
                     q = q.bind(tenant_id).bind(r.id).bind(r.parent_id).bind(&r.name).bind(&r.name_en)
@@ -490,7 +495,7 @@ impl Store {
                     "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
                     in_list(chunk.len(), 3)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(now);
                 for d in chunk {
                     q = q.bind(d.id);
                 }
@@ -524,6 +529,47 @@ impl Store {
                 }
                 const UCOLS: usize = 16;
                 let pairs: Vec<_> = diff.users_added.iter().zip(reserved.iter().copied()).collect();
+                // SQLite: rows travel as one JSON text per statement, unpacked by json_each
+                // in C; binding each value through sqlx costs microseconds apiece.
+                let json_chunks: &[_] = if pg { &[] } else { &pairs };
+                for chunk in json_chunks.chunks(JSON_ROWS) {
+                    let rows: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|(u, id)| {
+                            let r = &u.record;
+                            serde_json::json!([id, r.name, u.status.as_str(), u.disabled_reason.map(|d| d.as_str()),
+                                r.position, r.alias, r.telephone, r.mobile, r.email, r.main_department,
+                                r.wecom_status, r.direct_leader, r.extattr])
+                        })
+                        .collect();
+                    sqlx::query(
+                        "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
+                            mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
+                         SELECT j.value->>0, ?1, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5,
+                            j.value->>6, j.value->>7, j.value->>8, j.value->>9, j.value->>10, j.value->>11, j.value->>12, ?2, ?2
+                         FROM json_each(?3) AS j",
+                    )
+                    .bind(tenant_id)
+                    .bind(now)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    let ids: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|(u, id)| serde_json::json!([u.key, id, u.record.userid]))
+                        .collect();
+                    sqlx::query(
+                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                         SELECT ?1, 'wecom', ?2, j.value->>0, j.value->>1, j.value->>2, ?3 FROM json_each(?4) AS j",
+                    )
+                    .bind(tenant_id)
+                    .bind(&corpid)
+                    .bind(now)
+                    .bind(serde_json::Value::Array(ids).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let pairs: &[_] = if pg { &pairs } else { &[] };
                 for chunk in pairs.chunks(max_binds / UCOLS) {
                     let sql = format!(
                         "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
@@ -531,7 +577,7 @@ impl Store {
                          VALUES {}",
                         values(chunk.len(), UCOLS, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                     for (u, id) in chunk {
                         let r = &u.record;
                         q = q.bind(*id).bind(tenant_id).bind(&r.name).bind(u.status.as_str())
@@ -548,7 +594,7 @@ impl Store {
                          VALUES {}",
                         values(chunk.len(), ICOLS, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                     for (u, id) in chunk {
                         q = q.bind(tenant_id).bind("wecom").bind(&corpid).bind(&u.key).bind(*id).bind(&u.record.userid).bind(now);
                     }
@@ -569,7 +615,7 @@ impl Store {
                     "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
                     in_list(chunk.len(), 2)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -579,12 +625,28 @@ impl Store {
                 member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
             }
             const MCOLS: usize = 5;
+            let json_chunks: &[_] = if pg { &[] } else { &member_rows };
+            for chunk in json_chunks.chunks(JSON_ROWS) {
+                let rows: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|(id, m)| serde_json::json!([id, m.department_id, m.sort_order, i64::from(m.is_leader)]))
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader)
+                     SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3 FROM json_each(?2) AS j",
+                )
+                .bind(tenant_id)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let member_rows: &[_] = if pg { &member_rows } else { &[] };
             for chunk in member_rows.chunks(max_binds / MCOLS) {
                 let sql = format!(
                     "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) VALUES {}",
                     values(chunk.len(), MCOLS, 1)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                 for (id, m) in chunk {
                     q = q.bind(tenant_id).bind(*id).bind(m.department_id).bind(m.sort_order).bind(m.is_leader);
                 }
@@ -663,7 +725,7 @@ impl Store {
                         "UPDATE users SET status = 'disabled', disabled_reason = $2, updated_at = $3
                          WHERE tenant_id = $1 AND id IN ({list})"
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(reason.as_str()).bind(now);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(reason.as_str()).bind(now);
                     for d in chunk {
                         q = q.bind(d.user_id);
                     }
@@ -675,7 +737,7 @@ impl Store {
             for (table, set) in [("user_sessions", &ended), ("user_departments", &cleared), ("tag_users", &cleared)] {
                 for chunk in set.chunks(max_binds) {
                     let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})", in_list(chunk.len(), 2));
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                     for id in chunk {
                         q = q.bind(*id);
                     }
@@ -698,7 +760,7 @@ impl Store {
                          WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
                         in_list(chunk.len(), 3)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id).bind(&corpid);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(&corpid);
                     for k in chunk {
                         q = q.bind(*k);
                     }
@@ -712,7 +774,7 @@ impl Store {
                          ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, active = excluded.active",
                         values(chunk.len(), 4, 1)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                     for t in chunk {
                         q = q.bind(tenant_id).bind(t.record.id).bind(&t.record.name).bind(true);
                     }
@@ -723,7 +785,7 @@ impl Store {
                 for table in ["tag_users", "tag_departments"] {
                     for chunk in rewritten.chunks(max_binds) {
                         let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})", in_list(chunk.len(), 2));
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                         for id in chunk {
                             q = q.bind(*id);
                         }
@@ -739,7 +801,7 @@ impl Store {
                 for (table, col, rows) in [("tag_users", "user_id", &tu), ("tag_departments", "department_id", &td)] {
                     for chunk in rows.chunks(max_binds / 3) {
                         let sql = format!("INSERT INTO {table} (tenant_id, tag_id, {col}) VALUES {}", values(chunk.len(), 3, 1));
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false);
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                         for (tag, x) in chunk {
                             q = q.bind(tenant_id).bind(*tag).bind(*x);
                         }
@@ -748,7 +810,7 @@ impl Store {
                 }
                 for chunk in diff.tags_removed.chunks(max_binds) {
                     let sql = format!("UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})", in_list(chunk.len(), 2));
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).persistent(false).bind(tenant_id);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                     for t in chunk {
                         q = q.bind(t.0);
                     }
