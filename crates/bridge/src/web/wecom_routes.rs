@@ -129,7 +129,12 @@ pub async fn callback_event(
     };
     let encrypt = wecom::crypto::extract_encrypt(&body).map_err(|e| refuse(e, false))?;
     crypt
-        .verify_signature(get("msg_signature"), get("timestamp"), get("nonce"), &encrypt)
+        .verify_signature(
+            get("msg_signature"),
+            get("timestamp"),
+            get("nonce"),
+            &encrypt,
+        )
         .map_err(|e| refuse(e, true))?;
     let xml = crypt.decrypt(&encrypt).map_err(|e| refuse(e, false))?;
     crate::sync::incremental::receive(&st, t.id, &xml)
