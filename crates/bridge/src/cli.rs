@@ -151,6 +151,7 @@ async fn serve(cfg: Config) -> ExitCode {
         Err(e) => return fail(format!("cannot listen on {}: {e}", cfg.listen)),
     };
     let pattern = cfg.public_url_pattern.clone();
+    let stop = shutdown_signal();
     let mut handle = match crate::launch(cfg, listener).await {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -170,7 +171,7 @@ async fn serve(cfg: Config) -> ExitCode {
         );
     }
     let trigger = handle.shutdown_trigger();
-    shutdown_signal().await;
+    stop.await;
     if let Some(t) = trigger {
         let _ = t.send(());
     }
@@ -295,23 +296,31 @@ async fn doctor(cfg: Config, slug: &str, json: bool) -> ExitCode {
     }
 }
 
-/// Ctrl-C, or SIGTERM from a service manager.
-pub async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM from a service manager. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives while the banner
+/// is being printed is not lost (nor kills the process).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

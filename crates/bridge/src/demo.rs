@@ -91,6 +91,8 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         bootstrap_name: corp_name.clone(),
         ..Config::default()
     };
+    // Install the signal handlers before printing anything a caller may react to.
+    let stop = crate::cli::shutdown_signal();
     let mut bridge = crate::launch(cfg, bridge_listener)
         .await
         .map_err(|e| e.to_string())?;
@@ -120,7 +122,7 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
     );
     println!();
     let trigger = bridge.shutdown_trigger();
-    crate::cli::shutdown_signal().await;
+    stop.await;
     println!("stopping…");
     if let Some(t) = trigger {
         let _ = t.send(());
