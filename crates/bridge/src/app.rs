@@ -42,7 +42,13 @@ pub fn seal_context(tenant_id: i64, field: &str) -> String {
 impl AppState {
     pub fn new(cfg: Config, store: Store, sealer: Sealer) -> Self {
         AppState {
-            wecom: WecomClients::new(cfg.wecom_api_base.clone()),
+            wecom: WecomClients::new(
+                cfg.wecom_api_base.clone(),
+                std::sync::Arc::new(crate::store::StoreTokenCache::new(
+                    store.clone(),
+                    sealer.clone(),
+                )),
+            ),
             cfg: Arc::new(cfg),
             store,
             sealer,
@@ -76,15 +82,26 @@ impl AppState {
 #[derive(Clone)]
 pub struct WecomClients {
     api_base: String,
+    tokens: Arc<dyn wecom::TokenCache>,
     clients: Arc<Mutex<HashMap<(String, String), wecom::Client>>>,
 }
 
 impl WecomClients {
-    pub fn new(api_base: String) -> Self {
+    /// `tokens` is shared by every client, and through the database by every instance.
+    pub fn new(api_base: String, tokens: Arc<dyn wecom::TokenCache>) -> Self {
         WecomClients {
             api_base,
+            tokens,
             clients: Arc::default(),
         }
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    pub fn token_cache(&self) -> Arc<dyn wecom::TokenCache> {
+        self.tokens.clone()
     }
 
     pub fn get(&self, corpid: &str, secret: &str) -> Result<wecom::Client, wecom::Error> {
@@ -95,6 +112,7 @@ impl WecomClients {
         }
         let c = wecom::Client::builder(corpid, secret)
             .api_base(self.api_base.clone())
+            .token_cache(self.tokens.clone())
             .build()?;
         map.insert(key, c.clone());
         Ok(c)

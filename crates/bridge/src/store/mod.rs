@@ -15,6 +15,7 @@ mod login_config;
 mod sessions;
 mod sync_runs;
 mod tenant;
+mod token_cache;
 mod user_admin;
 mod users;
 
@@ -23,6 +24,7 @@ pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
 pub use integration::IntegrationRecord;
 pub use sessions::{LoginState, NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
+pub use token_cache::StoreTokenCache;
 pub use user_admin::{IdentityRecord, UserExtras, WecomUserSeed};
 pub use users::UserFilter;
 

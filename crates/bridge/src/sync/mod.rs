@@ -20,8 +20,8 @@ use crate::domain::directory::{
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::store::{NewSyncRun, RetireIdentities, StoreError, SyncRunFinish};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Samples of each kind kept in a run's report.
@@ -98,11 +98,6 @@ pub struct RunOutcome {
     pub message: Option<String>,
 }
 
-/// One token cache per API base for all sync clients, so runs reuse the token while it
-/// is valid (and separate simulators in one process do not share tokens).
-static TOKEN_CACHES: LazyLock<Mutex<HashMap<String, Arc<wecom::MemoryTokenCache>>>> =
-    LazyLock::new(Default::default);
-
 /// A client whose calls are counted in `stats` (one per run).
 pub fn counted_client(
     st: &AppState,
@@ -110,16 +105,9 @@ pub fn counted_client(
     secret: &str,
     stats: Arc<wecom::CallStats>,
 ) -> Result<wecom::Client, wecom::Error> {
-    let base = st.cfg.wecom_api_base.clone();
-    let cache = TOKEN_CACHES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(base.clone())
-        .or_default()
-        .clone();
     wecom::Client::builder(corpid, secret)
-        .api_base(base)
-        .token_cache(cache)
+        .api_base(st.wecom.api_base())
+        .token_cache(st.wecom.token_cache())
         .stats(stats)
         .build()
 }
