@@ -129,6 +129,7 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
     } else {
         None
     };
+    store.spawn_checkpointer(std::time::Duration::from_millis(250));
     let state = AppState::new(cfg, store, sealer);
     // Pending callbacks, the periodic reconcile; ends when the store closes.
     sync::background::spawn(state.clone(), std::time::Duration::from_secs(1));

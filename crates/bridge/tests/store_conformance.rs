@@ -169,3 +169,58 @@ async fn integration_verify_files_and_audit() {
         assert!(s.list_audit(t.id + 1, 10, None).await.unwrap().is_empty());
     }
 }
+
+/// SQLite: a server's writes reach the database file in the background (the checkpointer),
+/// not when a committer happens to cross the WAL threshold; the WAL stays small.
+#[tokio::test]
+async fn sqlite_checkpoints_in_the_background() {
+    let url = bridge::testing::sqlite_url();
+    let path = std::path::PathBuf::from(
+        url.trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap(),
+    );
+    let s = bridge::store::Store::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_extension("db-wal");
+    let t = s
+        .create_tenant("acme", "Acme", Edition::Professional, None)
+        .await
+        .unwrap();
+    // Far below the autocheckpoint threshold: without a checkpointer all of it stays in
+    // the WAL.
+    let before = size(&path);
+    for i in 0..300 {
+        s.audit(&NewAudit {
+            tenant_id: t.id,
+            actor: "test".into(),
+            action: "test.write",
+            detail: format!("{i} {}", "x".repeat(400)),
+            ip: None,
+        })
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(size(&path), before, "nothing checkpointed yet");
+    assert!(size(&wal) > 100_000, "the writes are in the WAL");
+
+    let task = s
+        .spawn_checkpointer(std::time::Duration::from_millis(50))
+        .expect("SQLite has a checkpointer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size(&path) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpointer copied nothing into the database file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.close().await;
+    tokio::time::timeout(std::time::Duration::from_secs(2), task)
+        .await
+        .expect("the checkpointer ends when the store closes")
+        .unwrap();
+}

@@ -10,7 +10,7 @@ use crate::domain::directory::{
 };
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, UserStatus};
-use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// sqlx) gets slower per bind as a statement grows: a couple of hundred measured best.
 const MAX_BINDS: usize = 200;
 const PG_MAX_BINDS: usize = 20_000;
-/// Rows per JSON batch (SQLite).
+/// Rows per JSON batch.
 const JSON_ROWS: usize = 5_000;
 
 /// `($s,$s+1,…),(…)` for `rows` rows of `cols` placeholders starting at `$start`.
@@ -43,6 +43,45 @@ fn values(rows: usize, cols: usize, start: usize) -> String {
     s
 }
 
+/// Rows for [`json_source`]: a JSON array of arrays.
+fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> Result<String> {
+    let rows: Vec<T> = rows.collect();
+    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("rows to write: {e}")))
+}
+
+/// A table of the rows bound as JSON text to `$param`, one row per inner array as `j.value`.
+fn json_source(pg: bool, param: usize) -> String {
+    if pg {
+        format!("jsonb_array_elements(${param}::jsonb) AS j(value)")
+    } else {
+        format!("jsonb_each(${param}) AS j")
+    }
+}
+
+/// Element `i` of a [`json_source`] row as SQL type `ty`. SQLite's `->>` already gives an
+/// integer or text by the JSON type; PostgreSQL's gives text, cast to the column's type.
+fn json_col(pg: bool, i: usize, ty: &str) -> String {
+    if pg && ty != "text" {
+        format!("(j.value->>{i})::{ty}")
+    } else {
+        format!("j.value->>{i}")
+    }
+}
+
+/// Elements `from..` of a [`json_source`] row, one per type in `types`, comma-separated.
+fn json_cols_from(pg: bool, from: usize, types: &[&str]) -> String {
+    let cols: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| json_col(pg, from + i, ty))
+        .collect();
+    cols.join(", ")
+}
+
+fn json_cols(pg: bool, types: &[&str]) -> String {
+    json_cols_from(pg, 0, types)
+}
+
 /// `$start,…` for an IN list of `n` values.
 fn in_list(n: usize, start: usize) -> String {
     (start..start + n)
@@ -61,6 +100,155 @@ fn eng(pg: bool, sql: String) -> String {
     } else {
         sql.replace('$', "?")
     }
+}
+
+/// User ids per slice of a whole-tenant load.
+const LOAD_SLICE: i64 = 10_000;
+
+const USER_COLS: &str =
+    "id, name, status, disabled_reason, position, alias, telephone, mobile, email, \
+    main_department, wecom_status, direct_leader, extattr";
+
+/// A `users` row as [`USER_COLS`] selects it.
+type UserRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+);
+/// (user_id, kind, external_id, display_id)
+type IdentityRow = (i64, String, String, String);
+/// (user_id, department_id, sort_order, is_leader)
+type MembershipRow = (i64, i64, i64, DbBool);
+
+/// A value bound to a [`Store::select_rows`] read.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// A boolean column: SQLite's JSON has it as 0 or 1, PostgreSQL's rows as a boolean.
+#[derive(Clone, Copy, Debug)]
+struct DbBool(bool);
+
+impl<'de> serde::Deserialize<'de> for DbBool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Bool(bool),
+            Int(i64),
+        }
+        Ok(DbBool(match Either::deserialize(d)? {
+            Either::Bool(b) => b,
+            Either::Int(i) => i != 0,
+        }))
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for DbBool {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <bool as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for DbBool {
+    fn decode(
+        v: sqlx::postgres::PgValueRef<'r>,
+    ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+        Ok(DbBool(<bool as sqlx::Decode<sqlx::Postgres>>::decode(v)?))
+    }
+}
+
+/// Joins rows of users, their identities and memberships into [`CurrentUser`]s.
+fn assemble_users(
+    out: &mut Vec<CurrentUser>,
+    rows: Vec<UserRow>,
+    idents: Vec<IdentityRow>,
+    members: Vec<MembershipRow>,
+) -> Result<()> {
+    let mut wecom: HashMap<i64, (String, String)> = HashMap::with_capacity(idents.len());
+    let mut imported: HashSet<i64> = HashSet::new();
+    for (uid, kind, key, display) in idents {
+        if kind == "wecom" {
+            wecom.insert(uid, (key, display));
+        } else {
+            imported.insert(uid);
+        }
+    }
+    let first = out.len();
+    let mut index: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
+    for (
+        id,
+        name,
+        status,
+        reason,
+        position,
+        alias,
+        telephone,
+        mobile,
+        email,
+        main_department,
+        wecom_status,
+        direct_leader,
+        extattr,
+    ) in rows
+    {
+        let (key, userid) = match wecom.remove(&id) {
+            Some((k, d)) => (Some(k), d),
+            None => (None, String::new()),
+        };
+        index.insert(id, out.len());
+        out.push(CurrentUser {
+            id,
+            key,
+            record: UserRecord {
+                userid,
+                name,
+                position,
+                alias,
+                telephone,
+                mobile,
+                email,
+                main_department,
+                wecom_status: wecom_status.unwrap_or(0),
+                direct_leader,
+                extattr,
+                departments: Vec::new(),
+                name_withheld: false,
+            },
+            status: status.parse().map_err(StoreError::Corrupt)?,
+            disabled_reason: reason
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            imported: imported.contains(&id),
+            link_identity: false,
+        });
+    }
+    for (uid, department_id, sort_order, is_leader) in members {
+        if let Some(&i) = index.get(&uid) {
+            out[i].record.departments.push(Membership {
+                department_id,
+                sort_order,
+                is_leader: is_leader.0,
+            });
+        }
+    }
+    for u in &mut out[first..] {
+        u.record.normalize();
+    }
+    Ok(())
 }
 
 /// A third-party (`wecom_open`) identity of an imported directory.
@@ -146,160 +334,205 @@ impl Store {
 
     /// The whole stored directory of a tenant, users keyed by their WeCom identity of `corpid`.
     pub async fn load_directory(&self, tenant_id: i64, corpid: &str) -> Result<CurrentDirectory> {
-        let mut dir = CurrentDirectory {
-            users: self.load_users(tenant_id, corpid, None).await?,
-            ..Default::default()
-        };
-        on_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .fetch_all(p)
+        let users = self.load_users(tenant_id, corpid, None).await?;
+        let keys: HashMap<i64, &str> = users
+            .iter()
+            .filter_map(|u| u.key.as_deref().map(|k| (u.id, k)))
+            .collect();
+        let tags = self
+            .load_tags_with(tenant_id, corpid, None, Some(&keys))
             .await?;
-            for r in &rows {
-                let record = DeptRecord {
-                    id: r.try_get("id")?,
-                    parent_id: r.try_get("parent_id")?,
-                    name: r.try_get("name")?,
-                    name_en: r.try_get("name_en")?,
-                    sort_order: r.try_get("sort_order")?,
-                    leaders: r.try_get("leaders")?,
-                    name_withheld: false,
-                };
-                dir.departments.insert(record.id, CurrentDept { record, active: r.try_get("active")? });
+        drop(keys);
+        let rows: Vec<(i64, i64, String, String, i64, String, DbBool)> = self
+            .select_rows(
+                "id, parent_id, name, name_en, sort_order, leaders, active",
+                "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1",
+                &[Arg::Int(tenant_id)],
+            )
+            .await?;
+        let departments = rows
+            .into_iter()
+            .map(
+                |(id, parent_id, name, name_en, sort_order, leaders, active)| {
+                    let record = DeptRecord {
+                        id,
+                        parent_id,
+                        name,
+                        name_en,
+                        sort_order,
+                        leaders,
+                        name_withheld: false,
+                    };
+                    (
+                        id,
+                        CurrentDept {
+                            record,
+                            active: active.0,
+                        },
+                    )
+                },
+            )
+            .collect();
+        Ok(CurrentDirectory {
+            departments,
+            users,
+            tags,
+        })
+    }
+
+    /// The rows of `inner`, a SELECT of the columns `cols`. On SQLite they come as the one
+    /// JSON array the database builds of them: one value crosses the driver instead of
+    /// each column of each row, which sqlx-sqlite hands over from its worker thread one by
+    /// one (loading 100k users took several times the scan itself). PostgreSQL's binary
+    /// rows are cheaper than its JSON: read as they are.
+    async fn select_rows<T>(&self, cols: &str, inner: &str, args: &[Arg<'_>]) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        match self {
+            Store::Sqlite(p) => {
+                let sql =
+                    format!("SELECT json_group_array(json_array({cols})) AS j FROM ({inner})");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(false, sql)));
+                for a in args {
+                    q = match *a {
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Text(s) => q.bind(s),
+                    };
+                }
+                let text: String = q.fetch_one(p).await?.try_get("j")?;
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("rows of {inner:.60}…: {e}")))
             }
-        });
-        dir.tags = self.load_tags(tenant_id, corpid, None).await?;
-        Ok(dir)
+            Store::Postgres(p) => {
+                let mut q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(inner.to_string()));
+                for a in args {
+                    q = match *a {
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Text(s) => q.bind(s),
+                    };
+                }
+                Ok(q.fetch_all(p).await?)
+            }
+        }
     }
 
     /// Stored users: all of the tenant, or those whose WeCom identity key is in `keys`.
     /// Users, identities and memberships are read by separate scans and joined here: a
-    /// join lets SQLite pick the identities' primary key and go quadratic.
+    /// join lets SQLite pick the identities' primary key and go quadratic. A whole
+    /// tenant is read in slices of [`LOAD_SLICE`] user ids, so what is in flight stays small.
     pub async fn load_users(
         &self,
         tenant_id: i64,
         corpid: &str,
         keys: Option<&[UserKey]>,
     ) -> Result<Vec<CurrentUser>> {
+        self.load_users_sliced(tenant_id, corpid, keys, LOAD_SLICE)
+            .await
+    }
+
+    async fn load_users_sliced(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        keys: Option<&[UserKey]>,
+        slice: i64,
+    ) -> Result<Vec<CurrentUser>> {
         let corpid = corpid.to_ascii_lowercase();
-        let pg = matches!(self, Store::Postgres(_));
-        if keys.is_some_and(|k| k.is_empty()) {
-            return Ok(Vec::new());
-        }
-        // Identities first: (user id → wecom key, spelling), and who has a wecom_open one.
-        let mut wecom: HashMap<i64, (String, String)> = HashMap::new();
-        let mut imported: HashSet<i64> = HashSet::new();
-        let id_sql = match keys {
-            None => "SELECT user_id, kind, external_id, display_id FROM user_identities
-                     WHERE tenant_id = $1 AND ((kind = 'wecom' AND corpid = $2) OR kind = 'wecom_open')"
-                .to_string(),
-            Some(k) => format!(
-                "SELECT user_id, kind, external_id, display_id FROM user_identities
-                 WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
-                in_list(k.len(), 3)
-            ),
-        };
-        on_pool!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, id_sql))).bind(tenant_id).bind(&corpid);
-            for k in keys.unwrap_or_default() {
-                q = q.bind(k.to_ascii_lowercase());
-            }
-            // Streamed, not collected: 100k rows at once would double the peak memory.
-            let mut rows = q.fetch(p);
-            while let Some(r) = rows.try_next().await? {
-                let uid: i64 = r.try_get("user_id")?;
-                let kind: String = r.try_get("kind")?;
-                if kind == "wecom" {
-                    wecom.insert(uid, (r.try_get("external_id")?, r.try_get("display_id")?));
-                } else {
-                    imported.insert(uid);
-                }
-            }
-        });
-        let ids: Vec<i64> = match keys {
-            None => Vec::new(),
-            Some(_) if wecom.is_empty() => return Ok(Vec::new()),
-            Some(_) => wecom.keys().copied().collect(),
-        };
-        let (user_sql, member_sql) = match keys {
-            None => (
-                format!("SELECT {COLS} FROM users WHERE tenant_id = $1"),
-                "SELECT user_id, department_id, sort_order, is_leader FROM user_departments WHERE tenant_id = $1".to_string(),
-            ),
-            Some(_) => (
-                format!("SELECT {COLS} FROM users WHERE tenant_id = $1 AND id IN ({})", in_list(ids.len(), 2)),
-                format!(
-                    "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
-                     WHERE tenant_id = $1 AND user_id IN ({})",
-                    in_list(ids.len(), 2)
-                ),
-            ),
-        };
-        const COLS: &str =
-            "id, name, status, disabled_reason, position, alias, telephone, mobile, email, \
-            main_department, wecom_status, direct_leader, extattr";
         let mut users: Vec<CurrentUser> = Vec::new();
-        let mut index: HashMap<i64, usize> = HashMap::new();
-        on_pool!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql))).bind(tenant_id);
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            let mut rows = q.fetch(p);
-            while let Some(r) = rows.try_next().await? {
-                let status: String = r.try_get("status")?;
-                let reason: Option<String> = r.try_get("disabled_reason")?;
-                let id: i64 = r.try_get("id")?;
-                let (key, display) = match wecom.remove(&id) {
-                    Some((k, d)) => (Some(k), d),
-                    None => (None, String::new()),
+        let Some(keys) = keys else {
+            let mut after = 0i64;
+            loop {
+                let rows: Vec<UserRow> = self
+                    .select_rows(
+                        USER_COLS,
+                        &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
+                        &[Arg::Int(tenant_id), Arg::Int(after), Arg::Int(slice)],
+                    )
+                    .await?;
+                let Some(hi) = rows.iter().map(|r| r.0).max() else {
+                    break;
                 };
-                index.insert(id, users.len());
-                users.push(CurrentUser {
-                    id,
-                    key,
-                    record: UserRecord {
-                        userid: display,
-                        name: r.try_get("name")?,
-                        position: r.try_get("position")?,
-                        alias: r.try_get("alias")?,
-                        telephone: r.try_get("telephone")?,
-                        mobile: r.try_get("mobile")?,
-                        email: r.try_get("email")?,
-                        main_department: r.try_get("main_department")?,
-                        wecom_status: r.try_get::<Option<i64>, _>("wecom_status")?.unwrap_or(0),
-                        direct_leader: r.try_get("direct_leader")?,
-                        extattr: r.try_get("extattr")?,
-                        departments: Vec::new(),
-                        name_withheld: false,
-                    },
-                    status: status.parse().map_err(StoreError::Corrupt)?,
-                    disabled_reason: reason.map(|s| s.parse()).transpose().map_err(StoreError::Corrupt)?,
-                    imported: imported.contains(&id),
-                    link_identity: false,
-                });
-            }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, member_sql))).bind(tenant_id);
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            let mut rows = q.fetch(p);
-            while let Some(r) = rows.try_next().await? {
-                let uid: i64 = r.try_get("user_id")?;
-                if let Some(&i) = index.get(&uid) {
-                    users[i].record.departments.push(Membership {
-                        department_id: r.try_get("department_id")?,
-                        sort_order: r.try_get("sort_order")?,
-                        is_leader: r.try_get("is_leader")?,
-                    });
+                let range = [
+                    Arg::Int(tenant_id),
+                    Arg::Int(after),
+                    Arg::Int(hi),
+                    Arg::Text(&corpid),
+                ];
+                let idents: Vec<IdentityRow> = self
+                    .select_rows(
+                        "user_id, kind, external_id, display_id",
+                        "SELECT user_id, kind, external_id, display_id FROM user_identities
+                         WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3
+                           AND ((kind = 'wecom' AND corpid = $4) OR kind = 'wecom_open')",
+                        &range,
+                    )
+                    .await?;
+                let members: Vec<MembershipRow> = self
+                    .select_rows(
+                        "user_id, department_id, sort_order, is_leader",
+                        "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                         WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3",
+                        &range[..3],
+                    )
+                    .await?;
+                let full = rows.len() as i64 == slice;
+                assemble_users(&mut users, rows, idents, members)?;
+                if !full {
+                    break;
                 }
+                after = hi;
             }
-        });
-        for u in &mut users {
-            u.record.normalize();
+            return Ok(users);
+        };
+        // A few users (an incremental change): identities by key, then their rows by id.
+        let lower: Vec<String> = keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+        let mut idents: Vec<IdentityRow> = Vec::new();
+        for chunk in lower.chunks(MAX_BINDS) {
+            let mut args = vec![Arg::Int(tenant_id), Arg::Text(&corpid)];
+            args.extend(chunk.iter().map(|k| Arg::Text(k)));
+            idents.extend(
+                self.select_rows::<IdentityRow>(
+                    "user_id, kind, external_id, display_id",
+                    &format!(
+                        "SELECT user_id, kind, external_id, display_id FROM user_identities
+                         WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
+                        in_list(chunk.len(), 3)
+                    ),
+                    &args,
+                )
+                .await?,
+            );
         }
+        let ids: Vec<i64> = idents.iter().map(|i| i.0).collect();
+        let (mut rows, mut members) = (Vec::new(), Vec::new());
+        for chunk in ids.chunks(MAX_BINDS) {
+            let mut args = vec![Arg::Int(tenant_id)];
+            args.extend(chunk.iter().map(|id| Arg::Int(*id)));
+            let list = in_list(chunk.len(), 2);
+            rows.extend(
+                self.select_rows::<UserRow>(
+                    USER_COLS,
+                    &format!(
+                        "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id IN ({list})"
+                    ),
+                    &args,
+                )
+                .await?,
+            );
+            members.extend(
+                self.select_rows::<MembershipRow>(
+                    "user_id, department_id, sort_order, is_leader",
+                    &format!(
+                        "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                         WHERE tenant_id = $1 AND user_id IN ({list})"
+                    ),
+                    &args,
+                )
+                .await?,
+            );
+        }
+        assemble_users(&mut users, rows, idents, members)?;
         Ok(users)
     }
 
@@ -310,63 +543,96 @@ impl Store {
         corpid: &str,
         only: Option<i64>,
     ) -> Result<HashMap<i64, CurrentTag>> {
+        self.load_tags_with(tenant_id, corpid, only, None).await
+    }
+
+    /// [`Self::load_tags`], with the members' keys given when the caller has them all.
+    async fn load_tags_with(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        only: Option<i64>,
+        known: Option<&HashMap<i64, &str>>,
+    ) -> Result<HashMap<i64, CurrentTag>> {
         let corpid = corpid.to_ascii_lowercase();
-        let only = only.unwrap_or(-1);
-        let mut tags: HashMap<i64, CurrentTag> = HashMap::new();
-        on_pool!(self, p => {
-            let rows = sqlx::query("SELECT id, name, active FROM tags WHERE tenant_id = $1 AND ($2 = -1 OR id = $2)")
-                .bind(tenant_id)
-                .bind(only)
-                .fetch_all(p)
-                .await?;
-            for r in &rows {
-                let id: i64 = r.try_get("id")?;
-                tags.insert(id, CurrentTag {
-                    record: TagRecord { id, name: r.try_get("name")?, users: BTreeSet::new(), departments: BTreeSet::new() },
-                    active: r.try_get("active")?,
-                });
-            }
-            // Members by internal id, then their keys (a join would let SQLite pick the
-            // identities' primary key and go quadratic).
-            let rows = sqlx::query("SELECT tag_id, user_id FROM tag_users WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)")
-                .bind(tenant_id)
-                .bind(only)
-                .fetch_all(p)
-                .await?;
-            let mut members: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                members.push((r.try_get("tag_id")?, r.try_get("user_id")?));
-            }
-            let mut keys: HashMap<i64, String> = HashMap::new();
-            if !members.is_empty() {
-                let rows = sqlx::query(
-                    "SELECT user_id, external_id FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2",
+        let only = Arg::Int(only.unwrap_or(-1));
+        let args = [Arg::Int(tenant_id), only];
+        let rows: Vec<(i64, String, DbBool)> = self
+            .select_rows(
+                "id, name, active",
+                "SELECT id, name, active FROM tags WHERE tenant_id = $1 AND ($2 = -1 OR id = $2)",
+                &args,
+            )
+            .await?;
+        let mut tags: HashMap<i64, CurrentTag> = rows
+            .into_iter()
+            .map(|(id, name, active)| {
+                let record = TagRecord {
+                    id,
+                    name,
+                    users: BTreeSet::new(),
+                    departments: BTreeSet::new(),
+                };
+                (
+                    id,
+                    CurrentTag {
+                        record,
+                        active: active.0,
+                    },
                 )
-                .bind(tenant_id)
-                .bind(&corpid)
-                .fetch_all(p)
-                .await?;
-                for r in &rows {
-                    keys.insert(r.try_get("user_id")?, r.try_get("external_id")?);
-                }
+            })
+            .collect();
+        let members: Vec<(i64, i64)> = self
+            .select_rows(
+                "tag_id, user_id",
+                "SELECT tag_id, user_id FROM tag_users WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
+                &args,
+            )
+            .await?;
+        // Members by internal id, then their keys (a join would let SQLite pick the
+        // identities' primary key and go quadratic).
+        let mut looked_up: HashMap<i64, String> = HashMap::new();
+        if known.is_none() {
+            let ids: BTreeSet<i64> = members.iter().map(|m| m.1).collect();
+            let ids: Vec<i64> = ids.into_iter().collect();
+            for chunk in ids.chunks(MAX_BINDS) {
+                let mut a = vec![Arg::Int(tenant_id), Arg::Text(&corpid)];
+                a.extend(chunk.iter().map(|id| Arg::Int(*id)));
+                let rows: Vec<(i64, String)> = self
+                    .select_rows(
+                        "user_id, external_id",
+                        &format!(
+                            "SELECT user_id, external_id FROM user_identities
+                             WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND user_id IN ({})",
+                            in_list(chunk.len(), 3)
+                        ),
+                        &a,
+                    )
+                    .await?;
+                looked_up.extend(rows);
             }
-            for (tag, uid) in members {
-                if let (Some(t), Some(k)) = (tags.get_mut(&tag), keys.get(&uid)) {
-                    t.record.users.insert(k.clone());
-                }
+        }
+        for (tag, uid) in members {
+            let key = match known {
+                Some(k) => k.get(&uid).copied(),
+                None => looked_up.get(&uid).map(String::as_str),
+            };
+            if let (Some(t), Some(k)) = (tags.get_mut(&tag), key) {
+                t.record.users.insert(k.to_string());
             }
-            let rows = sqlx::query("SELECT tag_id, department_id FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)")
-                .bind(tenant_id)
-                .bind(only)
-                .fetch_all(p)
-                .await?;
-            for r in &rows {
-                let id: i64 = r.try_get("tag_id")?;
-                if let Some(t) = tags.get_mut(&id) {
-                    t.record.departments.insert(r.try_get("department_id")?);
-                }
+        }
+        let depts: Vec<(i64, i64)> = self
+            .select_rows(
+                "tag_id, department_id",
+                "SELECT tag_id, department_id FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
+                &args,
+            )
+            .await?;
+        for (tag, dept) in depts {
+            if let Some(t) = tags.get_mut(&tag) {
+                t.record.departments.insert(dept);
             }
-        });
+        }
         Ok(tags)
     }
 
@@ -473,22 +739,23 @@ impl Store {
                 .await?;
 
             // Departments: upserts in batches, removals by id.
-            const DCOLS: usize = 9;
-            for chunk in diff.departments_upsert.chunks(max_binds / DCOLS) {
-                let sql = format!(
-                    "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
-                     VALUES {} ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
-                        name = excluded.name, name_en = excluded.name_en, sort_order = excluded.sort_order,
-                        leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
-                    values(chunk.len(), DCOLS, 1)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
-                for d in chunk {
+            let sql = format!(
+                "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
+                 SELECT $1, {}, TRUE, $2 FROM {} WHERE TRUE
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
+                    name = excluded.name, name_en = excluded.name_en, sort_order = excluded.sort_order,
+                    leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
+                json_cols(pg, &["bigint", "bigint", "text", "text", "bigint", "text"]),
+                json_source(pg, 3)
+            );
+            for chunk in diff.departments_upsert.chunks(JSON_ROWS) {
+                let rows = json_rows(chunk.iter().map(|d| {
                     let r = &d.record;
-                    q = q.bind(tenant_id).bind(r.id).bind(r.parent_id).bind(&r.name).bind(&r.name_en)
-                        .bind(r.sort_order).bind(&r.leaders).bind(true).bind(now);
-                }
-                q.execute(&mut *tx).await?;
+                    (r.id, r.parent_id, &r.name, &r.name_en, r.sort_order, &r.leaders)
+                }))?;
+                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                    .bind(tenant_id).bind(now).bind(rows)
+                    .execute(&mut *tx).await?;
             }
             for chunk in diff.departments_removed.chunks(max_binds) {
                 let sql = format!(
@@ -524,81 +791,46 @@ impl Store {
                         .try_get("m")?;
                     (m + 1..=m + n).collect()
                 };
-                for (u, id) in diff.users_added.iter().zip(&reserved) {
+                // In key order, so ids rise with the identities' primary key: every index
+                // of the new rows grows at its end instead of at random pages.
+                let mut added: Vec<_> = diff.users_added.iter().collect();
+                added.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                let pairs: Vec<_> = added.into_iter().zip(reserved.iter().copied()).collect();
+                for (u, id) in &pairs {
                     ids.insert(u.key.as_str(), *id);
                 }
-                const UCOLS: usize = 16;
-                let pairs: Vec<_> = diff.users_added.iter().zip(reserved.iter().copied()).collect();
-                // SQLite: rows travel as one JSON text per statement, unpacked by json_each
-                // in C; binding each value through sqlx costs microseconds apiece.
-                let json_chunks: &[_] = if pg { &[] } else { &pairs };
-                for chunk in json_chunks.chunks(JSON_ROWS) {
-                    let rows: Vec<serde_json::Value> = chunk
-                        .iter()
-                        .map(|(u, id)| {
-                            let r = &u.record;
-                            serde_json::json!([id, r.name, u.status.as_str(), u.disabled_reason.map(|d| d.as_str()),
-                                r.position, r.alias, r.telephone, r.mobile, r.email, r.main_department,
-                                r.wecom_status, r.direct_leader, r.extattr])
-                        })
-                        .collect();
-                    sqlx::query(
-                        "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
-                            mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
-                         SELECT j.value->>0, ?1, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5,
-                            j.value->>6, j.value->>7, j.value->>8, j.value->>9, j.value->>10, j.value->>11, j.value->>12, ?2, ?2
-                         FROM json_each(?3) AS j",
-                    )
-                    .bind(tenant_id)
-                    .bind(now)
-                    .bind(serde_json::Value::Array(rows).to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    let ids: Vec<serde_json::Value> = chunk
-                        .iter()
-                        .map(|(u, id)| serde_json::json!([u.key, id, u.record.userid]))
-                        .collect();
-                    sqlx::query(
-                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
-                         SELECT ?1, 'wecom', ?2, j.value->>0, j.value->>1, j.value->>2, ?3 FROM json_each(?4) AS j",
-                    )
-                    .bind(tenant_id)
-                    .bind(&corpid)
-                    .bind(now)
-                    .bind(serde_json::Value::Array(ids).to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let pairs: &[_] = if pg { &pairs } else { &[] };
-                for chunk in pairs.chunks(max_binds / UCOLS) {
-                    let sql = format!(
-                        "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
-                            mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
-                         VALUES {}",
-                        values(chunk.len(), UCOLS, 1)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
-                    for (u, id) in chunk {
+                // Rows travel as one JSON text per statement, unpacked by the database in C
+                // (SQLite's jsonb_each hands out parsed binary JSON; its json_each hands out
+                // text that each ->> parses again, 3x slower); binding each value through
+                // sqlx costs microseconds apiece.
+                let user_sql = format!(
+                    "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
+                        mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
+                     SELECT {c0}, $1, {rest}, $2, $2 FROM {src}",
+                    c0 = json_col(pg, 0, "bigint"),
+                    rest = json_cols_from(pg, 1, &["text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text", "text"]),
+                    src = json_source(pg, 3)
+                );
+                let identity_sql = format!(
+                    "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                     SELECT $1, 'wecom', $2, {}, $3 FROM {}",
+                    json_cols(pg, &["text", "bigint", "text"]),
+                    json_source(pg, 4)
+                );
+                for chunk in pairs.chunks(JSON_ROWS) {
+                    let rows = json_rows(chunk.iter().map(|(u, id)| {
                         let r = &u.record;
-                        q = q.bind(*id).bind(tenant_id).bind(&r.name).bind(u.status.as_str())
-                            .bind(u.disabled_reason.map(|d| d.as_str())).bind(&r.position).bind(&r.alias)
-                            .bind(&r.telephone).bind(&r.mobile).bind(&r.email).bind(r.main_department)
-                            .bind(r.wecom_status).bind(&r.direct_leader).bind(&r.extattr).bind(now).bind(now);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                const ICOLS: usize = 7;
-                for chunk in pairs.chunks(max_binds / ICOLS) {
-                    let sql = format!(
-                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
-                         VALUES {}",
-                        values(chunk.len(), ICOLS, 1)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
-                    for (u, id) in chunk {
-                        q = q.bind(tenant_id).bind("wecom").bind(&corpid).bind(&u.key).bind(*id).bind(&u.record.userid).bind(now);
-                    }
-                    q.execute(&mut *tx).await?;
+                        (id, &r.name, u.status.as_str(), u.disabled_reason.map(|d| d.as_str()), &r.position,
+                            &r.alias, &r.telephone, &r.mobile, &r.email, r.main_department, r.wecom_status,
+                            &r.direct_leader, &r.extattr)
+                    }))?;
+                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql.clone())))
+                        .bind(tenant_id).bind(now).bind(rows)
+                        .execute(&mut *tx).await?;
+                    let rows = json_rows(chunk.iter().map(|(u, id)| (&u.key, id, &u.record.userid)))?;
+                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, identity_sql.clone())))
+                        .bind(tenant_id).bind(&corpid).bind(now).bind(rows)
+                        .execute(&mut *tx).await?;
                 }
             }
 
@@ -624,33 +856,18 @@ impl Store {
             for u in diff.users_updated.iter().filter(|u| u.departments_changed) {
                 member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
             }
-            const MCOLS: usize = 5;
-            let json_chunks: &[_] = if pg { &[] } else { &member_rows };
-            for chunk in json_chunks.chunks(JSON_ROWS) {
-                let rows: Vec<serde_json::Value> = chunk
-                    .iter()
-                    .map(|(id, m)| serde_json::json!([id, m.department_id, m.sort_order, i64::from(m.is_leader)]))
-                    .collect();
-                sqlx::query(
-                    "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader)
-                     SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3 FROM json_each(?2) AS j",
-                )
-                .bind(tenant_id)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
-            let member_rows: &[_] = if pg { &member_rows } else { &[] };
-            for chunk in member_rows.chunks(max_binds / MCOLS) {
-                let sql = format!(
-                    "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) VALUES {}",
-                    values(chunk.len(), MCOLS, 1)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
-                for (id, m) in chunk {
-                    q = q.bind(tenant_id).bind(*id).bind(m.department_id).bind(m.sort_order).bind(m.is_leader);
-                }
-                q.execute(&mut *tx).await?;
+            // In primary-key order: the inserts append to the index instead of scattering.
+            member_rows.sort_unstable_by_key(|(id, m)| (*id, m.department_id));
+            let sql = format!(
+                "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) SELECT $1, {} FROM {}",
+                json_cols(pg, &["bigint", "bigint", "bigint", "boolean"]),
+                json_source(pg, 2)
+            );
+            for chunk in member_rows.chunks(JSON_ROWS) {
+                let rows = json_rows(chunk.iter().map(|(id, m)| (id, m.department_id, m.sort_order, m.is_leader)))?;
+                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                    .bind(tenant_id).bind(rows)
+                    .execute(&mut *tx).await?;
             }
 
             // Updated users: one statement each (a re-sync changes few).
@@ -799,13 +1016,15 @@ impl Store {
                     td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
                 }
                 for (table, col, rows) in [("tag_users", "user_id", &tu), ("tag_departments", "department_id", &td)] {
-                    for chunk in rows.chunks(max_binds / 3) {
-                        let sql = format!("INSERT INTO {table} (tenant_id, tag_id, {col}) VALUES {}", values(chunk.len(), 3, 1));
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
-                        for (tag, x) in chunk {
-                            q = q.bind(tenant_id).bind(*tag).bind(*x);
-                        }
-                        q.execute(&mut *tx).await?;
+                    let sql = format!(
+                        "INSERT INTO {table} (tenant_id, tag_id, {col}) SELECT $1, {} FROM {}",
+                        json_cols(pg, &["bigint", "bigint"]),
+                        json_source(pg, 2)
+                    );
+                    for chunk in rows.chunks(JSON_ROWS) {
+                        sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                            .bind(tenant_id).bind(json_rows(chunk.iter())?)
+                            .execute(&mut *tx).await?;
                     }
                 }
                 for chunk in diff.tags_removed.chunks(max_binds) {
@@ -957,6 +1176,135 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::domain::directory::NewUser;
+
+    fn member(i: i64) -> NewUser {
+        NewUser {
+            key: format!("user{i:03}"),
+            record: UserRecord {
+                userid: format!("User{i:03}"),
+                name: format!("张三{i} 'quoted' \\ \"x\""),
+                position: if i % 2 == 0 {
+                    "工程师".into()
+                } else {
+                    String::new()
+                },
+                alias: String::new(),
+                telephone: String::new(),
+                mobile: (i % 3 == 0).then(|| format!("1380000{i:04}")),
+                email: None,
+                main_department: Some(2 + i % 2),
+                wecom_status: 1,
+                direct_leader: String::new(),
+                extattr: if i == 4 {
+                    r#"{"attrs":[{"name":"工号","value":"7"}]}"#.into()
+                } else {
+                    String::new()
+                },
+                departments: (0..1 + i % 2)
+                    .map(|d| Membership {
+                        department_id: 2 + d,
+                        sort_order: i * 10 + d,
+                        is_leader: i % 5 == d,
+                    })
+                    .collect(),
+                name_withheld: false,
+            },
+            status: if i % 4 == 0 {
+                UserStatus::Authorized
+            } else {
+                UserStatus::Unauthorized
+            },
+            disabled_reason: None,
+        }
+    }
+
+    /// Whole-tenant loads come in slices of user ids: every slice size gives the same
+    /// directory, equal to what was written, on both engines; a keyed load agrees.
+    #[tokio::test]
+    async fn sliced_loads_read_back_what_was_written() {
+        for s in crate::testing::stores().await {
+            let t = s
+                .create_tenant(
+                    "acme",
+                    "Acme",
+                    crate::domain::tenant::Edition::Professional,
+                    None,
+                )
+                .await
+                .unwrap();
+            let other = s
+                .create_tenant(
+                    "other",
+                    "Other",
+                    crate::domain::tenant::Edition::Professional,
+                    None,
+                )
+                .await
+                .unwrap();
+            let added: Vec<NewUser> = (0..23).map(member).collect();
+            // Another tenant's users interleave with the ids: a slice must not take them.
+            for (i, chunk) in added.chunks(5).enumerate() {
+                let diff = DirectoryDiff {
+                    users_added: chunk.to_vec(),
+                    ..Default::default()
+                };
+                s.apply_directory_diff(t.id, "WWcorp", 0, &diff, None)
+                    .await
+                    .unwrap();
+                let theirs = DirectoryDiff {
+                    users_added: vec![member(100 + i as i64)],
+                    ..Default::default()
+                };
+                s.apply_directory_diff(other.id, "wwcorp", 0, &theirs, None)
+                    .await
+                    .unwrap();
+            }
+            let sorted = |mut v: Vec<CurrentUser>| {
+                v.sort_by(|a, b| a.key.cmp(&b.key));
+                v
+            };
+            let whole = sorted(s.load_users(t.id, "wwcorp", None).await.unwrap());
+            assert_eq!(whole.len(), 23, "{}", s.engine());
+            for (u, want) in whole.iter().zip(&added) {
+                let mut w = want.record.clone();
+                w.normalize();
+                assert_eq!(u.key.as_deref(), Some(want.key.as_str()));
+                assert_eq!(u.record, w, "{}", s.engine());
+                assert_eq!(u.status, want.status);
+                assert!(!u.imported && !u.link_identity);
+            }
+            for slice in [1, 4, 5, 22, 23, 24] {
+                let got = sorted(
+                    s.load_users_sliced(t.id, "wwcorp", None, slice)
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(got.len(), whole.len(), "slice {slice} on {}", s.engine());
+                for (a, b) in got.iter().zip(&whole) {
+                    assert_eq!(
+                        (a.id, &a.key, &a.record),
+                        (b.id, &b.key, &b.record),
+                        "slice {slice}"
+                    );
+                }
+            }
+            let keys: Vec<UserKey> = ["user003", "USER007", "nobody"].map(String::from).to_vec();
+            let some = sorted(s.load_users(t.id, "wwcorp", Some(&keys)).await.unwrap());
+            let ids: Vec<i64> = some.iter().map(|u| u.id).collect();
+            let want: Vec<i64> = whole
+                .iter()
+                .filter(|u| ["user003", "user007"].contains(&u.key.as_deref().unwrap()))
+                .map(|u| u.id)
+                .collect();
+            assert_eq!(ids, want, "{}", s.engine());
+            assert_eq!(some[1].record, whole[7].record);
+            let dir = s.load_directory(other.id, "wwcorp").await.unwrap();
+            assert_eq!(dir.users.len(), 5);
+        }
+    }
+
     #[test]
     fn placeholder_lists() {
         assert_eq!(super::values(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
