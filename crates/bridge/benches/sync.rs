@@ -1,17 +1,20 @@
 //! Directory sync benchmark: `cargo bench -p wecom-bridge --bench sync`.
 //!
 //! A generated wecom-sim org (100,000 members, 5,000 departments, 200 tags, whole org in
-//! scope) served by a child process, so the peak RSS measured here is the bridge's alone.
+//! scope) served by a child process; each sync runs in a child process of its own, like
+//! `wecom-bridge sync`, so its peak RSS is the sync's alone (not the simulator's, nor
+//! what earlier runs or this harness left on the heap).
 //! For SQLite, and PostgreSQL when TEST_DATABASE_URL is set: an initial full sync, a
 //! no-change re-sync and a re-sync after a 1% change. Reported: wall time, WeCom calls by
 //! endpoint (counted by the simulator, gettoken included) against the lower bound
 //! C_min = D + T + U + 4 (§6; one less with a warm token), diff+apply members/s, peak RSS.
 //!
-//! Knobs: BENCH_MEMBERS, BENCH_DEPARTMENTS, BENCH_TAGS (defaults 100000/5000/200).
+//! Knobs: BENCH_MEMBERS, BENCH_DEPARTMENTS, BENCH_TAGS (defaults 100000/5000/200),
+//! BENCH_ROUNDS (3: each round on fresh databases; the median is reported).
 
 use bridge::app::AppState;
 use bridge::config::Config;
-use bridge::domain::directory::{RunStatus, Trigger};
+use bridge::domain::directory::{RunReport, RunStatus, Trigger};
 use bridge::domain::tenant::Edition;
 use bridge::sync::{run_full, RunOutcome, SyncOptions};
 use serde_json::{json, Value};
@@ -21,6 +24,23 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "WB_BENCH_SIM_CHILD";
+/// Set (to a [`SyncJob`] as JSON) in the process that runs one sync.
+const SYNC_CHILD: &str = "WB_BENCH_SYNC_CHILD";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SyncJob {
+    database_url: String,
+    instance_key: String,
+    api_base: String,
+    tenant_id: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SyncResult {
+    wall_s: f64,
+    report: RunReport,
+    peak_mb: f64,
+}
 
 fn env_usize(k: &str, d: usize) -> usize {
     std::env::var(k)
@@ -36,6 +56,10 @@ fn main() {
         .expect("runtime");
     if std::env::var_os(CHILD).is_some() {
         rt.block_on(child());
+        return;
+    }
+    if let Ok(job) = std::env::var(SYNC_CHILD) {
+        rt.block_on(sync_child(serde_json::from_str(&job).expect("sync job")));
         return;
     }
     rt.block_on(parent());
@@ -67,6 +91,53 @@ async fn child() {
         std::process::exit(0);
     });
     std::future::pending::<()>().await;
+}
+
+/// One full sync in this process; prints a [`SyncResult`] line.
+async fn sync_child(job: SyncJob) {
+    let store = bridge::store::Store::connect(&job.database_url)
+        .await
+        .unwrap();
+    let sealer = bridge::seal::Sealer::from_base64(&job.instance_key).unwrap();
+    let cfg = Config {
+        wecom_api_base: job.api_base,
+        instance_key: job.instance_key,
+        egress_ips: vec!["127.0.0.1".into()],
+        ..Config::default()
+    };
+    // As in `serve`: SQLite's WAL is checkpointed in the background.
+    store.spawn_checkpointer(Duration::from_millis(250));
+    let st = AppState::new(cfg, store, sealer);
+    let tenant = st.store.tenant_by_id(job.tenant_id).await.unwrap().unwrap();
+    let t0 = Instant::now();
+    let out: RunOutcome = run_full(&st, &tenant, SyncOptions::new(Trigger::Cli, "bench"))
+        .await
+        .unwrap();
+    let wall_s = t0.elapsed().as_secs_f64();
+    assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+    let r = SyncResult {
+        wall_s,
+        report: out.report,
+        peak_mb: vm_hwm_mb(),
+    };
+    println!("{}", serde_json::to_string(&r).unwrap());
+    st.store.close().await;
+}
+
+/// Runs [`sync_child`] in a new process and returns what it measured.
+fn sync_in_child(job: &SyncJob) -> SyncResult {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(SYNC_CHILD, serde_json::to_string(job).unwrap())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("start the sync process");
+    assert!(
+        out.status.success(),
+        "the sync process failed: {:?}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default()).expect("sync result")
 }
 
 struct Sim {
@@ -103,17 +174,14 @@ fn vm_hwm_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Resets VmHWM to the current RSS (Linux ≥ 4.0), so each run's peak is its own.
-fn reset_hwm() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 struct Row {
     engine: &'static str,
     scenario: &'static str,
     wall: f64,
     fetch: f64,
     diff_apply: f64,
+    /// Of which the apply (the write transaction).
+    apply: f64,
     members: u64,
     calls: u64,
     c_min: u64,
@@ -150,15 +218,21 @@ async fn parent() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let mut urls = vec![("sqlite", bridge::testing::sqlite_url())];
-    if let Some(pg) = bridge::testing::postgres_url().await {
-        urls.push(("postgres", pg));
-    }
+    // Wall-clock on a shared 2-core VM varies by a quarter from run to run: several
+    // rounds, each on a fresh database, and the median.
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
     let mut rows = Vec::new();
-    for (engine, url) in urls {
-        rows.extend(bench_engine(&sim, engine, &url, base, corpid, agentid, secret).await);
+    for _ in 0..rounds {
+        let mut urls = vec![("sqlite", bridge::testing::sqlite_url())];
+        if let Some(pg) = bridge::testing::postgres_url().await {
+            urls.push(("postgres", pg));
+        }
+        for (engine, url) in urls {
+            rows.extend(bench_engine(&sim, engine, &url, base, corpid, agentid, secret).await);
+        }
     }
     print_table(&rows);
+    print_medians(&rows);
     drop(child.stdin.take());
     let _ = child.wait();
 }
@@ -182,7 +256,7 @@ async fn bench_engine(
     let sealer = bridge::seal::Sealer::from_base64(&key).unwrap();
     let cfg = Config {
         wecom_api_base: format!("{base}/cgi-bin/"),
-        instance_key: key,
+        instance_key: key.clone(),
         egress_ips: vec!["127.0.0.1".into()],
         ..Config::default()
     };
@@ -226,13 +300,19 @@ async fn bench_engine(
         sim.admin("POST", "/clock/advance", json!({"secs": 61}))
             .await;
         sim.admin("DELETE", "/counters", json!({})).await;
-        reset_hwm();
-        let t0 = Instant::now();
-        let mut o = SyncOptions::new(Trigger::Cli, "bench");
-        o.force = false;
-        let out: RunOutcome = run_full(&st, &tenant, o).await.unwrap();
-        let wall = t0.elapsed();
-        assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.message);
+        // An idle server's background checkpointer has emptied the WAL by now.
+        if let bridge::store::Store::Sqlite(p) = &st.store {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        let r = sync_in_child(&SyncJob {
+            database_url: url.to_string(),
+            instance_key: key.clone(),
+            api_base: format!("{base}/cgi-bin/"),
+            tenant_id: tenant.id,
+        });
         let counters = sim.admin("GET", "/counters", json!({})).await;
         let by_endpoint: BTreeMap<String, u64> = counters["counters"]
             .as_object()
@@ -244,16 +324,17 @@ async fn bench_engine(
             })
             .unwrap_or_default();
         let calls = by_endpoint.values().sum();
-        let mut b = out.report.bound.unwrap();
+        let mut b = r.report.bound.unwrap();
         b.with_token = by_endpoint.contains_key("gettoken");
-        let c = out.report.diff.counts;
+        let c = r.report.diff.counts;
         rows.push(Row {
             engine,
             scenario,
-            wall: wall.as_secs_f64(),
-            fetch: out.report.fetch_ms as f64 / 1000.0,
-            diff_apply: (out.report.diff_ms + out.report.apply_ms) as f64 / 1000.0,
-            members: out.report.members,
+            wall: r.wall_s,
+            fetch: r.report.fetch_ms as f64 / 1000.0,
+            diff_apply: (r.report.diff_ms + r.report.apply_ms) as f64 / 1000.0,
+            apply: r.report.apply_ms as f64 / 1000.0,
+            members: r.report.members,
             calls,
             c_min: b.c_min(),
             by_endpoint,
@@ -266,10 +347,19 @@ async fn bench_engine(
                 c.departments_added,
                 c.departments_updated
             ),
-            rss: vm_hwm_mb(),
+            rss: r.peak_mb,
         });
     }
     st.store.close().await;
+    // A round's SQLite database is ~40 MB: leave no copies behind.
+    if let Some(file) = url
+        .strip_prefix("sqlite://")
+        .and_then(|u| u.split('?').next())
+    {
+        if let Some(dir) = std::path::Path::new(file).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     rows
 }
 
@@ -314,15 +404,51 @@ async fn change_one_percent(sim: &Sim, st: &AppState, tenant_id: i64, corpid: &s
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
+impl Row {
+    fn rate(&self) -> f64 {
+        if self.diff_apply > 0.0 {
+            self.members as f64 / self.diff_apply
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// Per engine and run: the median members/s over the rounds, with the range.
+fn print_medians(rows: &[Row]) {
+    let mut groups: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups.entry((r.engine, r.scenario)).or_default().push(r);
+    }
+    println!("\nmedian over rounds (min..max):");
+    for ((engine, scenario), g) in groups {
+        let mut rates: Vec<f64> = g.iter().map(|r| r.rate()).collect();
+        rates.sort_by(f64::total_cmp);
+        let mut peaks: Vec<f64> = g.iter().map(|r| r.rss).collect();
+        peaks.sort_by(f64::total_cmp);
+        println!(
+            "  {engine:<9} {scenario:<10} members/s {:>8.0} ({:.0}..{:.0})  peak MB {:>6.1} ({:.1}..{:.1})  rounds {}",
+            rates[rates.len() / 2],
+            rates[0],
+            rates[rates.len() - 1],
+            peaks[peaks.len() / 2],
+            peaks[0],
+            peaks[peaks.len() - 1],
+            g.len()
+        );
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<9} {:<10} {:>7} {:>7} {:>11} {:>12} {:>8} {:>7} {:>7} {:>9}  changes",
+        "{:<9} {:<10} {:>7} {:>7} {:>11} {:>8} {:>12} {:>8} {:>7} {:>7} {:>9}  changes",
         "engine",
         "run",
         "wall s",
         "fetch s",
         "diff+apply",
+        "apply",
         "members/s",
         "calls",
         "C_min",
@@ -330,19 +456,15 @@ fn print_table(rows: &[Row]) {
         "peak MB"
     );
     for r in rows {
-        let rate = if r.diff_apply > 0.0 {
-            r.members as f64 / r.diff_apply
-        } else {
-            f64::INFINITY
-        };
         println!(
-            "{:<9} {:<10} {:>7.2} {:>7.2} {:>10.3}s {:>12.0} {:>8} {:>7} {:>7.4} {:>9.1}  {}",
+            "{:<9} {:<10} {:>7.2} {:>7.2} {:>10.3}s {:>7.3}s {:>12.0} {:>8} {:>7} {:>7.4} {:>9.1}  {}",
             r.engine,
             r.scenario,
             r.wall,
             r.fetch,
             r.diff_apply,
-            rate,
+            r.apply,
+            r.rate(),
             r.calls,
             r.c_min,
             r.calls as f64 / r.c_min.max(1) as f64,
@@ -350,8 +472,12 @@ fn print_table(rows: &[Row]) {
             r.changes
         );
     }
-    println!("\nWeCom calls by endpoint (simulator counters):");
+    println!("\nWeCom calls by endpoint (simulator counters; each distinct count once):");
+    let mut shown = std::collections::BTreeSet::new();
     for r in rows {
+        if !shown.insert((r.engine, r.scenario, r.by_endpoint.clone())) {
+            continue;
+        }
         let s: Vec<String> = r
             .by_endpoint
             .iter()

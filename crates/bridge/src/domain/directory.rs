@@ -403,8 +403,10 @@ pub struct DiffOptions {
 /// Diff of a *complete* view of the scope (a full sync): everything missing from
 /// `desired` left the scope. Departments and tags missing are deactivated, users
 /// disabled (never deleted).
+/// Takes `desired` by value: new users' records move into the diff rather than being
+/// copied (an initial sync of 100k members would hold them twice).
 pub fn diff_full(
-    desired: &DesiredDirectory,
+    desired: DesiredDirectory,
     current: &CurrentDirectory,
     opts: DiffOptions,
 ) -> DirectoryDiff {
@@ -466,7 +468,7 @@ pub fn diff_full(
     }
     let mut added: Vec<_> = desired
         .users
-        .iter()
+        .into_iter()
         .filter(|(k, _)| !seen.contains(k.as_str()))
         .map(|(k, r)| new_user(k, r, opts))
         .collect();
@@ -518,14 +520,14 @@ pub fn diff_full(
 }
 
 /// A user WeCom reports that the store does not have yet.
-pub fn new_user(key: &str, r: &UserRecord, opts: DiffOptions) -> NewUser {
-    let (status, disabled_reason) = match wecom_disabled_reason(r.wecom_status) {
+pub fn new_user(key: UserKey, record: UserRecord, opts: DiffOptions) -> NewUser {
+    let (status, disabled_reason) = match wecom_disabled_reason(record.wecom_status) {
         Some(reason) => (UserStatus::Disabled, Some(reason)),
         None => (opts.new_user_status, None),
     };
     NewUser {
-        key: key.to_string(),
-        record: r.clone(),
+        key,
+        record,
         status,
         disabled_reason,
     }
@@ -1152,7 +1154,7 @@ mod tests {
         );
         let mut want = desired(vec![a]);
         want.departments.insert(2, dept(2, 1, "研发"));
-        let d = diff_full(&want, &current, OPTS);
+        let d = diff_full(want.clone(), &current, OPTS);
         assert!(d.is_empty(), "{d:?}");
     }
 
@@ -1171,7 +1173,7 @@ mod tests {
         let mut b2 = rec("b", "B", &[3]);
         b2.position = "经理".into();
         let want = desired(vec![rec("a", "A2", &[2]), b2, rec("d", "D", &[2])]);
-        let d = diff_full(&want, &current, OPTS);
+        let d = diff_full(want.clone(), &current, OPTS);
         let c = d.counts();
         assert_eq!(
             (
@@ -1214,7 +1216,7 @@ mod tests {
         current.users.push(cur(1, stored, UserStatus::Authorized));
         let mut want = rec("a", "a", &[2]);
         want.name_withheld = true;
-        let d = diff_full(&desired(vec![want]), &current, OPTS);
+        let d = diff_full(desired(vec![want]), &current, OPTS);
         assert!(d.is_empty(), "{d:?}");
     }
 
@@ -1247,7 +1249,7 @@ mod tests {
         let mut n = rec("n", "N", &[2]);
         n.wecom_status = wecom_status::DISABLED;
         let want = desired(vec![a, rec("b", "B", &[2]), rec("c", "C", &[2]), n]);
-        let d = diff_full(&want, &current, OPTS);
+        let d = diff_full(want.clone(), &current, OPTS);
         let a = d.users_updated.iter().find(|u| u.user_id == 1).unwrap();
         assert_eq!(
             a.status,
@@ -1270,7 +1272,7 @@ mod tests {
         current
             .users
             .push(cur(1, rec("a", "A", &[2]), UserStatus::Disabled));
-        let d = diff_full(&desired(vec![]), &current, OPTS);
+        let d = diff_full(desired(vec![]), &current, OPTS);
         assert!(d.is_empty());
     }
 
@@ -1325,7 +1327,7 @@ mod tests {
                 departments: [5].into(),
             },
         );
-        let d = diff_full(&want, &current, OPTS);
+        let d = diff_full(want.clone(), &current, OPTS);
         let c = d.counts();
         assert_eq!(
             (
@@ -1353,7 +1355,7 @@ mod tests {
         relinked.imported = true;
         relinked.link_identity = true;
         current.users.push(relinked);
-        let d = diff_full(&desired(vec![rec("LiSi", "李四", &[3])]), &current, OPTS);
+        let d = diff_full(desired(vec![rec("LiSi", "李四", &[3])]), &current, OPTS);
         assert_eq!(d.users_disabled.len(), 1);
         assert_eq!(d.users_disabled[0].user_id, 1);
         let u = &d.users_updated[0];
@@ -1369,7 +1371,7 @@ mod tests {
         current
             .users
             .push(cur(1, rec("lisi", "李四", &[2]), UserStatus::Authorized));
-        let d = diff_full(&desired(vec![rec("li.si", "李四", &[2])]), &current, OPTS);
+        let d = diff_full(desired(vec![rec("li.si", "李四", &[2])]), &current, OPTS);
         assert_eq!(d.users_added.len(), 1);
         assert_eq!(d.users_disabled.len(), 1);
         assert_eq!(
@@ -1421,7 +1423,7 @@ mod tests {
     fn summary_caps_samples() {
         let current = CurrentDirectory::default();
         let users: Vec<_> = (0..10).map(|i| rec(&format!("u{i}"), "x", &[1])).collect();
-        let d = diff_full(&desired(users), &current, OPTS);
+        let d = diff_full(desired(users), &current, OPTS);
         let s = d.summary(3);
         assert_eq!(s.counts.users_added, 10);
         assert_eq!(s.added.len(), 3);

@@ -684,18 +684,19 @@ impl Store {
             }
             let mut out = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(MAX_BINDS) {
-                // By user id only, so the user_id index is the one used.
+                // By tenant and user id only, so the (tenant, user id) index is the one
+                // used, not the primary key's (tenant, kind, corpid) prefix.
                 let sql = format!(
-                    "SELECT tenant_id, kind, corpid, external_id FROM user_identities WHERE user_id IN ({})",
-                    in_list(chunk.len(), 1)
+                    "SELECT kind, corpid, external_id FROM user_identities WHERE tenant_id = $1 AND user_id IN ({})",
+                    in_list(chunk.len(), 2)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                 for id in chunk {
                     q = q.bind(*id);
                 }
                 for r in q.fetch_all(p).await? {
-                    let (t, kind, corp): (i64, String, String) = (r.try_get("tenant_id")?, r.try_get("kind")?, r.try_get("corpid")?);
-                    if t == tenant_id && kind == "wecom" && corp == corpid {
+                    let (kind, corp): (String, String) = (r.try_get("kind")?, r.try_get("corpid")?);
+                    if kind == "wecom" && corp == corpid {
                         out.push(r.try_get("external_id")?);
                     }
                 }

@@ -147,7 +147,8 @@ impl Store {
         const FILTER: &str = "u.tenant_id = $1
             AND ($2 = '' OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR LOWER(u.alias) LIKE $2 ESCAPE '\\'
                  OR LOWER(u.position) LIKE $2 ESCAPE '\\'
-                 OR EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.external_id LIKE $2 ESCAPE '\\'))
+                 OR EXISTS (SELECT 1 FROM user_identities i
+                     WHERE i.tenant_id = u.tenant_id AND i.user_id = u.id AND i.external_id LIKE $2 ESCAPE '\\'))
             AND ($3 = '' OR u.status = $3)
             AND ($4 = 0 OR EXISTS (SELECT 1 FROM user_departments d
                  WHERE d.tenant_id = u.tenant_id AND d.user_id = u.id AND d.department_id = $4))

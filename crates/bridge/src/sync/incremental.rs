@@ -251,7 +251,7 @@ async fn sync_user(ctx: &mut Ctx<'_>, old: &str, new: &str) -> Result<(), SyncEr
                 }
                 None => diff
                     .users_added
-                    .push(new_user(&user_key(&want.userid), &want, ctx.opts)),
+                    .push(new_user(user_key(&want.userid), want, ctx.opts)),
             }
         }
         Err(e) => {
@@ -388,7 +388,7 @@ async fn upsert_member(ctx: &mut Ctx<'_>, m: &wecom::types::Member) -> Result<()
     let mut diff = DirectoryDiff::default();
     match found.first() {
         Some(cur) => diff.users_updated.extend(diff_user(cur, &want, ctx.opts)),
-        None => diff.users_added.push(new_user(&key, &want, ctx.opts)),
+        None => diff.users_added.push(new_user(key, want, ctx.opts)),
     }
     ctx.apply(diff).await
 }

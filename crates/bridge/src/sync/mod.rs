@@ -343,7 +343,7 @@ async fn full_sync(
         report.relink = Some(plan.report);
     }
     let diff = diff_full(
-        &fetched.desired,
+        fetched.desired,
         &current,
         DiffOptions {
             new_user_status: policy.new_user_status,
