@@ -346,7 +346,7 @@ impl Store {
         let rows: Vec<(i64, i64, String, String, i64, String, DbBool)> = self
             .select_rows(
                 "id, parent_id, name, name_en, sort_order, leaders, active",
-                "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1",
+                "FROM departments WHERE tenant_id = $1",
                 &[Arg::Int(tenant_id)],
             )
             .await?;
@@ -380,15 +380,17 @@ impl Store {
         })
     }
 
-    /// The rows of `inner`, a SELECT of the columns `cols`. On SQLite they come as the one
+    /// The rows of `SELECT {cols} {from}` (`from`: FROM, WHERE and any ORDER BY / LIMIT).
+    /// On SQLite they come as the one
     /// JSON array the database builds of them: one value crosses the driver instead of
     /// each column of each row, which sqlx-sqlite hands over from its worker thread one by
     /// one (loading 100k users took several times the scan itself). PostgreSQL's binary
     /// rows are cheaper than its JSON: read as they are.
-    async fn select_rows<T>(&self, cols: &str, inner: &str, args: &[Arg<'_>]) -> Result<Vec<T>>
+    async fn select_rows<T>(&self, cols: &str, from: &str, args: &[Arg<'_>]) -> Result<Vec<T>>
     where
         T: DeserializeOwned + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     {
+        let inner = format!("SELECT {cols} {from}");
         match self {
             Store::Sqlite(p) => {
                 let sql =
@@ -405,7 +407,7 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("rows of {inner:.60}…: {e}")))
             }
             Store::Postgres(p) => {
-                let mut q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(inner.to_string()));
+                let mut q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(inner.clone()));
                 for a in args {
                     q = match *a {
                         Arg::Int(i) => q.bind(i),
@@ -446,7 +448,7 @@ impl Store {
                 let rows: Vec<UserRow> = self
                     .select_rows(
                         USER_COLS,
-                        &format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
+                        "FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                         &[Arg::Int(tenant_id), Arg::Int(after), Arg::Int(slice)],
                     )
                     .await?;
@@ -462,7 +464,7 @@ impl Store {
                 let idents: Vec<IdentityRow> = self
                     .select_rows(
                         "user_id, kind, external_id, display_id",
-                        "SELECT user_id, kind, external_id, display_id FROM user_identities
+                        "FROM user_identities
                          WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3
                            AND ((kind = 'wecom' AND corpid = $4) OR kind = 'wecom_open')",
                         &range,
@@ -471,7 +473,7 @@ impl Store {
                 let members: Vec<MembershipRow> = self
                     .select_rows(
                         "user_id, department_id, sort_order, is_leader",
-                        "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                        "FROM user_departments
                          WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3",
                         &range[..3],
                     )
@@ -495,7 +497,7 @@ impl Store {
                 self.select_rows::<IdentityRow>(
                     "user_id, kind, external_id, display_id",
                     &format!(
-                        "SELECT user_id, kind, external_id, display_id FROM user_identities
+                        "FROM user_identities
                          WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
                         in_list(chunk.len(), 3)
                     ),
@@ -513,9 +515,7 @@ impl Store {
             rows.extend(
                 self.select_rows::<UserRow>(
                     USER_COLS,
-                    &format!(
-                        "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id IN ({list})"
-                    ),
+                    &format!("FROM users WHERE tenant_id = $1 AND id IN ({list})"),
                     &args,
                 )
                 .await?,
@@ -524,7 +524,7 @@ impl Store {
                 self.select_rows::<MembershipRow>(
                     "user_id, department_id, sort_order, is_leader",
                     &format!(
-                        "SELECT user_id, department_id, sort_order, is_leader FROM user_departments
+                        "FROM user_departments
                          WHERE tenant_id = $1 AND user_id IN ({list})"
                     ),
                     &args,
@@ -560,7 +560,7 @@ impl Store {
         let rows: Vec<(i64, String, DbBool)> = self
             .select_rows(
                 "id, name, active",
-                "SELECT id, name, active FROM tags WHERE tenant_id = $1 AND ($2 = -1 OR id = $2)",
+                "FROM tags WHERE tenant_id = $1 AND ($2 = -1 OR id = $2)",
                 &args,
             )
             .await?;
@@ -585,7 +585,7 @@ impl Store {
         let members: Vec<(i64, i64)> = self
             .select_rows(
                 "tag_id, user_id",
-                "SELECT tag_id, user_id FROM tag_users WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
+                "FROM tag_users WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
                 &args,
             )
             .await?;
@@ -602,7 +602,7 @@ impl Store {
                     .select_rows(
                         "user_id, external_id",
                         &format!(
-                            "SELECT user_id, external_id FROM user_identities
+                            "FROM user_identities
                              WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND user_id IN ({})",
                             in_list(chunk.len(), 3)
                         ),
@@ -624,7 +624,7 @@ impl Store {
         let depts: Vec<(i64, i64)> = self
             .select_rows(
                 "tag_id, department_id",
-                "SELECT tag_id, department_id FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
+                "FROM tag_departments WHERE tenant_id = $1 AND ($2 = -1 OR tag_id = $2)",
                 &args,
             )
             .await?;
@@ -1226,24 +1226,9 @@ mod tests {
     #[tokio::test]
     async fn sliced_loads_read_back_what_was_written() {
         for s in crate::testing::stores().await {
-            let t = s
-                .create_tenant(
-                    "acme",
-                    "Acme",
-                    crate::domain::tenant::Edition::Professional,
-                    None,
-                )
-                .await
-                .unwrap();
-            let other = s
-                .create_tenant(
-                    "other",
-                    "Other",
-                    crate::domain::tenant::Edition::Professional,
-                    None,
-                )
-                .await
-                .unwrap();
+            let pro = crate::domain::tenant::Edition::Professional;
+            let t = s.create_tenant("acme", "Acme", pro, None).await.unwrap();
+            let other = s.create_tenant("other", "Other", pro, None).await.unwrap();
             let added: Vec<NewUser> = (0..23).map(member).collect();
             // Another tenant's users interleave with the ids: a slice must not take them.
             for (i, chunk) in added.chunks(5).enumerate() {
