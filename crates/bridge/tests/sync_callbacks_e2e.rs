@@ -126,6 +126,7 @@ async fn user_events_create_update_rename_move_disable_delete() {
         let cbs = t.st().store.list_callbacks(t.tenant.id).await.unwrap();
         assert!(cbs.iter().all(|c| c.1 == "applied"), "{cbs:?}");
         // A full sync agrees with what the callbacks did.
+        t.settle().await;
         let o = t.sync().await;
         assert_eq!(
             o.report.diff.counts,
@@ -201,6 +202,7 @@ async fn party_and_tag_events() {
                 "{kind}: {cbs:?}"
             );
         }
+        t.settle().await;
         let o = t.sync().await;
         assert_eq!(
             o.report.diff.counts,

@@ -49,6 +49,18 @@ impl T {
         run_full(self.st(), &self.tenant, o).await.unwrap()
     }
 
+    /// Waits until no sync of the tenant runs: the callback worker marks an event applied
+    /// before it finishes its run record and lets go of the tenant's lock, so a full sync
+    /// started the moment the directory shows the change can find the tenant busy.
+    pub async fn settle(&self) {
+        bridge::sync::lock::acquire(&self.st().store, self.tenant.id, true)
+            .await
+            .unwrap()
+            .expect("waiting acquires the lock")
+            .release()
+            .await;
+    }
+
     pub async fn sync(&self) -> RunOutcome {
         let o = self.sync_with(false, false).await;
         assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.message);
