@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -77,6 +77,39 @@ impl Default for Config {
             sync_reconcile_secs: 3600,
             sync_concurrency: 16,
         }
+    }
+}
+
+/// Every field, with secrets redacted: the instance key (and any field named like a key,
+/// secret, password or token, so later fields are covered too) and the password in
+/// `database_url`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_struct("Config");
+        let v = serde_json::to_value(self).unwrap_or_default();
+        for (k, v) in v.as_object().into_iter().flatten() {
+            let secret = ["key", "secret", "password", "token"]
+                .iter()
+                .any(|w| k.contains(w));
+            if secret && v.as_str().is_none_or(|s| !s.is_empty()) {
+                m.field(k, &"<redacted>");
+            } else if k == "database_url" {
+                m.field(k, &redact_url_password(v.as_str().unwrap_or("")));
+            } else {
+                m.field(k, &format_args!("{v}"));
+            }
+        }
+        m.finish()
+    }
+}
+
+fn redact_url_password(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => u.to_string(),
     }
 }
 
@@ -206,6 +239,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("database_url"));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Config {
+            instance_key: "c2VjcmV0LWluc3RhbmNlLWtleS1ieXRlcy0xMjM0NTY=".into(),
+            database_url: "postgres://bridge:hunter2pw@db.example/bridge".into(),
+            ..Config::default()
+        };
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(!shown.contains("hunter2pw"), "{shown}");
+        assert!(shown.contains("instance_key: \"<redacted>\""), "{shown}");
+        assert!(shown.contains("db.example") && shown.contains("127.0.0.1:8080"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod doctor;
 pub mod domain;
 pub mod operator;
+pub mod private_files;
 pub mod seal;
 pub mod setup;
 pub mod store;
@@ -38,12 +39,24 @@ pub enum LaunchError {
 }
 
 /// Created on first start: the tenant and its admin's one-time password.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Bootstrap {
     pub tenant_slug: String,
     pub domain: String,
     pub username: String,
     pub one_time_password: String,
+}
+
+/// The one-time password never reaches a log through `{:?}`.
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("tenant_slug", &self.tenant_slug)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("one_time_password", &"<redacted>")
+            .finish()
+    }
 }
 
 pub struct ServerHandle {
@@ -88,7 +101,20 @@ impl Drop for ServerHandle {
 
 /// Opens the store (migrating it), loads or creates the instance key.
 pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
-    let store = Store::connect(&cfg.database_url()).await?;
+    let url = cfg.database_url();
+    if cfg.instance_key.is_empty() || cfg.database_url.is_empty() {
+        private_files::ensure_dir(&cfg.data_dir)?;
+    }
+    // Created 0600 before SQLite opens it (its journal files copy the file's mode).
+    if let Some(db) = private_files::sqlite_file(&url) {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                private_files::ensure_dir(parent)?;
+            }
+        }
+        private_files::ensure_file(&db)?;
+    }
+    let store = Store::connect(&url).await?;
     store.migrate().await?;
     let sealer = if cfg.instance_key.is_empty() {
         Sealer::load_or_create(&cfg.data_dir)?
@@ -100,9 +126,6 @@ pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
 
 /// Serves the bridge on `listener`: migrations, first-start bootstrap, then HTTP.
 pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, LaunchError> {
-    if cfg.database_url.is_empty() {
-        std::fs::create_dir_all(&cfg.data_dir)?;
-    }
     let (store, sealer) = open(&cfg).await?;
     let addr = listener.local_addr()?;
     let bootstrap = if store.list_tenants().await?.is_empty() {

@@ -26,3 +26,19 @@ document.addEventListener('change', (ev) => {
     if (target) target.value = input.files[0].name;
   }
 });
+// A sync run in progress (sync_run.html): poll its progress until it finishes.
+(function () {
+  const box = document.getElementById('progress');
+  if (!box || !box.dataset.run) return;
+  const bar = document.getElementById('bar'), phase = document.getElementById('phase');
+  async function poll() {
+    try {
+      const r = await fetch('/console/sync/runs/' + encodeURIComponent(box.dataset.run) + '/progress', {credentials: 'same-origin'});
+      const p = await r.json();
+      if (p.finished) { location.reload(); return; }
+      bar.value = p.percent; phase.textContent = p.phase + ' ' + p.done + '/' + p.total;
+    } catch (_) {}
+    setTimeout(poll, 500);
+  }
+  setTimeout(poll, 500);
+})();

@@ -19,6 +19,7 @@ use crate::domain::login::{
     WecomIdentity,
 };
 use crate::domain::now_ms;
+use crate::domain::return_path;
 use crate::domain::tenant::Tenant;
 use crate::domain::user::DisabledReason;
 use crate::store::{LoginState, NewUserSession, StoreError};
@@ -172,7 +173,7 @@ pub async fn begin_wecom(
     };
     login::check_redirect_domain(request_host, &redirect, trusted.as_deref())
         .map_err(LoginError::Domain)?;
-    let return_to = login::safe_return_path(return_to).unwrap_or(login::DEFAULT_RETURN);
+    let return_to = return_path::or(return_to, return_path::MEMBER_DEFAULT);
     // One binding per browser (several tabs may sign in at once); its lifetime is
     // renewed with each sign-in started.
     let binding = binding

@@ -1,5 +1,5 @@
-//! Sign-in rules without I/O: identity sources and the login configuration, safe return
-//! paths, the trusted-domain pre-check, the outcome of a WeCom sign-in, member-session
+//! Sign-in rules without I/O: identity sources and the login configuration, the
+//! trusted-domain pre-check, the outcome of a WeCom sign-in, member-session
 //! cookies (signed claims, idle and absolute lifetimes) and the revocation log reader.
 
 use crate::domain::user::{DisabledReason, User, UserStatus};
@@ -140,25 +140,6 @@ impl LoginConfig {
         }
         Ok(())
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Return paths
-
-/// The workbench, where a sign-in lands without a return path.
-pub const DEFAULT_RETURN: &str = "/";
-
-/// A return path only if it stays on this tenant's host: an absolute path, not
-/// `//host` or `/\host` (browsers treat both as another host), no control characters
-/// (browsers drop tabs and newlines, turning `/\t/host` into `//host`; CR/LF would split
-/// headers), no backslash anywhere, bounded length.
-pub fn safe_return_path(input: &str) -> Option<&str> {
-    let b = input.as_bytes();
-    let ok = b.first() == Some(&b'/')
-        && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
-        && input.len() <= 1024
-        && !input.chars().any(|c| c.is_control() || c == '\\');
-    ok.then_some(input)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -488,28 +469,6 @@ mod tests {
             decide(&m, Some(&user(UserStatus::Authorized))),
             SignInOutcome::SignedIn { user_id: 7 }
         );
-    }
-
-    #[test]
-    fn return_paths_stay_local() {
-        for ok in ["/", "/apps/1?x=http://y", "/a/b#c", "/%2F%2Fevil.com"] {
-            assert_eq!(safe_return_path(ok), Some(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "//evil.com",
-            "/\\evil.com",
-            "\\\\evil.com",
-            "https://evil.com",
-            "evil.com",
-            "/\t/evil.com",
-            "/x\r\nSet-Cookie: a=b",
-            "/a\\b",
-            "javascript:alert(1)",
-        ] {
-            assert_eq!(safe_return_path(bad), None, "{bad:?}");
-        }
-        assert_eq!(safe_return_path(&format!("/{}", "a".repeat(2000))), None);
     }
 
     #[test]

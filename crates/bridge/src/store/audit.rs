@@ -12,9 +12,9 @@ impl Store {
                 "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(e.tenant_id)
-            .bind(&e.actor)
+            .bind(e.stored_actor().as_ref())
             .bind(e.action)
-            .bind(&e.detail)
+            .bind(e.stored_detail().as_ref())
             .bind(&e.ip)
             .bind(now_ms())
             .execute(p)

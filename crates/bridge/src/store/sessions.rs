@@ -142,9 +142,9 @@ impl Store {
                 "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(audit.tenant_id)
-            .bind(&audit.actor)
+            .bind(audit.stored_actor().as_ref())
             .bind(audit.action)
-            .bind(&audit.detail)
+            .bind(audit.stored_detail().as_ref())
             .bind(&audit.ip)
             .bind(s.now)
             .execute(&mut *tx)

@@ -6,6 +6,7 @@ use crate::domain::audit::NewAudit;
 use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
 use crate::domain::integration::{verify_file_content, WecomCredentialsInput};
 use crate::domain::now_ms;
+use crate::domain::return_path;
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::setup::{self, Actor, SetupError};
 use crate::web::auth::{self, Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
@@ -35,18 +36,9 @@ fn secure(st: &AppState) -> bool {
     st.cfg.public_url_pattern.starts_with("https://")
 }
 
-/// Only same-site paths may follow a sign-in: never `//host`, `/\host` or a URL.
+/// Only same-origin paths may follow a sign-in: the one check every flow uses.
 pub fn safe_next(next: &str) -> &str {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n'])
-        && !next.contains("://");
-    if ok {
-        next
-    } else {
-        "/console"
-    }
+    return_path::or(next, return_path::CONSOLE_DEFAULT)
 }
 
 pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
@@ -592,13 +584,15 @@ mod tests {
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next("/console/setup/2"), "/console/setup/2");
+        assert_eq!(safe_next("/redirect?u=http://x"), "/redirect?u=http://x");
         for bad in [
             "//evil.com",
             "https://evil.com",
             "/\\evil.com",
             "evil",
             "/x\r\nSet-Cookie: a=b",
-            "/redirect?u=http://x",
+            "/\t/evil.example/x",
+            "/\u{b}/evil.example/x",
         ] {
             assert_eq!(safe_next(bad), "/console", "{bad}");
         }

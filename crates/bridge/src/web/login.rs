@@ -8,6 +8,7 @@ use crate::auth::{self, CallbackQuery, LoginError, MemberSessions, RequestInfo, 
 use crate::domain::audit::NewAudit;
 use crate::domain::login::{self, DomainProblem, IdentitySource, LoginTarget};
 use crate::domain::now_ms;
+use crate::domain::return_path;
 use crate::domain::user::{DisabledReason, User, UserStatus};
 use crate::web::cookies;
 use crate::web::error::WebError;
@@ -31,7 +32,7 @@ type Result<T> = std::result::Result<T, WebError>;
 
 /// `/login?next=…` with only a local path kept.
 pub fn login_path(next: &str) -> String {
-    let next = login::safe_return_path(next).unwrap_or(login::DEFAULT_RETURN);
+    let next = return_path::or(next, return_path::MEMBER_DEFAULT);
     format!(
         "/login?next={}",
         percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
@@ -126,9 +127,7 @@ pub async fn login_page(
     q: std::result::Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q?;
-    let next = login::safe_return_path(&q.next)
-        .unwrap_or(login::DEFAULT_RETURN)
-        .to_string();
+    let next = return_path::or(&q.next, return_path::MEMBER_DEFAULT).to_string();
     // Already signed in: no second round trip through WeCom.
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
     if sessions
