@@ -72,6 +72,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
 
     // Too short is refused beside the form, then a good one is accepted.
     admin.expectStatus(400, '/console/password');
+    await page.fill('#current', demo.password);
     await page.fill('#password', 'short');
     await page.fill('#confirm', 'short');
     await page.locator('#password').evaluate((e) => e.removeAttribute('minlength'));
@@ -80,6 +81,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.getByRole('alert').getByText('至少 12 个字符').waitFor();
     await admin.check();
 
+    await page.fill('#current', demo.password);
     await page.fill('#password', NEW_PASSWORD);
     await page.fill('#confirm', NEW_PASSWORD);
     await page.click('button[type=submit]');

@@ -30,6 +30,13 @@ pub struct Config {
     pub instance_key: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A connection must send its request head within this many milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// A request (its body included) must be answered within this many milliseconds
+    /// (408 otherwise).
+    pub request_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
     /// Console session idle timeout and absolute lifetime, in seconds.
     pub admin_session_idle_secs: u64,
     pub admin_session_max_secs: u64,
@@ -66,6 +73,9 @@ impl Default for Config {
             egress_ips: Vec::new(),
             instance_key: String::new(),
             max_body_bytes: 256 * 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            max_connections: 1024,
             admin_session_idle_secs: 30 * 60,
             admin_session_max_secs: 12 * 3600,
             member_session_idle_secs: 2 * 3600,

@@ -124,6 +124,10 @@ pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
     Ok((store, sealer))
 }
 
+fn cfg_header_ms(st: &AppState) -> u64 {
+    st.cfg.header_read_timeout_ms.max(1)
+}
+
 /// Serves the bridge on `listener`: migrations, first-start bootstrap, then HTTP.
 pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, LaunchError> {
     let (store, sealer) = open(&cfg).await?;
@@ -156,17 +160,18 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
     let state = AppState::new(cfg, store, sealer);
     // Pending callbacks, the periodic reconcile; ends when the store closes.
     sync::background::spawn(state.clone(), std::time::Duration::from_secs(1));
-    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = web::router(state.clone());
+    let limits = web::serve::ServeLimits {
+        header_read_timeout: std::time::Duration::from_millis(cfg_header_ms(&state)),
+        max_connections: state.cfg.max_connections,
+        shutdown_grace: std::time::Duration::from_secs(10),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
+        web::serve::serve(listener, app, limits, async {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok(ServerHandle {
         addr,

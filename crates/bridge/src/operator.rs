@@ -1,7 +1,7 @@
 //! Operator actions shared by the CLI and first start: tenants, editions, domains.
 
 use crate::domain::audit::NewAudit;
-use crate::domain::tenant::{normalize_domain, validate_slug, Edition, Tenant};
+use crate::domain::tenant::{cookie_host_clash, normalize_domain, validate_slug, Edition, Tenant};
 use crate::store::{Store, StoreError};
 use crate::web::auth::{hash_password, one_time_password};
 
@@ -45,6 +45,9 @@ pub async fn create_tenant(
         .map(normalize_domain)
         .transpose()
         .map_err(|e| OperatorError::Invalid(e.to_string()))?;
+    if let Some(d) = &domain {
+        refuse_cookie_host_clash(store, d, None).await?;
+    }
     let tenant = store
         .create_tenant(slug, name, edition, domain.as_deref())
         .await?;
@@ -65,6 +68,30 @@ pub async fn create_tenant(
         username: "admin".into(),
         one_time_password: password,
     })
+}
+
+/// Browsers send a host's cookies to every port of it: two tenants on one host with
+/// different ports would share each other's session cookies.
+async fn refuse_cookie_host_clash(
+    store: &Store,
+    domain: &str,
+    except: Option<i64>,
+) -> Result<(), OperatorError> {
+    let others: Vec<Tenant> = store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .filter(|t| Some(t.id) != except)
+        .collect();
+    match cookie_host_clash(domain, &others) {
+        Some(t) if t.domain.as_deref() != Some(domain) => Err(OperatorError::Invalid(format!(
+            "{domain} differs from tenant {}'s domain {} only by port; browsers share cookies across ports, so each tenant needs its own host name",
+            t.slug,
+            t.domain.as_deref().unwrap_or_default()
+        ))),
+        // The very same domain: the store's unique index reports it.
+        _ => Ok(()),
+    }
 }
 
 pub async fn tenant(store: &Store, slug: &str) -> Result<Tenant, OperatorError> {
@@ -94,6 +121,7 @@ pub async fn set_edition(
 pub async fn set_domain(store: &Store, slug: &str, domain: &str) -> Result<Tenant, OperatorError> {
     let t = tenant(store, slug).await?;
     let d = normalize_domain(domain).map_err(|e| OperatorError::Invalid(e.to_string()))?;
+    refuse_cookie_host_clash(store, &d, Some(t.id)).await?;
     let t2 = store.set_tenant_domain(t.id, Some(&d)).await?;
     store
         .audit(&operator_audit(

@@ -167,3 +167,329 @@ async fn login_with_next_on(b: &Browser, user: &str, password: &str, next: &str)
     )
     .await
 }
+
+/// Item 4: changing the password needs the current one, and the one-time password
+/// cannot become the permanent one.
+#[tokio::test]
+async fn password_change_needs_the_current_password() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        let b = env.bridge.bootstrap.clone().unwrap();
+        let r = env.browser.login(&b.username, &b.one_time_password).await;
+        assert_eq!(r.location.as_deref(), Some("/console/password"));
+        let csrf = env
+            .browser
+            .get("/console/password")
+            .await
+            .hidden("csrf")
+            .unwrap();
+        let post = |current: &'static str, new: &'static str| {
+            let csrf = csrf.clone();
+            let b = &env.browser;
+            async move {
+                b.post(
+                    "/console/password",
+                    &[
+                        ("csrf", &csrf),
+                        ("current", current),
+                        ("password", new),
+                        ("confirm", new),
+                    ],
+                )
+                .await
+            }
+        };
+        // No current password, or a wrong one: refused.
+        assert_eq!(post("", NEW_PASSWORD).await.status, 400);
+        assert_eq!(post("not-the-password", NEW_PASSWORD).await.status, 400);
+        // The one-time password as the new one: refused.
+        let otp: &'static str = Box::leak(b.one_time_password.clone().into_boxed_str());
+        let r = post(otp, otp).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        // Right current password, a new one: accepted.
+        let r = post(otp, NEW_PASSWORD).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(env.browser.login("admin", NEW_PASSWORD).await.status, 303);
+        // Signed in with a real password, the same rule: current first.
+        let csrf = env.browser.get("/console").await.hidden("csrf").unwrap();
+        let r = env
+            .browser
+            .post(
+                "/console/password",
+                &[
+                    ("csrf", &csrf),
+                    ("password", "another long password"),
+                    ("confirm", "another long password"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            env.browser.get("/console").await.status,
+            200,
+            "still signed in"
+        );
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 5: security headers on every response; `no-store` on console pages; HSTS only
+/// when the public URL is https.
+#[tokio::test]
+async fn every_response_has_security_headers() {
+    let env = start(&bridge::testing::sqlite_url(), Edition::Professional).await;
+    env.admin_login().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, console) in [
+        ("/console", true),
+        ("/console/audit", true),
+        ("/console/login", true),
+        ("/login", false),
+        ("/static/console.css", false),
+        ("/no-such-page", false),
+    ] {
+        let r = http
+            .get(env.browser.url(path))
+            .header("host", &env.domain)
+            .header("cookie", env.browser.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers();
+        let get = |k: &str| h.get(k).map(|v| v.to_str().unwrap().to_string());
+        let csp = get("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(get("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(
+            get("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert!(get("referrer-policy").is_some(), "{path}");
+        assert_eq!(get("strict-transport-security"), None, "http: no HSTS");
+        if console {
+            assert_eq!(get("cache-control").as_deref(), Some("no-store"), "{path}");
+        }
+    }
+    // No template carries inline script or style that the CSP would block.
+    for path in [
+        "/console",
+        "/console/audit",
+        "/console/users",
+        "/console/sync",
+        "/login",
+    ] {
+        let body = env.browser.get(path).await.body;
+        assert!(
+            !body.contains("<script>") && !body.contains("<style"),
+            "{path}"
+        );
+        assert!(!body.contains(" style=\""), "{path}");
+    }
+    env.bridge.stop().await;
+
+    // Served over https: HSTS.
+    let sim = wecom_sim::launch(
+        wecom_sim::Sim::from_scenario(wecom_sim::fixtures::small_org()),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("bridge-hsts-{}", rand::random::<u64>()));
+    let mut cfg = config(
+        &sim,
+        &dir,
+        &bridge::testing::sqlite_url(),
+        "acme.localhost",
+        Edition::Professional,
+    );
+    cfg.public_url_pattern = "https://{domain}".into();
+    let bridge = bridge::launch(
+        cfg,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let r = http
+        .get(format!("http://{}/console/login", bridge.addr))
+        .header("host", "acme.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("strict-transport-security").is_some());
+    bridge.stop().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Item 11: two Host headers are refused; an admin cookie sent to another tenant's host
+/// is refused without ending the session; tenant domains differing only by port are
+/// refused.
+#[tokio::test]
+async fn hosts_and_tenant_boundaries() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        env.admin_login().await;
+        // Duplicate Host headers: 400, whichever comes first.
+        let mut stream = tokio::net::TcpStream::connect(env.bridge.addr)
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!(
+            "GET /console/login HTTP/1.1\r\nHost: {}\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            env.domain
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+        let store = &env.bridge.state.store;
+        let other = bridge::operator::create_tenant(
+            store,
+            "other",
+            "Other",
+            Edition::Professional,
+            Some("other.localhost"),
+        )
+        .await
+        .unwrap();
+        let replayed = env.browser.with_cookies_for("other.localhost");
+        assert_eq!(replayed.get("/console").await.status, 303);
+        assert_eq!(
+            env.browser.get("/console").await.status,
+            200,
+            "session kept"
+        );
+        // Same host, another port: refused (cookies ignore ports), on create and on change.
+        let same_host = env.domain.split(':').next().unwrap().to_string();
+        let clash = bridge::operator::create_tenant(
+            store,
+            "clash",
+            "Clash",
+            Edition::Professional,
+            Some(&format!("{same_host}:1")),
+        )
+        .await;
+        assert!(clash.is_err(), "a tenant on {same_host}:1");
+        assert!(clash.err().unwrap().to_string().contains("only by port"));
+        let moved = bridge::operator::set_domain(store, "other", &format!("{same_host}:2")).await;
+        assert!(moved.is_err());
+        bridge::operator::set_domain(store, "other", "other2.localhost")
+            .await
+            .unwrap();
+        assert_eq!(other.tenant.slug, "other");
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 13: a correctly signed callback older than a day is refused and logged; one in
+/// the window is accepted, and its re-delivery stays a single stored callback.
+#[tokio::test]
+async fn stale_callbacks_are_refused_duplicates_idempotent() {
+    use wecom_sim::fixtures::{CORPID, MAIN_AGENTID, MAIN_SECRET};
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        let csrf = env.admin_login().await;
+        let r = env
+            .save_credentials(&csrf, CORPID, &MAIN_AGENTID.to_string(), MAIN_SECRET)
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let st = &env.bridge.state;
+        let t = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+        let o = st
+            .open_integration(&st.store.integration(t.id).await.unwrap().unwrap())
+            .unwrap();
+        let crypt = wecom::crypto::MsgCrypt::new(&o.callback_token, &o.callback_aes_key, &o.corpid)
+            .unwrap();
+        let xml = "<xml><ToUserName><![CDATA[x]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[nobody]]></UserID></xml>";
+        let now = bridge::domain::now_ms() / 1000;
+        let send = |ts: i64| {
+            let msg = crypt.encrypt_message(xml, &ts.to_string(), "nonce123");
+            let body = msg.envelope_xml(&o.corpid, "1000002");
+            let url = env.browser.url(&format!(
+                "/wecom/callback?msg_signature={}&timestamp={ts}&nonce=nonce123",
+                msg.msg_signature
+            ));
+            env.browser
+                .send(reqwest::Client::new().post(url).body(body))
+        };
+        let old = send(now - 2 * 24 * 3600).await;
+        assert_eq!(old.status, 403, "{}", old.body);
+        assert!(old.body.contains("timestamp"));
+        let future = send(now + 2 * 24 * 3600).await;
+        assert_eq!(future.status, 403);
+        assert!(st.store.list_callbacks(t.id).await.unwrap().is_empty());
+        // Within the window (an hour late is fine), twice: one stored callback.
+        assert_eq!(send(now - 3600).await.status, 200);
+        assert_eq!(send(now - 3600).await.status, 200);
+        assert_eq!(st.store.list_callbacks(t.id).await.unwrap().len(), 1);
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 3: half a request head is cut off after the header-read timeout, a stalled body
+/// after the request timeout (408), with both set low here.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = wecom_sim::launch(
+        wecom_sim::Sim::from_scenario(wecom_sim::fixtures::small_org()),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("bridge-slow-{}", rand::random::<u64>()));
+    let mut cfg = config(
+        &sim,
+        &dir,
+        &bridge::testing::sqlite_url(),
+        "acme.localhost",
+        Edition::Professional,
+    );
+    cfg.header_read_timeout_ms = 300;
+    cfg.request_timeout_ms = 600;
+    let bridge = bridge::launch(
+        cfg,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    // Half the headers, then silence: the server closes the connection.
+    let started = std::time::Instant::now();
+    let mut s = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    s.write_all(b"GET /console/login HTTP/1.1\r\nHost: acme.localhost\r\nX-Half: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(250),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    // A complete head announcing a body that never comes: 408.
+    let mut s = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    s.write_all(
+        b"POST /console/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf=",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the stalled body was still held after 10 s");
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    bridge.stop().await;
+    std::fs::remove_dir_all(dir).ok();
+}

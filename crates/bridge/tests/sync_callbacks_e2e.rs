@@ -233,14 +233,16 @@ async fn bad_signature_is_rejected_and_changes_nothing() {
         let crypt = wecom::crypto::MsgCrypt::new(&o.callback_token, &o.callback_aes_key, &o.corpid)
             .unwrap();
         let xml = "<xml><ToUserName><![CDATA[x]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[lisi]]></UserID></xml>";
-        let msg = crypt.encrypt_message(xml, "1700000000", "nonce123");
+        // Signed now: a timestamp outside the bridge's ±1 day window is refused (issue 19).
+        let ts = (bridge::domain::now_ms() / 1000).to_string();
+        let msg = crypt.encrypt_message(xml, &ts, "nonce123");
         let body = msg.envelope_xml(&o.corpid, "1000002");
         let bad = t
             .env
             .browser
             .send(
                 reqwest::Client::new()
-                    .post(t.env.browser.url("/wecom/callback?msg_signature=0000000000000000000000000000000000000000&timestamp=1700000000&nonce=nonce123"))
+                    .post(t.env.browser.url(&format!("/wecom/callback?msg_signature=0000000000000000000000000000000000000000&timestamp={ts}&nonce=nonce123")))
                     .body(body.clone()),
             )
             .await;
@@ -252,7 +254,7 @@ async fn bad_signature_is_rejected_and_changes_nothing() {
             .send(
                 reqwest::Client::new()
                     .post(t.env.browser.url(&format!(
-                        "/wecom/callback?msg_signature={}&timestamp=1700000000&nonce=nonce123",
+                        "/wecom/callback?msg_signature={}&timestamp={ts}&nonce=nonce123",
                         msg.msg_signature
                     )))
                     .body(body),

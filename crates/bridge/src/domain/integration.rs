@@ -159,3 +159,35 @@ mod tests {
         }
     }
 }
+
+/// How far a callback's `timestamp` may be from now, either way. WeCom retries a
+/// delivery for a while and clocks drift, so the window is generous; an older request
+/// is a replay of a captured one.
+pub const CALLBACK_WINDOW_SECS: i64 = 24 * 3600;
+
+/// Whether a (signature-checked) callback's `timestamp` (Unix seconds) is within the
+/// window around `now_ms`.
+pub fn callback_timestamp_fresh(timestamp: &str, now_ms: i64) -> bool {
+    timestamp
+        .trim()
+        .parse::<i64>()
+        .is_ok_and(|t| (now_ms / 1000 - t).abs() <= CALLBACK_WINDOW_SECS)
+}
+
+#[cfg(test)]
+mod callback_window_tests {
+    use super::*;
+
+    #[test]
+    fn window_is_a_day_either_way() {
+        let now = 1_800_000_000_000;
+        assert!(callback_timestamp_fresh("1800000000", now));
+        assert!(callback_timestamp_fresh("1799913600", now));
+        assert!(callback_timestamp_fresh("1800086400", now));
+        assert!(!callback_timestamp_fresh("1799913599", now));
+        assert!(!callback_timestamp_fresh("1800086401", now));
+        assert!(!callback_timestamp_fresh("", now));
+        assert!(!callback_timestamp_fresh("x", now));
+        assert!(!callback_timestamp_fresh("99999999999999999999999", now));
+    }
+}

@@ -187,6 +187,25 @@ pub fn normalize_domain(input: &str) -> Result<String, DomainError> {
     })
 }
 
+/// The host of a `host[:port]` domain: what browsers scope cookies by (they ignore
+/// ports), so two tenants must never share it.
+pub fn cookie_host(domain: &str) -> &str {
+    match domain.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => domain,
+    }
+}
+
+/// The tenant among `others` whose domain shares `domain`'s cookie host, if any.
+pub fn cookie_host_clash<'a>(domain: &str, others: &'a [Tenant]) -> Option<&'a Tenant> {
+    let host = cookie_host(domain);
+    others.iter().find(|t| {
+        t.domain
+            .as_deref()
+            .is_some_and(|d| cookie_host(d).eq_ignore_ascii_case(host))
+    })
+}
+
 /// Validates a tenant slug: lower-case letters, digits and `-`, 2–40 characters.
 pub fn validate_slug(slug: &str) -> Result<(), String> {
     let ok = (2..=40).contains(&slug.len())
@@ -253,5 +272,7 @@ mod tests {
         ));
         assert!(matches!(normalize_domain(""), Err(DomainError::Empty)));
         assert!(normalize_domain("-bad.com").is_err());
+        assert_eq!(cookie_host("acme.localhost:8080"), "acme.localhost");
+        assert_eq!(cookie_host("acme.localhost"), "acme.localhost");
     }
 }

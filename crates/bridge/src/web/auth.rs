@@ -74,11 +74,12 @@ impl FromRequestParts<AppState> for Admin {
         let now = now_ms();
         let idle = st.cfg.admin_session_idle_secs as i64 * 1000;
         let max = st.cfg.admin_session_max_secs as i64 * 1000;
-        // A session is valid only on the tenant it was created for.
-        if session.tenant_id != tenant.id
-            || now - session.last_seen_at > idle
-            || now - session.created_at > max
-        {
+        // A session is valid only on the tenant it was created for. Sent to another
+        // tenant's host it is refused but kept: that host must not end it.
+        if session.tenant_id != tenant.id {
+            return Err(login());
+        }
+        if now - session.last_seen_at > idle || now - session.created_at > max {
             st.store.delete_admin_session(&id_hash).await?;
             return Err(login());
         }

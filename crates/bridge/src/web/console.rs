@@ -242,6 +242,8 @@ pub async fn password_page(l: Lang, admin: Admin) -> Response {
 #[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
+    current: String,
+    #[serde(default)]
     password: String,
     #[serde(default)]
     confirm: String,
@@ -253,13 +255,29 @@ pub async fn change_password(
     ClientIp(ip): ClientIp,
     f: AdminForm<PasswordForm>,
 ) -> Result<Response> {
-    let err = if f.form.password.chars().count() < 12 {
+    let record = st
+        .store
+        .admin_by_username(f.admin.tenant.id, &f.admin.session.username)
+        .await?
+        .ok_or_else(|| WebError::Internal("the signed-in admin has no account".into()))?;
+    // The current password proves it is the admin at the keyboard, not a borrowed session.
+    let current_ok =
+        auth::verify_password(f.form.current.clone(), record.password_hash.clone()).await;
+    let err = if !current_ok {
+        Some(l.t("当前密码不正确。", "The current password is wrong."))
+    } else if f.form.password.chars().count() < 12 {
         Some(l.t(
             "密码至少 12 个字符。",
             "The password needs at least 12 characters.",
         ))
     } else if f.form.password != f.form.confirm {
         Some(l.t("两次输入不一致。", "The two entries differ."))
+    } else if auth::verify_password(f.form.password.clone(), record.password_hash.clone()).await {
+        // At first sign-in this is the one-time password: it must not become permanent.
+        Some(l.t(
+            "新密码不能与当前密码（或一次性密码）相同。",
+            "The new password must differ from the current (or one-time) password.",
+        ))
     } else {
         None
     };

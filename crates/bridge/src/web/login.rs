@@ -205,12 +205,8 @@ async fn start(
     next: &str,
     l: Lang,
 ) -> Result<Response> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let host =
+        crate::web::tenant::host_of(headers, &axum::http::Uri::default())?.unwrap_or_default();
     let lang = if l.is_zh() {
         wecom::oauth::Lang::Zh
     } else {

@@ -8,6 +8,8 @@ pub mod i18n;
 pub mod login;
 pub mod login_config;
 pub mod pages;
+pub mod security_headers;
+pub mod serve;
 pub mod sync;
 pub mod tenant;
 pub mod users;
@@ -131,7 +133,18 @@ pub fn router(st: AppState) -> Router {
         )
         .fallback(|| async { error::WebError::NotFound("this page".into()) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        // A stalled body (or a handler stuck on a peer) ends in 408, not a held task.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_millis(st.cfg.request_timeout_ms.max(1)),
+        ))
         .layer(axum::middleware::from_fn(i18n::remember_choice))
+        .layer(axum::middleware::from_fn_with_state(
+            security_headers::SecurityHeaders {
+                https: st.cfg.public_url_pattern.starts_with("https://"),
+            },
+            security_headers::add,
+        ))
         // This instance's member-session checker (signing key, revocation log).
         .layer(axum::Extension(crate::auth::MemberSessions::new(&st.cfg)))
         .with_state(st)

@@ -11,20 +11,27 @@ use axum::http::request::Parts;
 #[derive(Clone, Debug)]
 pub struct CurrentTenant(pub Tenant);
 
-/// The request's `host[:port]` as sent, lower-cased.
-pub fn request_host(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// The request's `host[:port]` as sent, lower-cased; an error when it has several Host
+/// headers (which one a proxy or cache used is anyone's guess).
+pub fn request_host(parts: &Parts) -> Result<Option<String>, WebError> {
+    host_of(&parts.headers, &parts.uri)
+}
+
+pub fn host_of(
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<Option<String>, WebError> {
+    if headers.get_all(axum::http::header::HOST).iter().count() > 1 {
+        return Err(WebError::BadRequest(
+            "the request has more than one Host header".into(),
+        ));
+    }
+    Ok(headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(|h| h.trim().to_ascii_lowercase())
-        .or_else(|| {
-            parts
-                .uri
-                .authority()
-                .map(|a| a.as_str().to_ascii_lowercase())
-        })
-        .filter(|h| !h.is_empty())
+        .or_else(|| uri.authority().map(|a| a.as_str().to_ascii_lowercase()))
+        .filter(|h| !h.is_empty()))
 }
 
 impl FromRequestParts<AppState> for CurrentTenant {
@@ -33,7 +40,7 @@ impl FromRequestParts<AppState> for CurrentTenant {
         if let Some(t) = parts.extensions.get::<CurrentTenant>() {
             return Ok(t.clone());
         }
-        let host = request_host(parts)
+        let host = request_host(parts)?
             .ok_or_else(|| WebError::BadRequest("the request has no Host header".into()))?;
         let t = st
             .store

@@ -3,6 +3,7 @@
 
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
+use crate::domain::integration::{callback_timestamp_fresh, CALLBACK_WINDOW_SECS};
 use crate::domain::now_ms;
 use crate::web::error::WebError;
 use crate::web::tenant::CurrentTenant;
@@ -67,6 +68,9 @@ pub async fn callback_verify(
         get("nonce"),
         get("echostr"),
     ) {
+        Ok(_) if !callback_timestamp_fresh(get("timestamp"), now_ms()) => {
+            Err(stale(t.id, get("timestamp")))
+        }
         Ok(plain) => {
             st.store.set_callback_verified(t.id, now_ms()).await?;
             st.store
@@ -136,11 +140,29 @@ pub async fn callback_event(
             &encrypt,
         )
         .map_err(|e| refuse(e, true))?;
+    // Checked after the signature, so the timestamp is WeCom's own. A re-delivery within
+    // the window is a duplicate, which `receive` keeps idempotent.
+    if !callback_timestamp_fresh(get("timestamp"), now_ms()) {
+        return Err(stale(t.id, get("timestamp")));
+    }
     let xml = crypt.decrypt(&encrypt).map_err(|e| refuse(e, false))?;
     crate::sync::incremental::receive(&st, t.id, &xml)
         .await
         .map_err(|e| WebError::Internal(e.explain().0))?;
     Ok(([(CONTENT_TYPE, "text/plain")], "").into_response())
+}
+
+/// A correctly signed callback from outside the time window: a captured request replayed.
+fn stale(tenant_id: i64, timestamp: &str) -> WebError {
+    tracing::warn!(
+        tenant = tenant_id,
+        timestamp,
+        "callback refused: its timestamp is more than a day from now (a replayed request?)"
+    );
+    WebError::Forbidden(format!(
+        "callback refused: timestamp {timestamp:?} is more than {} hours from this server's clock",
+        CALLBACK_WINDOW_SECS / 3600
+    ))
 }
 
 #[cfg(test)]

@@ -130,6 +130,7 @@ impl Env {
                 "/console/password",
                 &[
                     ("csrf", &csrf),
+                    ("current", &b.one_time_password),
                     ("password", NEW_PASSWORD),
                     ("confirm", NEW_PASSWORD),
                 ],
