@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod domain;
+pub mod oidc;
 pub mod operator;
 pub mod private_files;
 pub mod seal;

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod doctor;
 pub mod integration;
 pub mod login;
+pub mod oidc;
 pub mod return_path;
 pub mod tenant;
 pub mod user;

@@ -12,6 +12,7 @@ mod audit;
 mod directory;
 mod integration;
 mod login_config;
+mod oidc;
 mod sessions;
 mod sync_runs;
 mod tenant;
@@ -22,6 +23,9 @@ mod users;
 pub use admin::{AdminRecord, AdminSession};
 pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
 pub use integration::IntegrationRecord;
+pub use oidc::{
+    CodeRedemption, NewTokenPair, OidcCode, OidcGrant, OidcKeyRecord, OidcTokenRecord, Rotation,
+};
 pub use sessions::{LoginState, NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use token_cache::StoreTokenCache;

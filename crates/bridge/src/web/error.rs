@@ -134,3 +134,91 @@ impl IntoResponse for WebError {
         resp
     }
 }
+
+/// An OAuth 2.0 error (RFC 6749 §5.2, RFC 6750 §3) as the token, userinfo and revocation
+/// endpoints answer it: JSON `{"error", "error_description"}`, never cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: &'static str,
+    pub description: String,
+    pub status: StatusCode,
+    /// `WWW-Authenticate` for 401 answers (Basic for client authentication, Bearer for
+    /// access tokens).
+    pub www_authenticate: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = match error {
+            "invalid_client" | "invalid_token" => StatusCode::UNAUTHORIZED,
+            "insufficient_scope" => StatusCode::FORBIDDEN,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        OAuthError {
+            error,
+            description: description.into(),
+            status,
+            www_authenticate: None,
+        }
+    }
+}
+
+impl From<crate::oidc::OidcError> for OAuthError {
+    fn from(e: crate::oidc::OidcError) -> Self {
+        use crate::oidc::OidcError as E;
+        match e {
+            E::InvalidRequest(d) => OAuthError::new("invalid_request", d),
+            E::InvalidClient { description, basic } => {
+                let mut o = OAuthError::new("invalid_client", description);
+                if basic {
+                    o.www_authenticate = Some("Basic realm=\"oidc\"".into());
+                }
+                o
+            }
+            E::InvalidGrant(d) => OAuthError::new("invalid_grant", d),
+            E::UnsupportedGrantType(d) => OAuthError::new("unsupported_grant_type", d),
+            E::UnsupportedTokenType(d) => OAuthError::new("unsupported_token_type", d),
+            E::InvalidToken(d) => {
+                let mut o = OAuthError::new("invalid_token", d.clone());
+                o.www_authenticate = Some(format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    d.replace(['"', '\\'], "")
+                ));
+                o
+            }
+            E::Store(_) | E::Internal(_) => {
+                tracing::error!(error = %e, "OIDC request failed");
+                OAuthError::new("server_error", "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.error, "error_description": self.description});
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(v) = self
+            .www_authenticate
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}
+
+impl From<crate::oidc::OidcError> for WebError {
+    fn from(e: crate::oidc::OidcError) -> Self {
+        use crate::oidc::OidcError as E;
+        match e {
+            E::Store(s) => WebError::Store(s),
+            E::Internal(m) => WebError::Internal(m),
+            other => WebError::BadRequest(other.to_string()),
+        }
+    }
+}

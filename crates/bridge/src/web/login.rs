@@ -197,7 +197,9 @@ pub async fn login_wecom(
     start(&st, &t, &headers, via, &q.next, l).await
 }
 
-async fn start(
+/// Sends the member to WeCom (`via`), to come back to `next` (checked by the one
+/// return-path check in `auth::begin_wecom`).
+pub async fn start(
     st: &AppState,
     t: &crate::domain::tenant::Tenant,
     headers: &HeaderMap,

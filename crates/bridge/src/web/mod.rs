@@ -7,6 +7,7 @@ pub mod error;
 pub mod i18n;
 pub mod login;
 pub mod login_config;
+pub mod oidc_clients;
 pub mod pages;
 pub mod security_headers;
 pub mod serve;
@@ -127,6 +128,18 @@ pub fn router(st: AppState) -> Router {
         .route("/console/sync/runs/{id}/progress", get(sync::progress))
         .route("/console/doctor", get(console::doctor_page))
         .route("/console/audit", get(console::audit_page))
+        .route(oidc_clients::PATH, get(oidc_clients::list))
+        .route("/console/oidc/clients", post(oidc_clients::create))
+        .route(
+            "/console/oidc/clients/{id}/secret",
+            post(oidc_clients::rotate_secret),
+        )
+        .route(
+            "/console/oidc/clients/{id}/delete",
+            post(oidc_clients::delete),
+        )
+        .route("/console/oidc/keys/rotate", post(oidc_clients::rotate_keys))
+        .merge(crate::oidc::routes())
         .route(
             "/wecom/callback",
             get(wecom_routes::callback_verify).post(wecom_routes::callback_event),
@@ -147,5 +160,7 @@ pub fn router(st: AppState) -> Router {
         ))
         // This instance's member-session checker (signing key, revocation log).
         .layer(axum::Extension(crate::auth::MemberSessions::new(&st.cfg)))
+        // This instance's opened ID-token signing keys.
+        .layer(axum::Extension(crate::oidc::Provider::new()))
         .with_state(st)
 }
