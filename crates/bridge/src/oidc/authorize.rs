@@ -323,6 +323,13 @@ async fn sign_in(
     back: &str,
     l: Lang,
 ) -> Result<Response, WebError> {
+    // The one return-path check; a request too long to come back to is refused here
+    // rather than landing the member somewhere else after sign-in.
+    if crate::domain::return_path::check(back).is_none() {
+        return Err(WebError::BadRequest(
+            "The sign-in request is too long to return to; the application should send a shorter state or nonce.".into(),
+        ));
+    }
     let config = st.store.login_config(t.id, LoginTarget::Workbench).await?;
     if !config.is_enabled(IdentitySource::Wecom) {
         return Ok(Redirect::to(&crate::web::login::login_path(back)).into_response());

@@ -26,7 +26,7 @@ pub enum Signer {
 }
 
 impl Signer {
-    fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Result<Self, OidcError> {
+    pub fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Result<Self, OidcError> {
         let bad = |e: ring::error::KeyRejected| OidcError::Internal(format!("signing key: {e}"));
         Ok(match alg {
             SigningAlg::Rs256 => Signer::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
