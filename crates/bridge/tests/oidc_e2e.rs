@@ -1204,3 +1204,73 @@ async fn an_unauthorized_member_gets_a_page_not_a_code() {
         assert!(p.location.is_none());
     }
 }
+
+/// Moves the stored instants of the provider's rows `ms` into the past, as if that much
+/// time had gone by. (Until the app state has an injectable clock, this stands in for
+/// advancing it; no test sleeps.)
+async fn time_passes(s: &Setup, sql: &str) {
+    match &s.env.bridge.state.store {
+        bridge::store::Store::Sqlite(p) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        bridge::store::Store::Postgres(p) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let rp = s.confidential().await;
+        let m = s.member(WXWORK_UA);
+        let code = s.code(&m, &rp, &[], "zhangsan").await;
+        // 61 s later (codes live 60 s).
+        time_passes(&s, "UPDATE oidc_codes SET expires_at = expires_at - 61000").await;
+        let a = s.exchange(&rp, &code, None).await;
+        assert_eq!(
+            (a.status, a.json["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(s.grants().await, 0);
+    }
+}
+
+#[tokio::test]
+async fn refresh_reuse_after_the_grace_revokes_the_grant() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let rp = s.confidential().await;
+        let t = s.login(&rp, &[]).await;
+        let r1 = t["refresh_token"].as_str().unwrap();
+        let a = s.refresh(&rp, r1).await;
+        assert_eq!(a.status, 200, "{}", a.json);
+        let r2 = a.json["refresh_token"].as_str().unwrap();
+        let at2 = a.json["access_token"].as_str().unwrap();
+        // 11 s after the rotation (the retry grace is 10 s), r1 comes back: a replay.
+        time_passes(
+            &s,
+            "UPDATE oidc_tokens SET rotated_at = rotated_at - 11000 WHERE rotated_at IS NOT NULL",
+        )
+        .await;
+        let replay = s.refresh(&rp, r1).await;
+        assert_eq!(
+            (replay.status, replay.json["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(s.grants().await, 0, "the whole grant is revoked");
+        assert_eq!(
+            s.refresh(&rp, r2).await.status,
+            400,
+            "the current refresh token too"
+        );
+        assert_eq!(s.userinfo(at2).await.0, 401, "and the current access token");
+    }
+}
