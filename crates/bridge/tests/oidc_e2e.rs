@@ -1274,3 +1274,44 @@ async fn refresh_reuse_after_the_grace_revokes_the_grant() {
         assert_eq!(s.userinfo(at2).await.0, 401, "and the current access token");
     }
 }
+
+#[tokio::test]
+async fn a_second_instance_signs_with_the_same_sealed_keys() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let rp = s.confidential().await;
+        let t = s.login(&rp, &[]).await;
+        let (h1, _) = s.verify(t["id_token"].as_str().unwrap()).await;
+        // Another instance on the same database and instance key.
+        let cfg = config(
+            &s.env.sim,
+            &s.env.data_dir,
+            &s.env.database_url,
+            &s.env.domain,
+            Edition::Professional,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let second = bridge::launch(cfg, listener).await.unwrap();
+        let r = no_redirects()
+            .post(format!("http://{}/oidc/token", second.addr))
+            .header("host", &s.env.domain)
+            .basic_auth(&rp.id, rp.secret.as_deref())
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let (h2, c2) = s.verify(v["id_token"].as_str().unwrap()).await;
+        assert_eq!(
+            h1["kid"], h2["kid"],
+            "one key per tenant and algorithm, shared"
+        );
+        assert_eq!(c2["iss"], s.issuer.as_str());
+        assert_eq!(s.jwks().await.len(), 2, "no instance made keys of its own");
+        second.stop().await;
+    }
+}
