@@ -1315,3 +1315,43 @@ async fn a_second_instance_signs_with_the_same_sealed_keys() {
         second.stop().await;
     }
 }
+
+#[tokio::test]
+async fn housekeeping_drops_expired_tokens_and_empty_grants_only() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let rp = s.confidential().await;
+        let old = s.login(&rp, &[]).await;
+        // 31 days later for this grant's tokens: they have all expired.
+        time_passes(
+            &s,
+            "UPDATE oidc_tokens SET expires_at = expires_at - 2678400000",
+        )
+        .await;
+        time_passes(
+            &s,
+            "UPDATE oidc_grants SET created_at = created_at - 120000",
+        )
+        .await;
+        let live = s.login(&rp, &[]).await;
+        let store = &s.env.bridge.state.store;
+        store.prune_oidc(bridge::domain::now_ms()).await.unwrap();
+        assert_eq!(
+            s.grants().await,
+            1,
+            "the expired grant is gone, the live one stays"
+        );
+        assert_eq!(
+            s.refresh(&rp, old["refresh_token"].as_str().unwrap())
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            s.refresh(&rp, live["refresh_token"].as_str().unwrap())
+                .await
+                .status,
+            200
+        );
+    }
+}

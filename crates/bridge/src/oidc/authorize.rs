@@ -86,11 +86,12 @@ pub async fn handler_get(
     l: Lang,
     t: CurrentTenant,
     sessions: Extension<Arc<MemberSessions>>,
+    provider: Extension<Arc<Provider>>,
     headers: HeaderMap,
     q: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, WebError> {
     let Query(q) = q?;
-    authorize(st, l, t, sessions, headers, q).await
+    authorize(st, l, t, sessions, provider, headers, q).await
 }
 
 /// OIDC core §3.1.2.1: authorize also accepts a form POST.
@@ -99,11 +100,12 @@ pub async fn handler_post(
     l: Lang,
     t: CurrentTenant,
     sessions: Extension<Arc<MemberSessions>>,
+    provider: Extension<Arc<Provider>>,
     headers: HeaderMap,
     f: Result<Form<AuthorizeQuery>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(q) = f?;
-    authorize(st, l, t, sessions, headers, q).await
+    authorize(st, l, t, sessions, provider, headers, q).await
 }
 
 /// The redirect back to the client, with `iss` (RFC 9207) and the client's `state`.
@@ -186,6 +188,7 @@ async fn authorize(
     l: Lang,
     CurrentTenant(t): CurrentTenant,
     Extension(sessions): Extension<Arc<MemberSessions>>,
+    Extension(provider): Extension<Arc<Provider>>,
     headers: HeaderMap,
     q: AuthorizeQuery,
 ) -> Result<Response, WebError> {
@@ -290,23 +293,21 @@ async fn authorize(
     }
     let code = auth::random_token();
     st.store
-        .insert_oidc_code(
-            &OidcCode {
-                code_hash: auth::sha256_hex(&code),
-                tenant_id: t.id,
-                client_id: client.client_id.clone(),
-                user_id,
-                redirect_uri: redirect.clone(),
-                scope: req.scopes.to_scope_string(),
-                nonce: q.nonce.clone().filter(|n| !n.is_empty()),
-                code_challenge: req.code_challenge.clone(),
-                auth_time: session.claims.created_at,
-                locale: l.html_lang().to_string(),
-                expires_at: now + CODE_TTL_MS,
-            },
-            now,
-        )
+        .insert_oidc_code(&OidcCode {
+            code_hash: auth::sha256_hex(&code),
+            tenant_id: t.id,
+            client_id: client.client_id.clone(),
+            user_id,
+            redirect_uri: redirect.clone(),
+            scope: req.scopes.to_scope_string(),
+            nonce: q.nonce.clone().filter(|n| !n.is_empty()),
+            code_challenge: req.code_challenge.clone(),
+            auth_time: session.claims.created_at,
+            locale: l.html_lang().to_string(),
+            expires_at: now + CODE_TTL_MS,
+        })
         .await?;
+    provider.prune_if_due(&st, now).await?;
     let mut resp = to_client(&redirect, &iss, state, &[("code", &code)]);
     if let Some(c) = session.refresh.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().append(axum::http::header::SET_COOKIE, c);

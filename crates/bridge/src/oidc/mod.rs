@@ -58,15 +58,32 @@ pub enum OidcError {
     Internal(String),
 }
 
-/// This instance's provider state: the opened signing keys.
+/// This instance's provider state: the opened signing keys, when it last pruned.
 #[derive(Default)]
 pub struct Provider {
     pub keys: keys::KeyCache,
+    last_prune: std::sync::atomic::AtomicI64,
 }
 
 impl Provider {
     pub fn new() -> Arc<Self> {
         Arc::new(Provider::default())
+    }
+
+    /// Drops expired codes, tokens and empty grants, at most once a minute per instance.
+    pub async fn prune_if_due(&self, st: &AppState, now: i64) -> Result<(), OidcError> {
+        use std::sync::atomic::Ordering;
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if now - last < 60_000
+            || self
+                .last_prune
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        st.store.prune_oidc(now).await?;
+        Ok(())
     }
 }
 

@@ -371,13 +371,8 @@ impl Store {
 
     // ---------------------------------------------------------------- codes
 
-    /// Stores a new code and drops expired ones.
-    pub async fn insert_oidc_code(&self, c: &OidcCode, now: i64) -> Result<()> {
+    pub async fn insert_oidc_code(&self, c: &OidcCode) -> Result<()> {
         on_pool!(self, p => {
-            sqlx::query("DELETE FROM oidc_codes WHERE expires_at < $1")
-                .bind(now - 10 * 60_000)
-                .execute(p)
-                .await?;
             sqlx::query(
                 "INSERT INTO oidc_codes (code_hash, tenant_id, client_id, user_id, redirect_uri, scope, nonce,
                    code_challenge, auth_time, locale, expires_at)
@@ -625,6 +620,30 @@ impl Store {
         on_pool!(self, p => {
             sqlx::query("DELETE FROM oidc_tokens WHERE token_hash = $1")
                 .bind(token_hash)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Housekeeping: drops expired tokens (a rotated refresh token is kept until it expires,
+    /// so its replay is still recognised), grants left without tokens, and codes well past
+    /// their expiry.
+    pub async fn prune_oidc(&self, now: i64) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("DELETE FROM oidc_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(p)
+                .await?;
+            sqlx::query(
+                "DELETE FROM oidc_grants WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)",
+            )
+            .bind(now - 60_000)
+            .execute(p)
+            .await?;
+            sqlx::query("DELETE FROM oidc_codes WHERE expires_at < $1")
+                .bind(now - 10 * 60_000)
                 .execute(p)
                 .await?;
             Ok(())
