@@ -41,6 +41,11 @@ pub fn seal_context(tenant_id: i64, field: &str) -> String {
 
 impl AppState {
     pub fn new(cfg: Config, store: Store, sealer: Sealer) -> Self {
+        let pacer = wecom::Pacer::new(
+            Arc::new(crate::store::StoreCallBudget::new(store.clone())),
+            Arc::new(wecom::SystemClock),
+            cfg.wecom_rate_limits(),
+        );
         AppState {
             wecom: WecomClients::new(
                 cfg.wecom_api_base.clone(),
@@ -48,7 +53,8 @@ impl AppState {
                     store.clone(),
                     sealer.clone(),
                 )),
-            ),
+            )
+            .with_pacer(Arc::new(pacer)),
             cfg: Arc::new(cfg),
             store,
             sealer,
@@ -78,11 +84,13 @@ impl AppState {
 }
 
 /// One `wecom::Client` per (corp, secret), reused so its token cache is shared by all
-/// requests of a tenant.
+/// requests of a tenant; every client paces itself under one call budget (shared
+/// through the database by every instance).
 #[derive(Clone)]
 pub struct WecomClients {
     api_base: String,
     tokens: Arc<dyn wecom::TokenCache>,
+    pacer: Arc<wecom::Pacer>,
     clients: Arc<Mutex<HashMap<(String, String), wecom::Client>>>,
 }
 
@@ -92,8 +100,24 @@ impl WecomClients {
         WecomClients {
             api_base,
             tokens,
+            pacer: Arc::new(wecom::Pacer::in_memory()),
             clients: Arc::default(),
         }
+    }
+
+    /// The same clients paced by `pacer` (e.g. on a test's clock, or at a simulator's
+    /// lowered limits). Clients made earlier are not reused.
+    pub fn with_pacer(&self, pacer: Arc<wecom::Pacer>) -> Self {
+        WecomClients {
+            api_base: self.api_base.clone(),
+            tokens: self.tokens.clone(),
+            pacer,
+            clients: Arc::default(),
+        }
+    }
+
+    pub fn pacer(&self) -> Arc<wecom::Pacer> {
+        self.pacer.clone()
     }
 
     pub fn api_base(&self) -> &str {
@@ -113,6 +137,7 @@ impl WecomClients {
         let c = wecom::Client::builder(corpid, secret)
             .api_base(self.api_base.clone())
             .token_cache(self.tokens.clone())
+            .pacer(self.pacer.clone())
             .build()?;
         map.insert(key, c.clone());
         Ok(c)

@@ -57,6 +57,12 @@ pub struct Config {
     /// policy (0 = off), and WeCom requests in flight per batch.
     pub sync_reconcile_secs: u64,
     pub sync_concurrency: usize,
+    /// WeCom's per-corp, per-API limits the client paces itself under (wecom-api.md §16;
+    /// lower them only to match a simulator's), and the longest a sync's call waits for
+    /// them in all (an hour's window and a little more; then the run fails, clearly).
+    pub wecom_calls_per_min: u32,
+    pub wecom_calls_per_hour: u32,
+    pub sync_max_rate_wait_secs: u64,
 }
 
 impl Default for Config {
@@ -86,6 +92,9 @@ impl Default for Config {
             bootstrap_name: "Default".into(),
             sync_reconcile_secs: 3600,
             sync_concurrency: 16,
+            wecom_calls_per_min: wecom::RateLimits::WECOM.per_min,
+            wecom_calls_per_hour: wecom::RateLimits::WECOM.per_hour,
+            sync_max_rate_wait_secs: 65 * 60,
         }
     }
 }
@@ -190,7 +199,20 @@ impl Config {
                 self.database_url
             )));
         }
+        if self.wecom_calls_per_min == 0 || self.wecom_calls_per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "wecom_calls_per_min and wecom_calls_per_hour must be at least 1".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The WeCom limits the client paces itself under.
+    pub fn wecom_rate_limits(&self) -> wecom::RateLimits {
+        wecom::RateLimits {
+            per_min: self.wecom_calls_per_min,
+            per_hour: self.wecom_calls_per_hour,
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -49,3 +49,88 @@ pub async fn stores() -> Vec<Store> {
     }
     out
 }
+
+/// A clock for the WeCom client that is the simulator's clock: `now` reads it, and a
+/// sleep moves it (and so the simulator's rate-limit windows) forward to the sleep's
+/// end instead of waiting. Held, sleeps wait until the test releases them, so a test
+/// can look at a run while it waits.
+#[derive(Clone)]
+pub struct SimClock {
+    inner: std::sync::Arc<SimClockInner>,
+}
+
+struct SimClockInner {
+    sim: wecom_sim::Sim,
+    held: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+    slept_ms: std::sync::atomic::AtomicU64,
+}
+
+impl SimClock {
+    pub fn new(sim: wecom_sim::Sim) -> Self {
+        SimClock {
+            inner: std::sync::Arc::new(SimClockInner {
+                sim,
+                held: Default::default(),
+                changed: tokio::sync::Notify::new(),
+                slept_ms: Default::default(),
+            }),
+        }
+    }
+
+    /// Sleeps started from now on wait for [`SimClock::release`].
+    pub fn hold(&self) {
+        self.inner
+            .held
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets held and future sleeps end at once (moving the clock).
+    pub fn release(&self) {
+        self.inner
+            .held
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Milliseconds the clock was moved by sleeps.
+    pub fn slept_ms(&self) -> u64 {
+        self.inner
+            .slept_ms
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl wecom::Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        self.inner.sim.world().now_ms()
+    }
+
+    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        let inner = self.inner.clone();
+        let target = self.now_ms() + d.as_millis() as u64;
+        Box::pin(async move {
+            loop {
+                let changed = inner.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if !inner.held.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                changed.await;
+            }
+            // Move to the target, never back: concurrent sleepers end at the latest one.
+            {
+                let mut w = inner.sim.world();
+                let now = w.now_ms();
+                if now < target {
+                    w.clock_offset_ms += (target - now) as i64;
+                    inner
+                        .slept_ms
+                        .fetch_add(target - now, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            tokio::task::yield_now().await;
+        })
+    }
+}

@@ -30,13 +30,15 @@ document.addEventListener('change', (ev) => {
 (function () {
   const box = document.getElementById('progress');
   if (!box || !box.dataset.run) return;
-  const bar = document.getElementById('bar'), phase = document.getElementById('phase');
+  const bar = document.getElementById('bar'), phase = document.getElementById('phase'), note = document.getElementById('wait-note');
   async function poll() {
     try {
       const r = await fetch('/console/sync/runs/' + encodeURIComponent(box.dataset.run) + '/progress', {credentials: 'same-origin'});
       const p = await r.json();
       if (p.finished) { location.reload(); return; }
       bar.value = p.percent; phase.textContent = p.phase + ' ' + p.done + '/' + p.total;
+      // A wait for WeCom's rate limit, e.g. "waiting 38 s for WeCom's rate limit".
+      if (note) { note.hidden = !p.note; note.textContent = p.note || ''; }
     } catch (_) {}
     setTimeout(poll, 500);
   }

@@ -3,8 +3,15 @@
 //! Every call goes through [`Client::call`]: token from the cache (single-flight
 //! refresh), one HTTP request with a timeout, errcode check, and the retry policy of
 //! wecom-api.md §15: refresh-and-retry-once on 40014/42001, bounded backoff with jitter
-//! on -1/45009/45033 and transport errors, never a retry on configuration errors.
+//! on -1/45033 and transport errors, never a retry on configuration errors.
+//!
+//! Before each call the client takes one call of its (corp, API) budget from its
+//! [`Pacer`] (wecom-api.md §16), waiting while the budget is spent. A 45009 from WeCom
+//! blocks the (corp, API) for its minute window and the call waits and goes on, within
+//! the client's `max_rate_wait`; gettoken's 45009 (maybe the 1-hour ban after wrong
+//! secrets) is reported at once.
 
+use crate::pace::Pacer;
 use crate::stats::CallStats;
 use crate::token::{now_ms, CachedToken, MemoryTokenCache, TokenCache};
 use crate::types::*;
@@ -22,7 +29,8 @@ pub const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com/cgi-bin/";
 /// How failed calls are retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt for transient failures (-1, 45009, 45033, transport).
+    /// Retries after the first attempt for transient failures (-1, 45033, transport).
+    /// 45009 is not retried here: the call waits out the limit's window (see [`Pacer`]).
     pub max_retries: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -82,6 +90,8 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     timeout: Duration,
     retry: RetryPolicy,
+    pacer: Option<Arc<Pacer>>,
+    max_rate_wait: Duration,
 }
 
 impl ClientBuilder {
@@ -111,6 +121,18 @@ impl ClientBuilder {
     }
     pub fn retry(mut self, r: RetryPolicy) -> Self {
         self.retry = r;
+        self
+    }
+    /// Paces calls under a shared budget (default: this client's own, in memory, at
+    /// WeCom's limits on the system clock).
+    pub fn pacer(mut self, p: Arc<Pacer>) -> Self {
+        self.pacer = Some(p);
+        self
+    }
+    /// The longest one call waits for WeCom's rate limits in all (default 10 s: an
+    /// interactive call fails with 45009 rather than hang; a sync allows an hour's window).
+    pub fn max_rate_wait(mut self, d: Duration) -> Self {
+        self.max_rate_wait = d;
         self
     }
 
@@ -148,6 +170,8 @@ impl ClientBuilder {
                 http,
                 timeout: self.timeout,
                 retry: self.retry,
+                pacer: self.pacer.unwrap_or_else(|| Arc::new(Pacer::in_memory())),
+                max_rate_wait: self.max_rate_wait,
                 jsapi_ticket: tokio::sync::Mutex::new(None),
                 agent_ticket: tokio::sync::Mutex::new(None),
             }),
@@ -189,6 +213,8 @@ struct Inner {
     http: reqwest::Client,
     timeout: Duration,
     retry: RetryPolicy,
+    pacer: Arc<Pacer>,
+    max_rate_wait: Duration,
     jsapi_ticket: tokio::sync::Mutex<Option<CachedToken>>,
     agent_ticket: tokio::sync::Mutex<Option<CachedToken>>,
 }
@@ -226,6 +252,8 @@ impl Client {
             http: None,
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            pacer: None,
+            max_rate_wait: Duration::from_secs(10),
         }
     }
 
@@ -292,7 +320,7 @@ impl Client {
                         && attempt < self.inner.retry.max_retries =>
                 {
                     self.inner.stats.record_retry("gettoken");
-                    tokio::time::sleep(self.inner.retry.delay(attempt)).await;
+                    self.sleep(self.inner.retry.delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -310,11 +338,48 @@ impl Client {
         let mut token = self.access_token().await?;
         let mut refreshed = false;
         let mut attempt = 0;
+        // Valid sign-in codes are exempt from the limits (§16); the code is one-time anyway.
+        let paced = endpoint != "auth/getuserinfo";
+        let budget_key = format!("{}/{endpoint}", self.inner.corpid.to_ascii_lowercase());
+        let mut waited = Duration::ZERO;
+        let mut refused: Option<ApiError> = None;
         loop {
+            let permit = if paced {
+                let p = self
+                    .inner
+                    .pacer
+                    .acquire(
+                        &budget_key,
+                        endpoint,
+                        &self.inner.stats,
+                        self.inner.max_rate_wait,
+                        &mut waited,
+                    )
+                    .await
+                    .map_err(|t| {
+                        if let Some(e) = refused.take() {
+                            return Error::Api(e);
+                        }
+                        let secs = t.until_ms.saturating_sub(self.inner.pacer.clock().now_ms()) / 1000;
+                        Error::Api(ApiError {
+                            errcode: 45009,
+                            errmsg: format!(
+                                "api freq out of limit (the bridge's pacing: the next {endpoint} call is allowed in {secs} s)"
+                            ),
+                            endpoint,
+                        })
+                    })?;
+                Some(p)
+            } else {
+                None
+            };
             let mut query: Vec<(&str, &str)> = Vec::with_capacity(params.len() + 1);
             query.push(("access_token", token.as_str()));
             query.extend_from_slice(params);
-            match self.send::<T>(endpoint, &query, &method).await {
+            let sent = self.send::<T>(endpoint, &query, &method).await;
+            // Not in flight any more: a wait below must not wait for this call.
+            drop(permit);
+            match sent {
                 Ok(v) => return Ok(v),
                 Err(Error::Api(e)) if matches!(e.errcode, 40014 | 42001) && !refreshed => {
                     // Expired or revoked early: drop exactly this token, refresh once, retry once.
@@ -326,14 +391,29 @@ impl Client {
                         .await;
                     token = self.refresh_token(Some(&token)).await?;
                 }
+                // Over a rate limit: everyone waits out the window, then this call goes on
+                // (the pacer bounds the wait by max_rate_wait).
+                Err(Error::Api(e)) if e.errcode == 45009 && paced => {
+                    self.inner.stats.record_retry(endpoint);
+                    tracing::warn!(
+                        endpoint,
+                        "WeCom answered 45009: waiting for the rate-limit window"
+                    );
+                    self.inner.pacer.blocked(&budget_key).await;
+                    refused = Some(e);
+                }
                 Err(e) if e.is_transient() && attempt < self.inner.retry.max_retries => {
                     self.inner.stats.record_retry(endpoint);
-                    tokio::time::sleep(self.inner.retry.delay(attempt)).await;
+                    self.sleep(self.inner.retry.delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.inner.pacer.clock().sleep(d).await
     }
 
     /// One HTTP request and its decoding; counts the call.

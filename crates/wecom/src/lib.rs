@@ -6,6 +6,7 @@
 
 mod client;
 mod error;
+pub mod pace;
 pub mod stats;
 pub mod token;
 pub mod types;
@@ -20,5 +21,6 @@ pub use client::{
     default_http_client, Client, ClientBuilder, RetryPolicy, Secret, DEFAULT_API_BASE,
 };
 pub use error::{explain, ApiError, Error, Explanation};
-pub use stats::{CallStats, EndpointStats};
+pub use pace::{CallBudget, Clock, Lease, MemoryCallBudget, Pacer, RateLimits, SystemClock};
+pub use stats::{CallStats, EndpointStats, RateWait};
 pub use token::{CachedToken, MemoryTokenCache, TokenCache};

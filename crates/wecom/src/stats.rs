@@ -16,11 +16,24 @@ pub struct EndpointStats {
     pub errors: u64,
     /// Sum of request round-trip times, in microseconds.
     pub total_micros: u64,
+    /// Waits for WeCom's rate limits before a call (pacing, or after a 45009).
+    pub rate_waits: u64,
+    /// Their total length, in milliseconds.
+    pub rate_wait_ms: u64,
+}
+
+/// A wait for WeCom's rate limit in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateWait {
+    pub endpoint: &'static str,
+    /// When the wait ends (Unix ms, on the client's clock).
+    pub until_ms: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct CallStats {
     by_endpoint: Mutex<BTreeMap<&'static str, EndpointStats>>,
+    waiting: Mutex<Option<RateWait>>,
 }
 
 impl CallStats {
@@ -46,6 +59,26 @@ impl CallStats {
         self.with(endpoint, |s| s.total_micros += d.as_micros() as u64);
     }
 
+    pub(crate) fn begin_wait(&self, endpoint: &'static str, until_ms: u64) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        // Concurrent waiters: show the longest.
+        if w.is_none_or(|x| x.until_ms < until_ms) {
+            *w = Some(RateWait { endpoint, until_ms });
+        }
+    }
+    pub(crate) fn end_wait(&self, endpoint: &'static str, waited: Duration) {
+        self.with(endpoint, |s| {
+            s.rate_waits += 1;
+            s.rate_wait_ms += waited.as_millis() as u64;
+        });
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The wait for WeCom's rate limit going on now, if any (for progress reports).
+    pub fn rate_wait(&self) -> Option<RateWait> {
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, EndpointStats> {
         let m = self.by_endpoint.lock().unwrap_or_else(|e| e.into_inner());
         m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -67,5 +100,6 @@ impl CallStats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }

@@ -179,11 +179,11 @@ async fn retries_are_bounded() {
         &s,
         "POST",
         "/faults",
-        json!({"path": "user/get", "errcode": 45009, "count": 10}),
+        json!({"path": "user/get", "errcode": -1, "count": 10}),
     )
     .await;
     let e = c.user_get("zhangsan").await.unwrap_err();
-    assert_eq!(e.errcode(), Some(45009));
+    assert_eq!(e.errcode(), Some(-1));
     assert!(e.is_transient());
     assert_eq!(counter(&s, "user/get").await, 4, "1 attempt + 3 retries");
 }
@@ -566,4 +566,29 @@ async fn unreachable_wecom_is_a_transport_error_without_secrets() {
         .api_base("not a url")
         .build()
         .is_err());
+}
+
+#[tokio::test]
+async fn an_interactive_call_over_the_limit_fails_at_once_with_45009() {
+    let s = sim().await;
+    let c = client(&s, MAIN_SECRET);
+    admin(
+        &s,
+        "POST",
+        "/faults",
+        json!({"path": "user/get", "errcode": 45009, "count": 1}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let e = c.user_get("zhangsan").await.unwrap_err();
+    assert_eq!(e.errcode(), Some(45009));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(counter(&s, "user/get").await, 1);
+    // The minute's block holds: the next call is refused without reaching WeCom.
+    let e = c.user_get("zhangsan").await.unwrap_err();
+    assert_eq!(e.errcode(), Some(45009));
+    assert!(e.to_string().contains("pacing"), "{e}");
+    assert_eq!(counter(&s, "user/get").await, 1);
+    // Other APIs are not blocked.
+    c.agent_get(MAIN_AGENTID).await.unwrap();
 }

@@ -1041,6 +1041,11 @@ pub struct EndpointCalls {
     pub calls: u64,
     pub retries: u64,
     pub errors: u64,
+    /// Waits for WeCom's rate limit (pacing, or after a 45009) and their total length.
+    #[serde(default)]
+    pub rate_waits: u64,
+    #[serde(default)]
+    pub rate_wait_ms: u64,
 }
 
 /// Who the switch from a third-party app could not re-link, and why.

@@ -9,6 +9,7 @@
 
 mod admin;
 mod audit;
+mod call_budget;
 mod directory;
 mod integration;
 mod login_config;
@@ -21,6 +22,7 @@ mod user_admin;
 mod users;
 
 pub use admin::{AdminRecord, AdminSession};
+pub use call_budget::StoreCallBudget;
 pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
 pub use integration::IntegrationRecord;
 pub use oidc::{

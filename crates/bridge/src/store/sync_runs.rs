@@ -41,6 +41,8 @@ pub struct SyncRun {
     pub phase: String,
     pub progress_done: i64,
     pub progress_total: i64,
+    /// Seconds left of a wait for WeCom's rate limit (None = not waiting).
+    pub rate_wait_secs: Option<i64>,
     pub users_added: i64,
     pub users_updated: i64,
     pub users_disabled: i64,
@@ -62,7 +64,7 @@ impl SyncRun {
     }
 }
 
-const RUN_COLS: &str = "id, tenant_id, run_trigger, kind, status, phase, progress_done, progress_total, users_added,
+const RUN_COLS: &str = "id, tenant_id, run_trigger, kind, status, phase, progress_done, progress_total, rate_wait_secs, users_added,
     users_updated, users_disabled, users_moved, api_calls, api_calls_json, report_json, error, forced, actor,
     started_at, heartbeat_at, finished_at";
 
@@ -81,6 +83,7 @@ macro_rules! run_from_row {
             phase: r.try_get("phase")?,
             progress_done: r.try_get("progress_done")?,
             progress_total: r.try_get("progress_total")?,
+            rate_wait_secs: r.try_get("rate_wait_secs")?,
             users_added: r.try_get("users_added")?,
             users_updated: r.try_get("users_updated")?,
             users_disabled: r.try_get("users_disabled")?,
@@ -133,10 +136,12 @@ impl Store {
         phase: &str,
         done: i64,
         total: i64,
+        rate_wait_secs: Option<i64>,
     ) -> Result<()> {
         on_pool!(self, p => {
             sqlx::query(
-                "UPDATE sync_runs SET phase = $1, progress_done = $2, progress_total = $3, heartbeat_at = $4
+                "UPDATE sync_runs SET phase = $1, progress_done = $2, progress_total = $3, heartbeat_at = $4,
+                    rate_wait_secs = $6
                  WHERE id = $5 AND status = 'running'",
             )
             .bind(phase)
@@ -144,6 +149,7 @@ impl Store {
             .bind(total)
             .bind(now_ms())
             .bind(run_id)
+            .bind(rate_wait_secs)
             .execute(p)
             .await?;
             Ok(())
@@ -154,7 +160,7 @@ impl Store {
         let now = now_ms();
         on_pool!(self, p => {
             sqlx::query(
-                "UPDATE sync_runs SET status = $1, phase = 'done', users_added = $2, users_updated = $3,
+                "UPDATE sync_runs SET status = $1, phase = 'done', rate_wait_secs = NULL, users_added = $2, users_updated = $3,
                     users_disabled = $4, users_moved = $5, api_calls = $6, api_calls_json = $7, report_json = $8,
                     error = $9, heartbeat_at = $10, finished_at = $10
                  WHERE id = $11",

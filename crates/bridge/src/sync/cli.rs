@@ -37,6 +37,7 @@ pub async fn run(cfg: Config, slug: &str, dry_run: bool, force: bool) -> ExitCod
         }
     };
     let progress = started.progress.clone();
+    let stats = started.stats.clone();
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -52,7 +53,10 @@ pub async fn run(cfg: Config, slug: &str, dry_run: bool, force: bool) -> ExitCod
             r = &mut work => break r,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 let (phase, done, total) = progress.snapshot();
-                bar.set_message(phase);
+                match crate::sync::rate_wait_secs(&st, &stats) {
+                    Some(secs) => bar.set_message(format!("{phase}: {}", crate::sync::rate_wait_note(secs).0)),
+                    None => bar.set_message(phase),
+                }
                 bar.set_length(total);
                 bar.set_position(done);
             }
@@ -138,6 +142,17 @@ pub fn render(o: &RunOutcome, dry_run: bool) -> String {
             b.loose_users,
             b.c_min() - b.departments - b.tags - b.loose_users,
             b.c_min()
+        );
+    }
+    let (waits, wait_ms) = r
+        .api_calls
+        .values()
+        .fold((0, 0), |(n, ms), e| (n + e.rate_waits, ms + e.rate_wait_ms));
+    if waits > 0 {
+        let _ = writeln!(
+            s,
+            "waited {waits} time(s), {:.0} s in all, for WeCom's rate limit",
+            wait_ms as f64 / 1000.0
         );
     }
     if !r.withheld.is_empty() {

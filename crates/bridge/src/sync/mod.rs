@@ -98,7 +98,9 @@ pub struct RunOutcome {
     pub message: Option<String>,
 }
 
-/// A client whose calls are counted in `stats` (one per run).
+/// A client whose calls are counted in `stats` (one per run). It paces itself under
+/// the shared call budget and waits out WeCom's rate limits (up to the configured
+/// bound) instead of failing the run.
 pub fn counted_client(
     st: &AppState,
     corpid: &str,
@@ -108,8 +110,25 @@ pub fn counted_client(
     wecom::Client::builder(corpid, secret)
         .api_base(st.wecom.api_base())
         .token_cache(st.wecom.token_cache())
+        .pacer(st.wecom.pacer())
+        .max_rate_wait(Duration::from_secs(st.cfg.sync_max_rate_wait_secs))
         .stats(stats)
         .build()
+}
+
+/// Whole seconds left of the rate-limit wait a run's client is in, if any.
+pub fn rate_wait_secs(st: &AppState, stats: &wecom::CallStats) -> Option<u64> {
+    let w = stats.rate_wait()?;
+    let now = st.wecom.pacer().clock().now_ms();
+    Some(w.until_ms.saturating_sub(now).div_ceil(1000))
+}
+
+/// "waiting 38 s for WeCom's rate limit", in English and Chinese.
+pub fn rate_wait_note(secs: u64) -> (String, String) {
+    (
+        format!("waiting {secs} s for WeCom's rate limit"),
+        format!("正在等待企业微信接口频率限制：{secs} 秒"),
+    )
 }
 
 pub fn calls_by_endpoint(stats: &wecom::CallStats) -> BTreeMap<String, EndpointCalls> {
@@ -123,6 +142,8 @@ pub fn calls_by_endpoint(stats: &wecom::CallStats) -> BTreeMap<String, EndpointC
                     calls: v.calls,
                     retries: v.retries,
                     errors: v.errors,
+                    rate_waits: v.rate_waits,
+                    rate_wait_ms: v.rate_wait_ms,
                 },
             )
         })
@@ -133,6 +154,8 @@ pub fn calls_by_endpoint(stats: &wecom::CallStats) -> BTreeMap<String, EndpointC
 pub struct StartedRun {
     pub run_id: i64,
     pub progress: Arc<Progress>,
+    /// The run's WeCom calls, and any wait for WeCom's rate limit going on.
+    pub stats: Arc<wecom::CallStats>,
     lock: lock::TenantLock,
     tenant: Tenant,
     opts: SyncOptions,
@@ -169,6 +192,7 @@ pub async fn start_full(
     Ok(StartedRun {
         run_id,
         progress: Arc::new(Progress::new()),
+        stats: Arc::new(wecom::CallStats::new()),
         lock,
         tenant: tenant.clone(),
         opts,
@@ -209,29 +233,39 @@ impl StartedRun {
         let StartedRun {
             run_id,
             progress,
+            stats,
             lock,
             tenant,
             opts,
         } = self;
-        // Progress goes to the run record a few times a second, for any instance's console.
+        // Progress goes to the run record a few times a second, for any instance's console,
+        // with the seconds left of a wait for WeCom's rate limit.
         let ticker = {
-            let store = st.store.clone();
+            let st = st.clone();
             let progress = progress.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
-                let mut last = ("", u64::MAX, u64::MAX);
+                let mut last = (("", u64::MAX, u64::MAX), None);
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
-                    let now = progress.snapshot();
-                    if now != last && now.0 != "applying" {
-                        let _ = store
-                            .update_sync_progress(run_id, now.0, now.1 as i64, now.2 as i64)
+                    let now = (progress.snapshot(), rate_wait_secs(&st, &stats));
+                    if now != last && now.0 .0 != "applying" {
+                        let (p, wait) = now;
+                        let _ = st
+                            .store
+                            .update_sync_progress(
+                                run_id,
+                                p.0,
+                                p.1 as i64,
+                                p.2 as i64,
+                                wait.map(|w| w as i64),
+                            )
                             .await;
                         last = now;
                     }
                 }
             })
         };
-        let stats = Arc::new(wecom::CallStats::new());
         let mut report = RunReport::default();
         let r = full_sync(st, &tenant, &opts, run_id, &progress, &stats, &mut report).await;
         ticker.abort();

@@ -82,6 +82,8 @@ pub struct SyncRunPage {
     pub dry_run: bool,
     pub phase: String,
     pub percent: i64,
+    /// "waiting 38 s for WeCom's rate limit", while the run waits.
+    pub wait_note: Option<String>,
     pub error: Option<String>,
     pub report: RunReport,
     pub c_min: u64,
@@ -200,6 +202,7 @@ pub async fn run_page(
         dry_run: r.kind == crate::domain::directory::RunKind::DryRun,
         phase: r.phase.clone(),
         percent: percent(r.progress_done, r.progress_total),
+        wait_note: wait_note(&l, &r),
         error: r.error.clone(),
         report,
         c_min,
@@ -207,6 +210,14 @@ pub async fn run_page(
         run: row(&r),
         nav: Some(nav(&admin)),
     }))
+}
+
+fn wait_note(l: &Lang, r: &crate::store::SyncRun) -> Option<String> {
+    let secs = r
+        .rate_wait_secs
+        .filter(|_| r.status == RunStatus::Running)?;
+    let (en, zh) = crate::sync::rate_wait_note(secs.max(0) as u64);
+    Some(l.t(&zh, &en).to_string())
 }
 
 fn percent(done: i64, total: i64) -> i64 {
@@ -218,7 +229,12 @@ fn percent(done: i64, total: i64) -> i64 {
 }
 
 /// `GET /console/sync/runs/{id}/progress`: what the progress bar polls.
-pub async fn progress(State(st): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Response {
+pub async fn progress(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Response {
     match st.store.sync_run(admin.tenant.id, id).await {
         Ok(Some(r)) => Json(serde_json::json!({
             "id": r.id,
@@ -227,6 +243,8 @@ pub async fn progress(State(st): State<AppState>, admin: Admin, Path(id): Path<i
             "done": r.progress_done,
             "total": r.progress_total,
             "percent": percent(r.progress_done, r.progress_total),
+            "rate_wait_secs": r.rate_wait_secs.filter(|_| r.status == RunStatus::Running),
+            "note": wait_note(&l, &r),
             "finished": r.status != RunStatus::Running,
         }))
         .into_response(),
