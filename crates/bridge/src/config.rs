@@ -63,6 +63,9 @@ pub struct Config {
     pub wecom_calls_per_min: u32,
     pub wecom_calls_per_hour: u32,
     pub sync_max_rate_wait_secs: u64,
+    /// How long a sync's WeCom request may take before it counts as failed (and is
+    /// retried, a bounded number of times), in milliseconds.
+    pub wecom_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             wecom_calls_per_min: wecom::RateLimits::WECOM.per_min,
             wecom_calls_per_hour: wecom::RateLimits::WECOM.per_hour,
             sync_max_rate_wait_secs: 65 * 60,
+            wecom_timeout_ms: 10_000,
         }
     }
 }

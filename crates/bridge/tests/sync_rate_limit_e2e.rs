@@ -7,29 +7,14 @@
 mod common;
 mod sync_support;
 
-use bridge::app::AppState;
 use bridge::domain::directory::{RunStatus, Trigger};
 use bridge::store::StoreCallBudget;
 use bridge::sync::{run_full, spawn_full, RunOutcome, SyncOptions};
-use bridge::testing::{database_urls, stores, SimClock};
+use bridge::testing::{database_urls, stores};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sync_support::*;
 use wecom::pace::{CallBudget, Lease, RateLimits};
-
-/// The bridge's state with its WeCom clients paced at `limits` on the simulator's clock.
-fn paced(t: &T, limits: RateLimits) -> (AppState, SimClock) {
-    let clock = SimClock::new(t.env.sim.sim.clone());
-    let pacer = wecom::Pacer::new(
-        Arc::new(StoreCallBudget::new(t.st().store.clone())),
-        Arc::new(clock.clone()),
-        limits,
-    );
-    let mut st = t.st().clone();
-    st.wecom = st.wecom.with_pacer(Arc::new(pacer));
-    (st, clock)
-}
 
 fn ep(o: &RunOutcome, endpoint: &str) -> bridge::domain::directory::EndpointCalls {
     o.report
@@ -63,7 +48,7 @@ async fn an_org_bigger_than_the_minute_limit_syncs_without_a_45009() {
             per_min: 10,
             per_hour: 150_000,
         };
-        let (st, clock) = paced(&t, limits);
+        let (st, clock) = t.paced(limits);
         let o = run_full(&st, &t.tenant, SyncOptions::new(Trigger::Console, "t"))
             .await
             .unwrap();
@@ -104,7 +89,7 @@ async fn an_org_bigger_than_the_minute_limit_syncs_without_a_45009() {
 async fn a_45009_mid_run_waits_for_the_window_and_resumes() {
     for db in database_urls().await {
         let t = setup(&db).await;
-        let (st, clock) = paced(&t, RateLimits::WECOM);
+        let (st, clock) = t.paced(RateLimits::WECOM);
         t.env
             .sim_admin(
                 "POST",
@@ -143,7 +128,7 @@ async fn a_waiting_run_says_so_in_its_progress() {
         let t = setup(&db).await;
         let csrf = t.env.admin_login().await;
         assert!(!csrf.is_empty());
-        let (st, clock) = paced(&t, RateLimits::WECOM);
+        let (st, clock) = t.paced(RateLimits::WECOM);
         clock.hold();
         t.env
             .sim_admin(

@@ -53,6 +53,8 @@
 //!                                                                                                    → {revoked: n}
 //! GET    /faults                                  → {faults:[{path, errcode, remaining, corp}]}
 //! POST   /faults                                  {path:"user/list"|"*", errcode, count?:1, corp?}   → 201 {faults}
+//!                                                 or {path, kind:"truncated_json", count?, corp?}: the answer's
+//!                                                 JSON cut in half (HTTP 200), as a broken proxy would
 //! DELETE /faults                                  → {faults:[]}
 //! GET    /latencies                               → {latencies:[{path, ms}]}
 //! POST   /latencies                               {path|"*", ms} (replaces the path's entry)         → 201 {latencies}
@@ -1516,7 +1518,11 @@ fn api_path(p: &str) -> Result<String, AdminErr> {
 #[serde(deny_unknown_fields)]
 struct FaultReq {
     path: String,
+    #[serde(default)]
     errcode: i64,
+    /// `errcode` (default) or `truncated_json`.
+    #[serde(default)]
+    kind: String,
     #[serde(default = "one", alias = "remaining")]
     count: u32,
     corp: Option<String>,
@@ -1533,7 +1539,12 @@ async fn list_faults(State(sim): State<Sim>) -> AResult {
 async fn add_fault(State(sim): State<Sim>, body: Bytes) -> AResult {
     let req: FaultReq = parse_body(&body)?;
     let path = api_path(&req.path)?;
-    if req.errcode == 0 {
+    let truncate = match req.kind.as_str() {
+        "" | "errcode" => false,
+        "truncated_json" => true,
+        k => return Err(bad(format!("unknown fault kind {k:?}"))),
+    };
+    if req.errcode == 0 && !truncate {
         return Err(bad("errcode 0 is not a fault"));
     }
     if req.count == 0 {
@@ -1546,9 +1557,10 @@ async fn add_fault(State(sim): State<Sim>, body: Bytes) -> AResult {
     };
     w.faults.push(Fault {
         path,
-        errcode: req.errcode,
+        errcode: if truncate { 0 } else { req.errcode },
         remaining: req.count,
         corp,
+        truncate,
     });
     created(json!({ "faults": w.faults }))
 }

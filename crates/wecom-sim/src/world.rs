@@ -84,6 +84,9 @@ pub struct Fault {
     /// Only calls for this corp (lower-cased), if set.
     #[serde(default)]
     pub corp: Option<String>,
+    /// Instead of an errcode, the call runs and its JSON answer is cut in half.
+    #[serde(default)]
+    pub truncate: bool,
 }
 
 /// Latency added before answering calls of `path` (`*` = any).

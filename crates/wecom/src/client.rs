@@ -434,10 +434,25 @@ impl Client {
             Method::Get => self.inner.http.get(url.clone()),
             Method::Post(body) => self.inner.http.post(url.clone()).json(body),
         };
-        let transport = |e: reqwest::Error| Error::Transport {
-            // Never the full URL: the query holds the token or the secret.
-            url: format!("{}{}", self.inner.base, endpoint),
-            detail: e.without_url().to_string(),
+        let transport = |e: reqwest::Error| {
+            // Never the full URL: the query holds the token or the secret. The causes
+            // say what happened ("operation timed out", "Connection refused").
+            let timeout = e.is_timeout();
+            let e = e.without_url();
+            let mut detail = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                detail.push_str(": ");
+                detail.push_str(&c.to_string());
+                cause = c.source();
+            }
+            if timeout && !detail.contains("timed out") {
+                detail.push_str(" (timed out)");
+            }
+            Error::Transport {
+                url: format!("{}{}", self.inner.base, endpoint),
+                detail,
+            }
         };
         let resp = req
             .query(query)

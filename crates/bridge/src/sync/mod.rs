@@ -112,6 +112,7 @@ pub fn counted_client(
         .token_cache(st.wecom.token_cache())
         .pacer(st.wecom.pacer())
         .max_rate_wait(Duration::from_secs(st.cfg.sync_max_rate_wait_secs))
+        .timeout(Duration::from_millis(st.cfg.wecom_timeout_ms.max(1)))
         .stats(stats)
         .build()
 }

@@ -256,3 +256,22 @@ macro_rules! eventually {
         }
     }};
 }
+
+impl T {
+    /// The bridge's state with its WeCom clients paced at `limits` on the simulator's
+    /// clock: waits (rate limits, retry backoff) move that clock instead of sleeping.
+    pub fn paced(
+        &self,
+        limits: wecom::RateLimits,
+    ) -> (bridge::app::AppState, bridge::testing::SimClock) {
+        let clock = bridge::testing::SimClock::new(self.env.sim.sim.clone());
+        let pacer = wecom::Pacer::new(
+            std::sync::Arc::new(bridge::store::StoreCallBudget::new(self.st().store.clone())),
+            std::sync::Arc::new(clock.clone()),
+            limits,
+        );
+        let mut st = self.st().clone();
+        st.wecom = st.wecom.with_pacer(std::sync::Arc::new(pacer));
+        (st, clock)
+    }
+}

@@ -335,10 +335,27 @@ pub async fn dispatch(
     let mut w = sim.world();
     let ip = caller_ip(&w, &headers, peer);
     let now_ms = w.now_ms();
+    let truncate = take_fault_of(&mut w, ep.path, &query, true).is_some();
     match run(&mut w, ep, query, &method, &body, &ip, now_ms) {
+        Ok(v) if truncate => truncated(v),
         Ok(v) => envelope::ok(v),
         Err(e) => envelope::error(&e, defaults(ep), now_ms, &ip),
     }
+}
+
+/// The success answer with its JSON cut in half (an injected fault).
+fn truncated(v: Value) -> Response {
+    let mut body = serde_json::to_vec(&v).unwrap_or_default();
+    body.truncate(body.len() / 2);
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json; charset=UTF-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn run(
@@ -398,6 +415,19 @@ fn run(
 }
 
 fn take_fault(w: &mut World, path: &str, query: &HashMap<String, String>) -> Result<(), ApiErr> {
+    match take_fault_of(w, path, query, false) {
+        Some(code) => Err(ApiErr::new(code)),
+        None => Ok(()),
+    }
+}
+
+/// Consumes one matching fault of the kind asked for (errcode or truncation); its errcode.
+fn take_fault_of(
+    w: &mut World,
+    path: &str,
+    query: &HashMap<String, String>,
+    truncate: bool,
+) -> Option<i64> {
     let token_corp = query
         .get("access_token")
         .and_then(|t| w.tokens.get(t))
@@ -405,6 +435,7 @@ fn take_fault(w: &mut World, path: &str, query: &HashMap<String, String>) -> Res
         .or_else(|| query.get("corpid").map(|c| c.to_ascii_lowercase()));
     let hit = w.faults.iter_mut().find(|f| {
         f.remaining > 0
+            && f.truncate == truncate
             && (f.path == path || f.path == "*")
             && f.corp
                 .as_ref()
@@ -414,9 +445,9 @@ fn take_fault(w: &mut World, path: &str, query: &HashMap<String, String>) -> Res
         f.remaining -= 1;
         let code = f.errcode;
         w.faults.retain(|f| f.remaining > 0);
-        return Err(ApiErr::new(code));
+        return Some(code);
     }
-    Ok(())
+    None
 }
 
 fn allowed(mask: u8, owner: &Owner) -> bool {
