@@ -97,7 +97,8 @@ async fn wecom_busy_is_retried_a_bounded_number_of_times() {
         let run = fails_cleanly(&t, &st, &before, "WeCom is busy").await;
         let ul = calls_of(&run, "user/list");
         assert!(ul.calls <= 4 * D && ul.calls >= 4, "{ul:?}");
-        assert_eq!(ul.errors, ul.calls);
+        // A call still in flight when the run gave up has no answer counted.
+        assert!(ul.errors >= 4 && ul.errors <= ul.calls, "{ul:?}");
         assert!(run.error.unwrap().contains("errcode -1"));
 
         // Busy twice: the retries absorb it and the run succeeds.
