@@ -44,3 +44,12 @@ document.addEventListener('change', (ev) => {
   }
   setTimeout(poll, 500);
 })();
+// App icon upload (app_edit.html): the chosen file travels base64 in the CSRF-checked form.
+document.addEventListener('change', (ev) => {
+  const input = ev.target;
+  if (input.type !== 'file' || !('iconFile' in input.dataset) || !input.files.length) return;
+  const form = input.closest('form');
+  const reader = new FileReader();
+  reader.onload = () => { form.elements.data.value = String(reader.result); };
+  reader.readAsDataURL(input.files[0]);
+});

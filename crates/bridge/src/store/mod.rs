@@ -8,6 +8,7 @@
 //! migration folders.
 
 mod admin;
+mod apps;
 mod audit;
 mod call_budget;
 mod directory;

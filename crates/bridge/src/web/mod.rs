@@ -1,5 +1,6 @@
 //! HTTP: the router, shared extractors, static files.
 
+pub mod apps;
 pub mod auth;
 pub mod console;
 pub mod cookies;
@@ -98,6 +99,15 @@ pub fn router(st: AppState) -> Router {
             "/console/users/{id}/sessions/revoke",
             post(users::revoke_session),
         )
+        .route(apps::PATH, get(apps::list).post(apps::create))
+        .route("/console/apps/new", get(apps::new_page))
+        .route("/console/apps/{id}", get(apps::edit).post(apps::update))
+        .route("/console/apps/{id}/delete", post(apps::delete))
+        .route("/console/apps/{id}/icon", post(apps::upload_icon))
+        .route("/apps/{slug}/open", get(apps::open))
+        .route("/apps/{slug}/icon", get(apps::uploaded_icon))
+        .route("/auth/verify", get(apps::verify))
+        .route("/static/icons/{file}", get(apps::builtin_icon))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .route("/{file}", get(root_file))
@@ -160,6 +170,8 @@ pub fn router(st: AppState) -> Router {
         ))
         // This instance's member-session checker (signing key, revocation log).
         .layer(axum::Extension(crate::auth::MemberSessions::new(&st.cfg)))
+        // This instance's copies of the app catalogue and members' cards (forward auth).
+        .layer(axum::Extension(crate::apps::Gate::new()))
         // This instance's opened ID-token signing keys.
         .layer(axum::Extension(crate::oidc::Provider::new()))
         .with_state(st)

@@ -1,0 +1,612 @@
+//! The app catalogue end to end over HTTP against wecom-sim, on SQLite and (with
+//! TEST_DATABASE_URL) PostgreSQL: the console's app pages, each policy kind on the
+//! workbench and on open, forward auth's answers, and an OIDC client following its app.
+
+mod common;
+
+use bridge::domain::tenant::Edition;
+use bridge::domain::user::UserStatus;
+use bridge::store::WecomUserSeed;
+use bridge::testing::database_urls;
+use common::*;
+use wecom_sim::fixtures::{CORPID, MAIN_AGENTID, MAIN_SECRET};
+
+const WXWORK_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 wxwork/4.1.20 MicroMessenger/7.0.1 Language/zh ColorScheme/Light";
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn seed(
+    userid: &str,
+    name: &str,
+    deps: &[(i64, &str, i64)],
+    tags: &[(i64, &str)],
+) -> WecomUserSeed {
+    WecomUserSeed {
+        userid: userid.into(),
+        name: name.into(),
+        status: UserStatus::Authorized,
+        position: String::new(),
+        departments: deps
+            .iter()
+            .map(|(i, n, p)| (*i, n.to_string(), *p))
+            .collect(),
+        tags: tags.iter().map(|(i, n)| (*i, n.to_string())).collect(),
+    }
+}
+
+struct Setup {
+    env: Env,
+    tenant_id: i64,
+    csrf: String,
+    zhangsan: i64,
+    lisi: i64,
+}
+
+/// Credentials saved, WeCom sign-in on; 张三 in 研发中心(2)/后端组(3) with tag 项目A(1),
+/// 李四 in 市场部(4) only.
+async fn setup(db: &str) -> Setup {
+    let env = start(db, Edition::Professional).await;
+    let csrf = env.admin_login().await;
+    let r = env
+        .save_credentials(&csrf, CORPID, &MAIN_AGENTID.to_string(), MAIN_SECRET)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = env
+        .browser
+        .post(
+            "/console/settings/login",
+            &[("csrf", &csrf), ("wecom", "on")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let store = &env.bridge.state.store;
+    let tenant_id = store.tenant_by_slug("default").await.unwrap().unwrap().id;
+    let zhangsan = store
+        .upsert_wecom_user(
+            tenant_id,
+            CORPID,
+            &seed(
+                "zhangsan",
+                "张三",
+                &[(2, "研发中心", 1), (3, "后端组", 2)],
+                &[(1, "项目A")],
+            ),
+        )
+        .await
+        .unwrap();
+    let lisi = store
+        .upsert_wecom_user(
+            tenant_id,
+            CORPID,
+            &seed("lisi", "李四", &[(4, "市场部", 1)], &[]),
+        )
+        .await
+        .unwrap();
+    Setup {
+        env,
+        tenant_id,
+        csrf,
+        zhangsan,
+        lisi,
+    }
+}
+
+fn testid_count(body: &str, id: &str) -> usize {
+    body.matches(&format!("data-testid=\"{id}\"")).count()
+}
+
+fn tiles(body: &str) -> Vec<String> {
+    body.split("data-testid=\"app-tile\" data-slug=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect()
+}
+
+impl Setup {
+    /// A member's browser, signed in inside WeCom as `userid`.
+    async fn member(&self, userid: &str) -> Browser {
+        let b = Browser::new(self.env.bridge.addr, &self.env.domain);
+        let http = no_redirects();
+        let mut p = b
+            .send(
+                http.get(b.url("/wecom/home"))
+                    .header("user-agent", WXWORK_UA),
+            )
+            .await;
+        for _ in 0..4 {
+            let Some(loc) = p.location.clone() else { break };
+            if loc.starts_with(&self.env.sim.base_url) {
+                let r = http
+                    .get(format!(
+                        "{}&sim_userid={userid}",
+                        loc.split('#').next().unwrap()
+                    ))
+                    .header("user-agent", WXWORK_UA)
+                    .send()
+                    .await
+                    .unwrap();
+                let cb = r.headers()["location"].to_str().unwrap().to_string();
+                let local = cb
+                    .strip_prefix(&format!("http://{}", self.env.domain))
+                    .unwrap()
+                    .to_string();
+                p = b
+                    .send(http.get(b.url(&local)).header("user-agent", WXWORK_UA))
+                    .await;
+            } else if loc.starts_with('/') && loc != "/" {
+                p = b
+                    .send(http.get(b.url(&loc)).header("user-agent", WXWORK_UA))
+                    .await;
+            } else {
+                break;
+            }
+        }
+        let home = b.get("/").await;
+        assert_eq!(home.status, 200, "{userid} signed in: {}", home.body);
+        b
+    }
+
+    async fn add_app(&self, fields: &[(&str, &str)]) -> Page {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.env.browser.post("/console/apps", &form).await
+    }
+
+    async fn app_id(&self, slug: &str) -> i64 {
+        self.env
+            .bridge
+            .state
+            .store
+            .app_by_slug(self.tenant_id, slug)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("app {slug} saved"))
+            .id
+    }
+
+    async fn verify(
+        &self,
+        b: Option<&Browser>,
+        app: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let url = format!("http://{}/auth/verify?app={app}", self.env.bridge.addr);
+        let mut req = no_redirects()
+            .get(url)
+            .header("host", &self.env.domain)
+            .header("x-forwarded-uri", "/apps/hello/report?x=1");
+        if let Some(b) = b {
+            req = req.header("cookie", b.cookie_header());
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_console_creates_edits_and_deletes_apps_with_clear_errors() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let empty = s.env.browser.get("/console/apps").await;
+        assert_eq!(empty.status, 200);
+        assert_eq!(testid_count(&empty.body, "no-apps"), 1);
+
+        // Every bad field is named, and nothing is saved.
+        for (fields, says) in [
+            (
+                vec![("slug", "Bad Slug"), ("name_zh", "看板"), ("url", "/x")],
+                "short name",
+            ),
+            (
+                vec![("slug", "board"), ("name_zh", ""), ("url", "/x")],
+                "Chinese name",
+            ),
+            (
+                vec![
+                    ("slug", "board"),
+                    ("name_zh", "看板"),
+                    ("url", "//evil.example"),
+                ],
+                "address",
+            ),
+            (
+                vec![
+                    ("slug", "board"),
+                    ("name_zh", "看板"),
+                    ("url", "/x"),
+                    ("access", "chosen"),
+                ],
+                "at least one",
+            ),
+            (
+                vec![
+                    ("slug", "board"),
+                    ("name_zh", "看板"),
+                    ("url", "/x"),
+                    ("access", "chosen"),
+                    ("members", "zhangsan, nobody"),
+                ],
+                "nobody",
+            ),
+        ] {
+            let r = s.add_app(&fields).await;
+            assert_eq!(r.status, 400, "{fields:?}");
+            assert!(r.body.contains(says), "{says}: {}", r.body);
+        }
+        assert!(s
+            .env
+            .bridge
+            .state
+            .store
+            .list_apps(s.tenant_id)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let r = s
+            .add_app(&[
+                ("slug", "board"),
+                ("name_zh", "数据看板"),
+                ("name_en", "Dashboard"),
+                ("url", "https://bi.example.com/"),
+                ("category", "数据"),
+                ("icon", "chart"),
+                ("enabled", "on"),
+                ("access", "everyone"),
+            ])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let dup = s
+            .add_app(&[("slug", "board"), ("name_zh", "另一个"), ("url", "/y")])
+            .await;
+        assert_eq!(dup.status, 400);
+        assert!(dup.body.contains("already used"), "{}", dup.body);
+
+        let id = s.app_id("board").await;
+        let page = s.env.browser.get(&format!("/console/apps/{id}")).await;
+        assert!(
+            page.body.contains("/auth/verify?app=board"),
+            "{}",
+            page.body
+        );
+        let r = s
+            .env
+            .browser
+            .post(
+                &format!("/console/apps/{id}"),
+                &[
+                    ("csrf", &s.csrf),
+                    ("slug", "board"),
+                    ("name_zh", "数据看板"),
+                    ("url", "https://bi.example.com/"),
+                    ("access", "chosen"),
+                    ("members", "lisi"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let app = s
+            .env
+            .bridge
+            .state
+            .store
+            .app_by_slug(s.tenant_id, "board")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!app.enabled, "an unticked box disables the app");
+        assert_eq!(
+            app.access,
+            bridge::domain::apps::Access::Chosen(bridge::domain::apps::Chosen {
+                users: vec![s.lisi],
+                ..Default::default()
+            })
+        );
+        // A form without its CSRF token changes nothing.
+        let r = s
+            .env
+            .browser
+            .post(&format!("/console/apps/{id}/delete"), &[("csrf", "forged")])
+            .await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        let r = s
+            .env
+            .browser
+            .post(&format!("/console/apps/{id}/delete"), &[("csrf", &s.csrf)])
+            .await;
+        assert_eq!(r.status, 303);
+        assert!(s
+            .env
+            .bridge
+            .state
+            .store
+            .app_by_slug(s.tenant_id, "board")
+            .await
+            .unwrap()
+            .is_none());
+        let audit = s
+            .env
+            .bridge
+            .state
+            .store
+            .list_audit(s.tenant_id, 50, None)
+            .await
+            .unwrap();
+        for action in ["app.created", "app.updated", "app.deleted"] {
+            assert!(audit.iter().any(|e| e.action == action), "{action} audited");
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_policy_kind_decides_the_workbench_and_every_open() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let mut n = 0;
+        for (slug, access) in [
+            ("everyone", vec![("access", "everyone")]),
+            // 研发中心 (2) takes in its sub-department 后端组 (3).
+            ("by-department", vec![("access", "chosen"), ("d2", "on")]),
+            ("by-tag", vec![("access", "chosen"), ("t1", "on")]),
+            ("by-member", vec![("access", "chosen"), ("members", "lisi")]),
+        ] {
+            n += 1;
+            let pos = n.to_string();
+            let mut f = vec![
+                ("slug", slug),
+                ("name_zh", slug),
+                ("url", "https://apps.example.com/"),
+                ("enabled", "on"),
+                ("contact", "IT 服务台 8000"),
+                ("position", pos.as_str()),
+            ];
+            f.extend(access);
+            let r = s.add_app(&f).await;
+            assert_eq!(r.status, 303, "{slug}: {}", r.body);
+        }
+        let zhang = s.member("zhangsan").await;
+        let li = s.member("lisi").await;
+        assert_eq!(
+            tiles(&zhang.get("/").await.body),
+            ["everyone", "by-department", "by-tag"]
+        );
+        assert_eq!(tiles(&li.get("/").await.body), ["everyone", "by-member"]);
+
+        // Opening is checked too, whatever the workbench showed.
+        let r = zhang.get("/apps/by-tag/open").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(r.location.as_deref(), Some("https://apps.example.com/"));
+        let r = zhang.get("/apps/by-member/open").await;
+        assert_eq!(r.status, 403);
+        assert!(
+            r.body.contains("by-member") && r.body.contains("IT 服务台 8000"),
+            "{}",
+            r.body
+        );
+        assert!(
+            !r.body.contains("href=\"/console"),
+            "the refusal does not speak to admins"
+        );
+        let r = li.get("/apps/by-department/open?lang=en").await;
+        assert_eq!(r.status, 403);
+        assert!(r.body.contains("You may not open"), "{}", r.body);
+        // Not signed in: sign in first, then come back to the open.
+        let anon = Browser::new(s.env.bridge.addr, &s.env.domain);
+        let r = anon.get("/apps/everyone/open").await;
+        assert_eq!(r.status, 303);
+        assert!(r
+            .location
+            .unwrap()
+            .starts_with("/login?next=%2Fapps%2Feveryone%2Fopen"));
+        let _ = s.zhangsan;
+    }
+}
+
+#[tokio::test]
+async fn frequently_used_apps_and_search_follow_the_members_own_opens() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        for i in 0..11 {
+            let slug = format!("app-{i:02}");
+            let name = format!("应用{i:02}");
+            let r = s
+                .add_app(&[
+                    ("slug", &slug),
+                    ("name_zh", &name),
+                    ("url", "https://apps.example.com/"),
+                    ("enabled", "on"),
+                    ("category", if i % 2 == 0 { "办公" } else { "" }),
+                ])
+                .await;
+            assert_eq!(r.status, 303, "{}", r.body);
+        }
+        let zhang = s.member("zhangsan").await;
+        let home = zhang.get("/").await.body;
+        assert_eq!(testid_count(&home, "frequent"), 0, "nothing opened yet");
+        assert_eq!(
+            testid_count(&home, "app-search"),
+            1,
+            "11 apps: a search box"
+        );
+        for (slug, times) in [("app-03", 3), ("app-07", 1), ("app-05", 2)] {
+            for _ in 0..times {
+                assert_eq!(zhang.get(&format!("/apps/{slug}/open")).await.status, 303);
+            }
+        }
+        let home = zhang.get("/").await.body;
+        let frequent = &home[home.find("data-testid=\"frequent\"").unwrap()..];
+        let frequent = &frequent[..frequent.find("</section>").unwrap()];
+        assert_eq!(tiles(frequent), ["app-03", "app-05", "app-07"]);
+        // Another member's opens are their own.
+        let li = s.member("lisi").await;
+        assert_eq!(testid_count(&li.get("/").await.body, "frequent"), 0);
+        let found = zhang.get("/?q=%E5%BA%94%E7%94%A809").await.body;
+        assert_eq!(tiles(&found), ["app-09"]);
+    }
+}
+
+#[tokio::test]
+async fn forward_auth_answers_200_401_a_redirect_a_refusal_and_revocation() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let r = s
+            .add_app(&[
+                ("slug", "hello"),
+                ("name_zh", "你好应用"),
+                ("url", "/apps/hello/"),
+                ("enabled", "on"),
+                ("access", "chosen"),
+                ("t1", "on"),
+            ])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let zhang = s.member("zhangsan").await;
+        let li = s.member("lisi").await;
+
+        let ok = s.verify(Some(&zhang), "hello", &[]).await;
+        assert_eq!(ok.status(), 200);
+        let h = ok.headers();
+        assert_eq!(h["remote-user"], "zhangsan");
+        assert_eq!(h["remote-name"].as_bytes(), "张三".as_bytes());
+        assert_eq!(
+            h["remote-groups"].as_bytes(),
+            "研发中心,后端组,项目A".as_bytes()
+        );
+        assert!(h.get("remote-email").is_none(), "no email known");
+
+        // No session: 401 (nginx), or with rd a redirect through sign-in back to the page.
+        let r = s.verify(None, "hello", &[]).await;
+        assert_eq!(r.status(), 401);
+        let r = s
+            .verify(
+                None,
+                "hello",
+                &[("accept", "text/html,application/xhtml+xml")],
+            )
+            .await;
+        assert_eq!(r.status(), 401, "no rd: still 401");
+        let url = format!("http://{}/auth/verify?app=hello&rd=1", s.env.bridge.addr);
+        let r = no_redirects()
+            .get(url)
+            .header("host", &s.env.domain)
+            .header("accept", "text/html")
+            .header("x-forwarded-uri", "/apps/hello/report?x=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(to, "/apps/hello/open?path=%2Fapps%2Fhello%2Freport%3Fx%3D1");
+        // After sign-in the open lands on that very page.
+        let landed = zhang.get(&to).await;
+        assert_eq!(landed.location.as_deref(), Some("/apps/hello/report?x=1"));
+
+        // Signed in, but the policy refuses: 403 with the page naming the app.
+        let r = s.verify(Some(&li), "hello", &[]).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("你好应用"));
+
+        // Misconfigured proxies get told.
+        assert_eq!(s.verify(Some(&zhang), "nope", &[]).await.status(), 404);
+        let r = no_redirects()
+            .get(format!("http://{}/auth/verify", s.env.bridge.addr))
+            .header("host", &s.env.domain)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+
+        // The admin revokes 张三's session: the next check refuses at once.
+        let sessions = s
+            .env
+            .bridge
+            .state
+            .store
+            .list_user_sessions(s.tenant_id, s.zhangsan)
+            .await
+            .unwrap();
+        assert_eq!(sessions.len(), 1);
+        let r = s
+            .env
+            .browser
+            .post(
+                &format!("/console/users/{}/sessions/revoke", s.zhangsan),
+                &[("csrf", &s.csrf), ("session", &sessions[0].id_hash)],
+            )
+            .await;
+        assert!(r.status == 303 || r.status == 200, "{}", r.body);
+        assert_eq!(s.verify(Some(&zhang), "hello", &[]).await.status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn an_oidc_client_of_an_app_admits_only_whom_the_app_admits() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let r = s
+            .add_app(&[
+                ("slug", "wiki"),
+                ("name_zh", "知识库"),
+                ("url", "https://wiki.example.com/"),
+                ("enabled", "on"),
+                ("access", "chosen"),
+                ("members", "lisi"),
+            ])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let app_id = s.app_id("wiki").await;
+        let st = &s.env.bridge.state;
+        let client = bridge::domain::oidc::Client {
+            app_id: Some(app_id),
+            ..test_client(s.tenant_id)
+        };
+        let zhang = st
+            .store
+            .user_by_id(s.tenant_id, s.zhangsan)
+            .await
+            .unwrap()
+            .unwrap();
+        let li = st
+            .store
+            .user_by_id(s.tenant_id, s.lisi)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!bridge::oidc::access::app_admits(st, &client, &zhang)
+            .await
+            .unwrap());
+        assert!(bridge::oidc::access::app_admits(st, &client, &li)
+            .await
+            .unwrap());
+        let unlinked = test_client(s.tenant_id);
+        assert!(bridge::oidc::access::app_admits(st, &unlinked, &zhang)
+            .await
+            .unwrap());
+    }
+}
+
+fn test_client(tenant_id: i64) -> bridge::domain::oidc::Client {
+    bridge::domain::oidc::Client {
+        client_id: "c".into(),
+        tenant_id,
+        app_id: None,
+        name: "c".into(),
+        kind: bridge::domain::oidc::ClientKind::Confidential,
+        secret_hash: None,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        id_token_alg: bridge::domain::oidc::SigningAlg::Rs256,
+        synthesize_email: false,
+        email_domain: String::new(),
+        groups_full_path: false,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
