@@ -29,11 +29,14 @@ test('demo prints the console, the one-time password, the app values and the sim
     const r = await fetch(`${first.simUrl}/cgi-bin/gettoken?corpid=${first.corpid}&corpsecret=${first.secret}`);
     assert.equal((await r.json()).errcode, 0, 'the printed secret works against the simulator');
     const simPort = Number(new URL(first.simUrl).port);
+    const samplePort = Number(new URL(first.sampleUrl).port);
+    assert.match(first.sampleUrl, /^http:\/\/acme\.localhost:\d+\/$/);
 
     const exit = await first.stop({ signal: 'SIGINT', keepData: true });
     assert.deepEqual(exit, { code: 0, signal: null, killed: false }, 'Ctrl-C exits 0 within 10 s');
     assert.ok(await refused(first.port), 'the bridge port is closed');
     assert.ok(await refused(simPort), 'the simulator port is closed');
+    assert.ok(await refused(samplePort), 'the sample app port is closed');
 
     const second = await startDemo({ name: 'demo-second', dataDir });
     assert.ok(second.resumed, `the second run resumes the data directory:\n${second.banner}`);

@@ -401,6 +401,62 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     assert.equal(await page.getByTestId('domain-warning').count(), 0, 'fixed in WeCom: no warning');
   });
 
+  step('7 apps: the admin adds an app for one member; 张三 opens the sample app, is refused the other, and finds his frequent app', async () => {
+    // The admin adds 报销 for 李四 only, with whom to ask.
+    await page.goto(url('/console/apps'));
+    assert.ok(await page.locator('tr[data-slug="hello"]').count(), 'the demo ships the sample app');
+    await page.getByTestId('new-app').click();
+    await page.fill('input[name=name_zh]', '报销');
+    await page.fill('input[name=name_en]', 'Expenses');
+    await page.fill('input[name=slug]', 'expenses');
+    await page.fill('input[name=url]', 'https://expenses.example.com/');
+    await page.fill('input[name=category]', '办公');
+    await page.fill('input[name=contact]', '财务部 王芳');
+    await page.check('input[name=icon][value=money]');
+    await page.check('input[name=access][value=chosen]');
+    await page.fill('textarea[name=members]', 'lisi');
+    await shoot(page, '07-app-edit');
+    await page.getByTestId('save-app').click();
+    await page.locator('tr[data-slug="expenses"]').waitFor();
+    await shoot(page, '07-apps', { doc: true });
+
+    // 张三 in WeCom: the workbench shows the sample app, not 报销.
+    const phone = await wecomClient(browser, demo, 'zhangsan');
+    members.push(phone);
+    const p = await phone.newPage();
+    await p.goto(url('/wecom/home'));
+    await p.getByTestId('workbench').waitFor();
+    const slugs = await p.locator('[data-testid=app-tile]').evaluateAll((els) => els.map((e) => e.dataset.slug));
+    assert.deepEqual(slugs, ['hello']);
+    await shoot(p, '07-workbench-apps', { doc: true });
+
+    // Opening the sample app: forward auth hands it his identity.
+    await p.locator('[data-testid=app-tile][data-slug=hello]').click();
+    await p.getByTestId('sample-app').waitFor();
+    assert.equal(new URL(p.url()).origin, new URL(demo.sampleUrl).origin);
+    assert.equal((await p.getByTestId('sample-name').innerText()).trim(), '张三');
+    assert.equal((await p.getByTestId('sample-user').innerText()).trim(), 'zhangsan');
+    assert.match(await p.getByTestId('sample-groups').innerText(), /后端组/);
+    await shoot(p, '07-sample-app', { doc: true });
+
+    // 报销 is not his: a page naming the app and whom to ask.
+    phone.expectStatus(403, '/apps/expenses/open');
+    await p.goto(url('/apps/expenses/open'));
+    const denied = p.getByTestId('app-denied');
+    await denied.waitFor();
+    assert.match(await denied.innerText(), /报销/);
+    assert.match(await p.getByTestId('ask').innerText(), /财务部 王芳/);
+    await shoot(p, '07-app-denied', { doc: true });
+
+    // Back on the workbench the sample app is under frequently used.
+    await p.goto(url('/'));
+    const frequent = p.getByTestId('frequent');
+    await frequent.waitFor();
+    assert.equal(await frequent.locator('[data-slug=hello]').count(), 1);
+    await shoot(p, '07-frequent-apps');
+    await phone.check();
+  });
+
   step('English: the key pages read in English', async () => {
     const pages = [
       ['/console?lang=en', 'en-overview'],
@@ -413,6 +469,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
       ['/console/users?lang=en', 'en-04-users'],
       ['/console/settings/login?lang=en', 'en-05-login-config'],
       ['/console/setup/6?lang=en', 'en-06-open-in-wecom'],
+      ['/console/apps?lang=en', 'en-07-apps'],
     ];
     for (const [p, name] of pages) {
       await page.goto(url(p));

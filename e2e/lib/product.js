@@ -79,6 +79,7 @@ export async function startDemo({ edition = 'professional', name = 'demo', dataD
     agentid: grab(/AgentId\s+(\S+)/, 'AgentId'),
     secret: grab(/Secret\s+(\S+)/, 'Secret'),
     simUrl: grab(/Simulated WeCom:\s+(\S+)/, 'simulator URL'),
+    sampleUrl: grab(/Sample app \(forward auth[^)]*\):\s+(\S+)/, 'sample app URL'),
     banner,
     /** What the demo printed so far (its log goes to stdout). */
     log: () => `${out}${err}`,

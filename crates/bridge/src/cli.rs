@@ -42,6 +42,10 @@ pub enum Command {
         /// The simulated WeCom's port.
         #[arg(long, default_value_t = 8090)]
         sim_port: u16,
+        /// The sample app's port (behind forward auth); default: the bridge's port + 1, or
+        /// a free port when --port is 0.
+        #[arg(long)]
+        sample_port: Option<u16>,
         /// The demo tenant's edition on a fresh data directory (basic shows the edition refusal).
         #[arg(long, default_value = "professional")]
         edition: Edition,
@@ -110,6 +114,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         data_dir,
         port,
         sim_port,
+        sample_port,
         edition,
     } = cli.command
     {
@@ -117,6 +122,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             data_dir,
             port,
             sim_port,
+            sample_port: sample_port.unwrap_or(if port == 0 { 0 } else { port.saturating_add(1) }),
             edition,
         })
         .await;

@@ -11,6 +11,8 @@ pub struct DemoArgs {
     pub data_dir: Option<PathBuf>,
     pub port: u16,
     pub sim_port: u16,
+    /// The sample app behind forward auth.
+    pub sample_port: u16,
     /// The tenant's edition when the data directory is new.
     pub edition: Edition,
 }
@@ -93,9 +95,26 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
     };
     // Install the signal handlers before printing anything a caller may react to.
     let stop = crate::cli::shutdown_signal();
+    let sample_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.sample_port))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on 127.0.0.1:{} ({e}); pick another with --sample-port",
+                args.sample_port
+            )
+        })?;
+    let sample_port = sample_listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
     let mut bridge = crate::launch(cfg, bridge_listener)
         .await
         .map_err(|e| e.to_string())?;
+    // Cookies ignore ports, so the sample app on acme.localhost:<other port> receives the
+    // member's session cookie, as an app on the tenant's domain behind a proxy would.
+    let sample_url = format!("http://acme.localhost:{sample_port}/");
+    seed_sample_app(&bridge.state, &sample_url).await?;
+    let sample = crate::sample_app::spawn(sample_listener, bridge.addr, domain.clone());
     let base = format!("http://{domain}");
     println!();
     println!("wecom-bridge demo is running (Ctrl-C stops it)");
@@ -116,6 +135,8 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
     println!("    AgentId {}", main_app.agentid);
     println!("    Secret  {}", main_app.secret);
     println!();
+    println!("  Sample app (forward auth, on the workbench as 你好应用): {sample_url}");
+    println!();
     println!(
         "  Simulated WeCom: {}  (admin API: {}/sim/admin/corps)",
         sim.base_url, sim.base_url
@@ -128,9 +149,69 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         let _ = t.send(());
     }
     bridge.wait().await;
+    sample.abort();
     sim.stop().await;
     if fresh {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     Ok(())
+}
+
+/// Puts the sample app into the demo tenant's catalogue (every authorized member may open
+/// it), or points it at this run's port.
+async fn seed_sample_app(st: &crate::app::AppState, url: &str) -> Result<(), String> {
+    use crate::domain::apps::{Access, AppDraft};
+    let store = &st.store;
+    let tenant = store
+        .tenant_by_slug("default")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the demo tenant is missing")?;
+    let existing = store
+        .app_by_slug(tenant.id, crate::sample_app::SLUG)
+        .await
+        .map_err(|e| e.to_string())?;
+    let draft = AppDraft {
+        slug: crate::sample_app::SLUG.into(),
+        name_zh: "你好应用".into(),
+        name_en: "Hello app".into(),
+        icon: "people".into(),
+        category: "示例".into(),
+        description: "Shows who you are, through forward auth".into(),
+        position: 0,
+        enabled: true,
+        url: url.to_string(),
+        access: Access::Everyone,
+        contact: String::new(),
+    };
+    let audit = crate::domain::audit::NewAudit {
+        tenant_id: tenant.id,
+        actor: "demo".into(),
+        action: "app.created",
+        detail: format!("sample app at {url}"),
+        ip: None,
+    };
+    let r = match existing {
+        None => store
+            .insert_app(tenant.id, &draft, &audit)
+            .await
+            .map(|_| ()),
+        Some(a) if a.url != url => {
+            // Only the port moved: the admin's own edits stay.
+            let d = AppDraft {
+                url: url.to_string(),
+                ..AppDraft::from(&a)
+            };
+            let audit = crate::domain::audit::NewAudit {
+                action: "app.updated",
+                ..audit
+            };
+            store
+                .update_app(tenant.id, a.id, &d, &audit)
+                .await
+                .map(|_| ())
+        }
+        Some(_) => Ok(()),
+    };
+    r.map_err(|e| e.to_string())
 }

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod oidc;
 pub mod operator;
 pub mod private_files;
+pub mod sample_app;
 pub mod seal;
 pub mod setup;
 pub mod store;

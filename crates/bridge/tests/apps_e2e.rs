@@ -610,3 +610,56 @@ fn test_client(tenant_id: i64) -> bridge::domain::oidc::Client {
         updated_at: 0,
     }
 }
+
+#[tokio::test]
+async fn the_demos_sample_app_shows_who_arrived_through_forward_auth() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sample = listener.local_addr().unwrap();
+        let url = format!("http://acme.localhost:{}/", sample.port());
+        let r = s
+            .add_app(&[
+                ("slug", bridge::sample_app::SLUG),
+                ("name_zh", "你好应用"),
+                ("url", &url),
+                ("enabled", "on"),
+            ])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let task = bridge::sample_app::spawn(listener, s.env.bridge.addr, s.env.domain.clone());
+        let zhang = s.member("zhangsan").await;
+        let get = |cookie: Option<String>| {
+            let mut req = no_redirects()
+                .get(format!("http://{sample}/reports?week=1"))
+                .header("accept", "text/html");
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            req.send()
+        };
+        let r = get(Some(zhang.cookie_header())).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("data-testid=\"sample-name\">张三<"), "{body}");
+        assert!(body.contains("<li>项目A</li>"), "{body}");
+        // No session: to sign-in on the bridge's origin, coming back to the same page.
+        let r = get(None).await.unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            format!(
+                "http://{}/apps/hello/open?path=%2Freports%3Fweek%3D1",
+                s.env.domain
+            )
+        );
+        let back = zhang
+            .get("/apps/hello/open?path=%2Freports%3Fweek%3D1")
+            .await;
+        assert_eq!(
+            back.location.as_deref(),
+            Some(format!("{url}reports?week=1").as_str())
+        );
+        task.abort();
+    }
+}

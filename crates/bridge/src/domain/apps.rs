@@ -222,6 +222,27 @@ pub struct AppDraft {
     pub contact: String,
 }
 
+impl From<&App> for AppDraft {
+    fn from(a: &App) -> Self {
+        AppDraft {
+            slug: a.slug.clone(),
+            name_zh: a.name_zh.clone(),
+            name_en: a.name_en.clone(),
+            icon: match &a.icon {
+                Icon::Builtin(n) => n.clone(),
+                Icon::Uploaded { .. } => "uploaded".into(),
+            },
+            category: a.category.clone(),
+            description: a.description.clone(),
+            position: a.position,
+            enabled: a.enabled,
+            url: a.url.clone(),
+            access: a.access.clone(),
+            contact: a.contact.clone(),
+        }
+    }
+}
+
 /// Why an app cannot be saved or an icon kept. Each names the field and the fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AppProblem {

@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::apps::{self, Actor, AppsError, Gate, Verdict};
 use crate::auth::{MemberSessions, SESSION_COOKIE};
-use crate::domain::apps::{Access, App, AppDraft, Chosen, Icon, BUILTIN_ICONS};
+use crate::domain::apps::{Access, App, AppDraft, Chosen, BUILTIN_ICONS};
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::cookies;
 use crate::web::error::WebError;
@@ -82,22 +82,7 @@ pub struct EditPage {
 }
 
 fn draft_of(a: &App) -> AppDraft {
-    AppDraft {
-        slug: a.slug.clone(),
-        name_zh: a.name_zh.clone(),
-        name_en: a.name_en.clone(),
-        icon: match &a.icon {
-            Icon::Builtin(n) => n.clone(),
-            Icon::Uploaded { .. } => "uploaded".into(),
-        },
-        category: a.category.clone(),
-        description: a.description.clone(),
-        position: a.position,
-        enabled: a.enabled,
-        url: a.url.clone(),
-        access: a.access.clone(),
-        contact: a.contact.clone(),
-    }
+    AppDraft::from(a)
 }
 
 async fn edit_page(
