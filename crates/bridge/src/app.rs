@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::seal::Sealer;
-use crate::store::{IntegrationRecord, Store};
+use crate::store::{IntegrationRecord, Resealed, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -34,9 +34,68 @@ impl std::fmt::Debug for OpenedIntegration {
     }
 }
 
-/// Seal contexts bind each sealed value to its tenant and field.
-pub fn seal_context(tenant_id: i64, field: &str) -> String {
+/// The associated data sealed values of an integration are sealed under today.
+pub const SEAL_VERSION: i32 = 2;
+
+/// Seal contexts bind each sealed value to its tenant, WeCom app and field, so a value
+/// copied into another tenant's or another app's row (or another field) does not open.
+pub fn seal_context(tenant_id: i64, agentid: i64, field: &str) -> String {
+    format!("tenant:{tenant_id}:wecom:{agentid}:{field}")
+}
+
+/// The context of `seal_version` 1, from when a tenant had one integration: tenant and
+/// field only. Read for rows not yet re-sealed; never written.
+fn legacy_seal_context(tenant_id: i64, field: &str) -> String {
     format!("tenant:{tenant_id}:wecom.{field}")
+}
+
+fn context_of(version: i32, tenant_id: i64, agentid: i64, field: &str) -> String {
+    if version < SEAL_VERSION {
+        legacy_seal_context(tenant_id, field)
+    } else {
+        seal_context(tenant_id, agentid, field)
+    }
+}
+
+/// Re-seals every integration sealed under an older context (rows carried over by
+/// migration 0045) under `seal_context`. Idempotent: a re-sealed row is not selected
+/// again, and a row another instance re-sealed first is left alone. A row that does not
+/// open (wrong instance key) is left as it is and logged; using it fails as before.
+/// Returns how many rows were re-sealed.
+pub async fn reseal_integrations(store: &Store, sealer: &Sealer) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for r in store.integrations_sealed_before(SEAL_VERSION).await? {
+        let (t, a) = (r.tenant_id, r.agentid);
+        let reseal = |field: &str, sealed: &[u8]| {
+            let plain = sealer.open(&context_of(r.seal_version, t, a, field), sealed)?;
+            Ok::<_, crate::seal::SealError>(sealer.seal(&seal_context(t, a, field), &plain))
+        };
+        let fields = (|| {
+            Ok::<_, crate::seal::SealError>(Resealed {
+                secret_sealed: reseal("secret", &r.secret_sealed)?,
+                callback_token_sealed: reseal("callback_token", &r.callback_token_sealed)?,
+                callback_aes_key_sealed: reseal("callback_aes_key", &r.callback_aes_key_sealed)?,
+                seal_version: SEAL_VERSION,
+            })
+        })();
+        match fields {
+            Ok(v) => {
+                if store.reseal_integration(t, a, r.seal_version, &v).await? {
+                    n += 1;
+                }
+            }
+            Err(e) => tracing::warn!(
+                tenant = t,
+                agentid = a,
+                error = %e,
+                "a WeCom integration's sealed values could not be re-sealed"
+            ),
+        }
+    }
+    if n > 0 {
+        tracing::info!(rows = n, "WeCom integrations re-sealed per app");
+    }
+    Ok(n)
 }
 
 impl AppState {
@@ -65,20 +124,17 @@ impl AppState {
         &self,
         r: &IntegrationRecord,
     ) -> Result<OpenedIntegration, crate::seal::SealError> {
-        let t = r.tenant_id;
+        let ctx = |field: &str| context_of(r.seal_version, r.tenant_id, r.agentid, field);
         Ok(OpenedIntegration {
             corpid: r.corpid.clone(),
             agentid: r.agentid as u32,
-            secret: self
-                .sealer
-                .open_string(&seal_context(t, "secret"), &r.secret_sealed)?,
+            secret: self.sealer.open_string(&ctx("secret"), &r.secret_sealed)?,
             callback_token: self
                 .sealer
-                .open_string(&seal_context(t, "callback_token"), &r.callback_token_sealed)?,
-            callback_aes_key: self.sealer.open_string(
-                &seal_context(t, "callback_aes_key"),
-                &r.callback_aes_key_sealed,
-            )?,
+                .open_string(&ctx("callback_token"), &r.callback_token_sealed)?,
+            callback_aes_key: self
+                .sealer
+                .open_string(&ctx("callback_aes_key"), &r.callback_aes_key_sealed)?,
         })
     }
 }

@@ -33,7 +33,7 @@ pub async fn run(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreErro
         expected_home_url,
         callback_verified_at: None,
     };
-    let Some(rec) = st.store.integration(tenant.id).await? else {
+    let Some(rec) = st.store.main_integration(tenant.id).await? else {
         return Ok(evaluate(&obs));
     };
     obs.configured = true;
@@ -68,7 +68,9 @@ pub async fn run(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreErro
     obs.agent = Some(match client.agent_get(opened.agentid).await {
         Ok(a) => {
             if let Ok(json) = serde_json::to_string(&a) {
-                st.store.set_agent_snapshot(tenant.id, &json).await?;
+                st.store
+                    .set_agent_snapshot(tenant.id, rec.agentid, &json)
+                    .await?;
             }
             Ok(AgentFacts {
                 name: a.name.clone(),

@@ -102,7 +102,8 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Opens the store (migrating it), loads or creates the instance key.
+/// Opens the store (migrating it), loads or creates the instance key, and re-seals
+/// integration secrets still sealed under older associated data.
 pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
     let url = cfg.database_url();
     if cfg.instance_key.is_empty() || cfg.database_url.is_empty() {
@@ -124,6 +125,8 @@ pub async fn open(cfg: &Config) -> Result<(Store, Sealer), LaunchError> {
     } else {
         Sealer::from_base64(&cfg.instance_key)?
     };
+    // Values carried over by migration 0045 are sealed under the old associated data.
+    app::reseal_integrations(&store, &sealer).await?;
     Ok((store, sealer))
 }
 

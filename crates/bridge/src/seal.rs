@@ -80,7 +80,7 @@ impl Sealer {
         }
     }
 
-    /// Seals `plaintext`; `context` (e.g. `tenant:7:wecom.secret`) must be given again to open.
+    /// Seals `plaintext`; `context` (e.g. `tenant:7:wecom:1000002:secret`) must be given again to open.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);

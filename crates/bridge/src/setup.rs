@@ -1,9 +1,9 @@
 //! The set-up wizard's actions: check the CorpID/AgentId/Secret live against WeCom, seal
 //! and store them, and describe the app's visible scope by name.
 
-use crate::app::{seal_context, AppState};
+use crate::app::{seal_context, AppState, SEAL_VERSION};
 use crate::domain::audit::NewAudit;
-use crate::domain::integration::{FieldErrors, WecomCredentialsInput};
+use crate::domain::integration::{FieldErrors, IntegrationRole, WecomCredentialsInput};
 use crate::domain::now_ms;
 use crate::domain::tenant::{EditionTooLow, IntegrationMode, Tenant};
 use crate::store::{IntegrationRecord, StoreError};
@@ -38,7 +38,7 @@ pub async fn save_credentials(
     actor: &Actor,
 ) -> Result<Agent, SetupError> {
     tenant.edition.check_wecom_allowed()?;
-    let existing = st.store.integration(tenant.id).await?;
+    let existing = st.store.main_integration(tenant.id).await?;
     let mut creds = input
         .validate(existing.is_some())
         .map_err(SetupError::Fields)?;
@@ -66,20 +66,23 @@ pub async fn save_credentials(
         ),
     };
     let t = tenant.id;
+    let a = creds.agentid as i64;
     let now = now_ms();
     let record = IntegrationRecord {
         tenant_id: t,
+        agentid: a,
+        role: IntegrationRole::Main,
         corpid: creds.corpid.clone(),
-        agentid: creds.agentid as i64,
         secret_sealed: st
             .sealer
-            .seal_str(&seal_context(t, "secret"), &creds.secret),
+            .seal_str(&seal_context(t, a, "secret"), &creds.secret),
         callback_token_sealed: st
             .sealer
-            .seal_str(&seal_context(t, "callback_token"), &token),
+            .seal_str(&seal_context(t, a, "callback_token"), &token),
         callback_aes_key_sealed: st
             .sealer
-            .seal_str(&seal_context(t, "callback_aes_key"), &aes_key),
+            .seal_str(&seal_context(t, a, "callback_aes_key"), &aes_key),
+        seal_version: SEAL_VERSION,
         agent_json: serde_json::to_string(&agent).ok(),
         verified_at: Some(now),
         // A different corp or app must be verified again by WeCom.

@@ -404,7 +404,7 @@ async fn stale_callbacks_are_refused_duplicates_idempotent() {
         let st = &env.bridge.state;
         let t = st.store.tenant_by_slug("default").await.unwrap().unwrap();
         let o = st
-            .open_integration(&st.store.integration(t.id).await.unwrap().unwrap())
+            .open_integration(&st.store.main_integration(t.id).await.unwrap().unwrap())
             .unwrap();
         let crypt = wecom::crypto::MsgCrypt::new(&o.callback_token, &o.callback_aes_key, &o.corpid)
             .unwrap();

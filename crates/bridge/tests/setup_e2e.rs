@@ -109,7 +109,7 @@ async fn basic_tenant_is_refused_and_nothing_is_saved() {
             .bridge
             .state
             .store
-            .integration(t.id)
+            .main_integration(t.id)
             .await
             .unwrap()
             .is_none());
@@ -159,7 +159,7 @@ async fn wrong_secret_is_explained_and_the_form_keeps_what_was_typed() {
             .bridge
             .state
             .store
-            .integration(t.id)
+            .main_integration(t.id)
             .await
             .unwrap()
             .is_none());
@@ -322,7 +322,7 @@ async fn the_secret_is_unreadable_at_rest() {
             .bridge
             .state
             .store
-            .integration(t.id)
+            .main_integration(t.id)
             .await
             .unwrap()
             .unwrap();
@@ -382,7 +382,7 @@ async fn wecom_verifies_the_callback_url_and_doctor_sees_it() {
             .bridge
             .state
             .store
-            .integration(t.id)
+            .main_integration(t.id)
             .await
             .unwrap()
             .unwrap();
@@ -399,7 +399,7 @@ async fn wecom_verifies_the_callback_url_and_doctor_sees_it() {
             .bridge
             .state
             .store
-            .integration(t.id)
+            .main_integration(t.id)
             .await
             .unwrap()
             .unwrap();
@@ -597,7 +597,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     assert!(anon.get("/console").await.status == 303);
 
     assert!(
-        store.integration(t.id).await.unwrap().is_none(),
+        store.main_integration(t.id).await.unwrap().is_none(),
         "nothing saved"
     );
     let audit_after = store.list_audit(t.id, 100, None).await.unwrap();

@@ -1,6 +1,7 @@
 //! One conformance suite, run on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
 
 use bridge::domain::audit::NewAudit;
+use bridge::domain::integration::IntegrationRole;
 use bridge::domain::tenant::{Edition, IntegrationMode};
 use bridge::store::{IntegrationRecord, StoreError};
 use bridge::testing::stores;
@@ -90,20 +91,144 @@ async fn admins_and_sessions() {
 }
 
 #[tokio::test]
+async fn integrations_are_keyed_by_tenant_and_agentid_with_one_main() {
+    for s in stores().await {
+        let t = s
+            .create_tenant("acme", "Acme", Edition::Professional, None)
+            .await
+            .unwrap();
+        let u = s
+            .create_tenant("other", "Other", Edition::Professional, None)
+            .await
+            .unwrap();
+        let rec = |tenant_id: i64, agentid: i64, role: IntegrationRole| IntegrationRecord {
+            tenant_id,
+            agentid,
+            role,
+            corpid: "wwabc".into(),
+            secret_sealed: vec![(agentid % 10) as u8],
+            callback_token_sealed: vec![4],
+            callback_aes_key_sealed: vec![5],
+            seal_version: bridge::app::SEAL_VERSION,
+            agent_json: None,
+            verified_at: None,
+            callback_verified_at: None,
+            updated_at: 1,
+        };
+        s.put_integration(&rec(t.id, 1000002, IntegrationRole::Main))
+            .await
+            .unwrap();
+        s.put_integration(&rec(t.id, 1000003, IntegrationRole::App))
+            .await
+            .unwrap();
+        s.put_integration(&rec(t.id, 1000004, IntegrationRole::App))
+            .await
+            .unwrap();
+        s.put_integration(&rec(u.id, 1000003, IntegrationRole::Main))
+            .await
+            .unwrap();
+        let main = s.main_integration(t.id).await.unwrap().unwrap();
+        assert_eq!((main.agentid, main.role), (1000002, IntegrationRole::Main));
+        let app = s.integration(t.id, 1000003).await.unwrap().unwrap();
+        assert_eq!(
+            (app.role, app.secret_sealed.clone()),
+            (IntegrationRole::App, vec![3u8])
+        );
+        assert!(s.integration(t.id, 1000005).await.unwrap().is_none());
+        let all: Vec<_> = s
+            .integrations(t.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.agentid, r.role))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                (1000002, IntegrationRole::Main),
+                (1000003, IntegrationRole::App),
+                (1000004, IntegrationRole::App)
+            ]
+        );
+        // Another tenant's same agentid is its own row.
+        assert_eq!(
+            s.main_integration(u.id).await.unwrap().unwrap().agentid,
+            1000003
+        );
+        // A bound app is never silently turned into the main app, nor the reverse.
+        assert!(matches!(
+            s.put_integration(&rec(t.id, 1000003, IntegrationRole::Main))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.put_integration(&rec(t.id, 1000002, IntegrationRole::App))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            s.main_integration(t.id).await.unwrap().unwrap().agentid,
+            1000002,
+            "a refused put changes nothing"
+        );
+        // Snapshots and callback state are per app.
+        s.set_callback_verified(t.id, 1000003, 7).await.unwrap();
+        assert_eq!(
+            s.main_integration(t.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .callback_verified_at,
+            None
+        );
+        assert_eq!(
+            s.integration(t.id, 1000003)
+                .await
+                .unwrap()
+                .unwrap()
+                .callback_verified_at,
+            Some(7)
+        );
+        // The database itself allows one main app per tenant.
+        let second_main =
+            "INSERT INTO wecom_integrations (tenant_id, agentid, role, corpid, secret_sealed,
+                callback_token_sealed, callback_aes_key_sealed, seal_version, updated_at)
+             VALUES ($1, 1000009, 'main', 'wwabc', $2, $2, $2, 2, 1)";
+        let refused = match &s {
+            bridge::store::Store::Sqlite(p) => sqlx::query(second_main)
+                .bind(t.id)
+                .bind(vec![1u8])
+                .execute(p)
+                .await
+                .is_err(),
+            bridge::store::Store::Postgres(p) => sqlx::query(second_main)
+                .bind(t.id)
+                .bind(vec![1u8])
+                .execute(p)
+                .await
+                .is_err(),
+        };
+        assert!(refused, "a second main row is refused by the unique index");
+    }
+}
+
+#[tokio::test]
 async fn integration_verify_files_and_audit() {
     for s in stores().await {
         let t = s
             .create_tenant("acme", "Acme", Edition::Professional, None)
             .await
             .unwrap();
-        assert!(s.integration(t.id).await.unwrap().is_none());
+        assert!(s.main_integration(t.id).await.unwrap().is_none());
         let mut r = IntegrationRecord {
             tenant_id: t.id,
-            corpid: "wwabc".into(),
             agentid: 1000002,
+            role: IntegrationRole::Main,
+            corpid: "wwabc".into(),
             secret_sealed: vec![1, 2, 3, 0, 255],
             callback_token_sealed: vec![4],
             callback_aes_key_sealed: vec![5],
+            seal_version: bridge::app::SEAL_VERSION,
             agent_json: None,
             verified_at: None,
             callback_verified_at: None,
@@ -112,9 +237,9 @@ async fn integration_verify_files_and_audit() {
         s.put_integration(&r).await.unwrap();
         r.agentid = 1000003;
         s.put_integration(&r).await.unwrap();
-        s.set_callback_verified(t.id, 42).await.unwrap();
-        s.set_agent_snapshot(t.id, "{}").await.unwrap();
-        let got = s.integration(t.id).await.unwrap().unwrap();
+        s.set_callback_verified(t.id, 1000003, 42).await.unwrap();
+        s.set_agent_snapshot(t.id, 1000003, "{}").await.unwrap();
+        let got = s.main_integration(t.id).await.unwrap().unwrap();
         assert_eq!(
             (
                 got.agentid,

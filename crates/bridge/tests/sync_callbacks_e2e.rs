@@ -225,7 +225,7 @@ async fn bad_signature_is_rejected_and_changes_nothing() {
         let rec = t
             .st()
             .store
-            .integration(t.tenant.id)
+            .main_integration(t.tenant.id)
             .await
             .unwrap()
             .unwrap();

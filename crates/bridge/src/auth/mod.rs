@@ -138,7 +138,7 @@ pub async fn integration(
 ) -> Result<(OpenedIntegration, Option<String>), LoginError> {
     let rec = st
         .store
-        .integration(tenant.id)
+        .main_integration(tenant.id)
         .await?
         .ok_or(LoginError::NotConfigured)?;
     let opened = st

@@ -4,6 +4,34 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Which of a tenant's WeCom self-built apps an integration is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationRole {
+    /// The workbench app set up in the wizard: the directory follows its scope and
+    /// callbacks. At most one per tenant.
+    Main,
+    /// A model app's own self-built app; its scope must lie inside the main app's.
+    App,
+}
+
+impl IntegrationRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationRole::Main => "main",
+            IntegrationRole::App => "app",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "main" => Some(IntegrationRole::Main),
+            "app" => Some(IntegrationRole::App),
+            _ => None,
+        }
+    }
+}
+
 /// What the wizard's step 2 collects. The secret is only ever held in memory here;
 /// it is sealed before storage and never rendered back.
 #[derive(Clone, Default)]
@@ -140,6 +168,14 @@ mod tests {
         );
         assert!(input("ww1", "1", "").validate(true).is_ok());
         assert!(format!("{:?}", input("ww1", "1", "topsecret")).contains("redacted"));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in [IntegrationRole::Main, IntegrationRole::App] {
+            assert_eq!(IntegrationRole::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(IntegrationRole::parse("Main"), None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The tenant's WeCom self-built app settings (secrets sealed by the caller) and the
-//! domain-verification files it serves.
+//! The tenant's WeCom self-built apps (secrets sealed by the caller) and the
+//! domain-verification files they serve. One row per (tenant, agentid): the main app the
+//! wizard sets up, and model apps' own apps.
 
-use super::{on_pool, Result, Store};
+use super::{on_pool, Result, Store, StoreError};
+use crate::domain::integration::IntegrationRole;
 use crate::domain::now_ms;
 use sqlx::Row;
 
@@ -9,11 +11,15 @@ use sqlx::Row;
 #[derive(Clone)]
 pub struct IntegrationRecord {
     pub tenant_id: i64,
-    pub corpid: String,
     pub agentid: i64,
+    pub role: IntegrationRole,
+    pub corpid: String,
     pub secret_sealed: Vec<u8>,
     pub callback_token_sealed: Vec<u8>,
     pub callback_aes_key_sealed: Vec<u8>,
+    /// Which associated data the sealed fields were sealed under
+    /// (`crate::app::SEAL_VERSION` for new ones; 1 = before the per-app key).
+    pub seal_version: i32,
     /// The last `agent/get` answer, as JSON.
     pub agent_json: Option<String>,
     pub verified_at: Option<i64>,
@@ -25,87 +31,219 @@ impl std::fmt::Debug for IntegrationRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntegrationRecord")
             .field("tenant_id", &self.tenant_id)
-            .field("corpid", &self.corpid)
             .field("agentid", &self.agentid)
+            .field("role", &self.role)
+            .field("corpid", &self.corpid)
             .finish_non_exhaustive()
     }
 }
 
+/// Sealed fields re-sealed under new associated data.
+pub struct Resealed {
+    pub secret_sealed: Vec<u8>,
+    pub callback_token_sealed: Vec<u8>,
+    pub callback_aes_key_sealed: Vec<u8>,
+    pub seal_version: i32,
+}
+
+const COLS: &str = "tenant_id, agentid, role, corpid, secret_sealed, callback_token_sealed, \
+    callback_aes_key_sealed, seal_version, agent_json, verified_at, callback_verified_at, updated_at";
+
+/// The row as stored; `record` checks the role.
+#[derive(sqlx::FromRow)]
+struct IntegrationRow {
+    tenant_id: i64,
+    agentid: i64,
+    role: String,
+    corpid: String,
+    secret_sealed: Vec<u8>,
+    callback_token_sealed: Vec<u8>,
+    callback_aes_key_sealed: Vec<u8>,
+    seal_version: i32,
+    agent_json: Option<String>,
+    verified_at: Option<i64>,
+    callback_verified_at: Option<i64>,
+    updated_at: i64,
+}
+
+fn record(r: IntegrationRow) -> Result<IntegrationRecord> {
+    Ok(IntegrationRecord {
+        tenant_id: r.tenant_id,
+        agentid: r.agentid,
+        role: IntegrationRole::parse(&r.role)
+            .ok_or_else(|| StoreError::Corrupt(format!("integration role {:?}", r.role)))?,
+        corpid: r.corpid,
+        secret_sealed: r.secret_sealed,
+        callback_token_sealed: r.callback_token_sealed,
+        callback_aes_key_sealed: r.callback_aes_key_sealed,
+        seal_version: r.seal_version,
+        agent_json: r.agent_json,
+        verified_at: r.verified_at,
+        callback_verified_at: r.callback_verified_at,
+        updated_at: r.updated_at,
+    })
+}
+
 impl Store {
-    /// Inserts or replaces the integration of a tenant.
+    /// Inserts or replaces the integration of one WeCom app of a tenant. Saving a main app
+    /// under another agentid replaces the tenant's main app (there is at most one). An
+    /// agentid already bound in the other role is refused (`Conflict`), never converted.
     pub async fn put_integration(&self, r: &IntegrationRecord) -> Result<()> {
         on_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO wecom_integrations (tenant_id, corpid, agentid, secret_sealed, callback_token_sealed,
-                    callback_aes_key_sealed, agent_json, verified_at, callback_verified_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (tenant_id) DO UPDATE SET corpid = excluded.corpid, agentid = excluded.agentid,
+            let mut tx = p.begin().await?;
+            if r.role == IntegrationRole::Main {
+                sqlx::query("DELETE FROM wecom_integrations WHERE tenant_id = $1 AND role = 'main' AND agentid <> $2")
+                    .bind(r.tenant_id)
+                    .bind(r.agentid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n = sqlx::query(
+                "INSERT INTO wecom_integrations (tenant_id, agentid, role, corpid, secret_sealed, callback_token_sealed,
+                    callback_aes_key_sealed, seal_version, agent_json, verified_at, callback_verified_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (tenant_id, agentid) DO UPDATE SET corpid = excluded.corpid,
                     secret_sealed = excluded.secret_sealed, callback_token_sealed = excluded.callback_token_sealed,
-                    callback_aes_key_sealed = excluded.callback_aes_key_sealed, agent_json = excluded.agent_json,
-                    verified_at = excluded.verified_at, callback_verified_at = excluded.callback_verified_at,
-                    updated_at = excluded.updated_at",
+                    callback_aes_key_sealed = excluded.callback_aes_key_sealed, seal_version = excluded.seal_version,
+                    agent_json = excluded.agent_json, verified_at = excluded.verified_at,
+                    callback_verified_at = excluded.callback_verified_at, updated_at = excluded.updated_at
+                 WHERE wecom_integrations.role = excluded.role",
             )
             .bind(r.tenant_id)
-            .bind(&r.corpid)
             .bind(r.agentid)
+            .bind(r.role.as_str())
+            .bind(&r.corpid)
             .bind(&r.secret_sealed)
             .bind(&r.callback_token_sealed)
             .bind(&r.callback_aes_key_sealed)
+            .bind(r.seal_version)
             .bind(&r.agent_json)
             .bind(r.verified_at)
             .bind(r.callback_verified_at)
             .bind(r.updated_at)
-            .execute(p)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "WeCom app {} of this tenant in another role",
+                    r.agentid
+                )));
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
 
-    pub async fn integration(&self, tenant_id: i64) -> Result<Option<IntegrationRecord>> {
+    /// The tenant's main WeCom app (the workbench app the directory follows), if set up.
+    pub async fn main_integration(&self, tenant_id: i64) -> Result<Option<IntegrationRecord>> {
         on_pool!(self, p => {
-            let r = sqlx::query(
-                "SELECT tenant_id, corpid, agentid, secret_sealed, callback_token_sealed, callback_aes_key_sealed,
-                        agent_json, verified_at, callback_verified_at, updated_at
-                 FROM wecom_integrations WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(p)
-            .await?;
-            match r {
-                None => Ok(None),
-                Some(r) => Ok(Some(IntegrationRecord {
-                    tenant_id: r.try_get("tenant_id")?,
-                    corpid: r.try_get("corpid")?,
-                    agentid: r.try_get("agentid")?,
-                    secret_sealed: r.try_get("secret_sealed")?,
-                    callback_token_sealed: r.try_get("callback_token_sealed")?,
-                    callback_aes_key_sealed: r.try_get("callback_aes_key_sealed")?,
-                    agent_json: r.try_get("agent_json")?,
-                    verified_at: r.try_get("verified_at")?,
-                    callback_verified_at: r.try_get("callback_verified_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })),
-            }
+            let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND role = 'main'");
+            let r = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .fetch_optional(p)
+                .await?;
+            r.map(record).transpose()
         })
     }
 
-    pub async fn set_agent_snapshot(&self, tenant_id: i64, agent_json: &str) -> Result<()> {
+    /// One WeCom app of the tenant, main or not.
+    pub async fn integration(
+        &self,
+        tenant_id: i64,
+        agentid: i64,
+    ) -> Result<Option<IntegrationRecord>> {
         on_pool!(self, p => {
-            sqlx::query("UPDATE wecom_integrations SET agent_json = $1, verified_at = $2 WHERE tenant_id = $3")
+            let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND agentid = $2");
+            let r = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(agentid)
+                .fetch_optional(p)
+                .await?;
+            r.map(record).transpose()
+        })
+    }
+
+    /// Every WeCom app of the tenant, the main one first.
+    pub async fn integrations(&self, tenant_id: i64) -> Result<Vec<IntegrationRecord>> {
+        on_pool!(self, p => {
+            let sql = format!(
+                "SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1
+                 ORDER BY CASE role WHEN 'main' THEN 0 ELSE 1 END, agentid"
+            );
+            let rows = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .fetch_all(p)
+                .await?;
+            rows.into_iter().map(record).collect()
+        })
+    }
+
+    /// Integrations (of every tenant) whose values are sealed under an older version.
+    pub async fn integrations_sealed_before(&self, version: i32) -> Result<Vec<IntegrationRecord>> {
+        on_pool!(self, p => {
+            let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE seal_version < $1 ORDER BY tenant_id, agentid");
+            let rows = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(version)
+                .fetch_all(p)
+                .await?;
+            rows.into_iter().map(record).collect()
+        })
+    }
+
+    /// Replaces an integration's sealed values if they are still sealed under `from_version`
+    /// (another instance, or a new secret saved meanwhile, wins). Whether it replaced them.
+    pub async fn reseal_integration(
+        &self,
+        tenant_id: i64,
+        agentid: i64,
+        from_version: i32,
+        v: &Resealed,
+    ) -> Result<bool> {
+        on_pool!(self, p => {
+            let n = sqlx::query(
+                "UPDATE wecom_integrations SET secret_sealed = $1, callback_token_sealed = $2,
+                    callback_aes_key_sealed = $3, seal_version = $4
+                 WHERE tenant_id = $5 AND agentid = $6 AND seal_version = $7",
+            )
+            .bind(&v.secret_sealed)
+            .bind(&v.callback_token_sealed)
+            .bind(&v.callback_aes_key_sealed)
+            .bind(v.seal_version)
+            .bind(tenant_id)
+            .bind(agentid)
+            .bind(from_version)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
+    pub async fn set_agent_snapshot(
+        &self,
+        tenant_id: i64,
+        agentid: i64,
+        agent_json: &str,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE wecom_integrations SET agent_json = $1, verified_at = $2 WHERE tenant_id = $3 AND agentid = $4")
                 .bind(agent_json)
                 .bind(now_ms())
                 .bind(tenant_id)
+                .bind(agentid)
                 .execute(p)
                 .await?;
             Ok(())
         })
     }
 
-    pub async fn set_callback_verified(&self, tenant_id: i64, at: i64) -> Result<()> {
+    pub async fn set_callback_verified(&self, tenant_id: i64, agentid: i64, at: i64) -> Result<()> {
         on_pool!(self, p => {
-            sqlx::query("UPDATE wecom_integrations SET callback_verified_at = $1 WHERE tenant_id = $2")
+            sqlx::query("UPDATE wecom_integrations SET callback_verified_at = $1 WHERE tenant_id = $2 AND agentid = $3")
                 .bind(at)
                 .bind(tenant_id)
+                .bind(agentid)
                 .execute(p)
                 .await?;
             Ok(())

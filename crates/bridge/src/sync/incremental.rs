@@ -56,7 +56,7 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
         if pending.is_empty() {
             return Ok((handled, reconcile));
         }
-        let Some(rec) = st.store.integration(tenant_id).await? else {
+        let Some(rec) = st.store.main_integration(tenant_id).await? else {
             for p in &pending {
                 st.store
                     .mark_callback(p.id, "failed", Some("no WeCom integration"))

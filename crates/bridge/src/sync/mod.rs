@@ -169,7 +169,7 @@ pub async fn start_full(
     tenant: &Tenant,
     opts: SyncOptions,
 ) -> Result<StartedRun, SyncError> {
-    if st.store.integration(tenant.id).await?.is_none() {
+    if st.store.main_integration(tenant.id).await?.is_none() {
         return Err(SyncError::NotConfigured);
     }
     let lock = lock::acquire(&st.store, tenant.id, false)
@@ -347,7 +347,7 @@ async fn full_sync(
 ) -> Result<(RunStatus, Option<String>), SyncError> {
     let rec = st
         .store
-        .integration(tenant.id)
+        .main_integration(tenant.id)
         .await?
         .ok_or(SyncError::NotConfigured)?;
     let opened = st.open_integration(&rec)?;
@@ -413,7 +413,9 @@ async fn full_sync(
     .await?;
     report.apply_ms = t2.elapsed().as_millis() as u64;
     if let Ok(json) = serde_json::to_string(&fetched.agent) {
-        st.store.set_agent_snapshot(tenant.id, &json).await?;
+        st.store
+            .set_agent_snapshot(tenant.id, rec.agentid, &json)
+            .await?;
     }
     if retire.is_some() && tenant.integration_mode != IntegrationMode::SelfBuilt {
         st.store

@@ -43,7 +43,7 @@ pub fn safe_next(next: &str) -> &str {
 
 pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
     let t = &admin.tenant;
-    let configured = st.store.integration(t.id).await?.is_some();
+    let configured = st.store.main_integration(t.id).await?.is_some();
     let mode_label = match t.integration_mode {
         IntegrationMode::None => l.t("未开启", "Not enabled"),
         IntegrationMode::ThirdParty => l.t("第三方应用（旧）", "Third-party app (earlier)"),
@@ -347,7 +347,7 @@ async fn setup_page(st: &AppState, l: Lang, admin: &Admin, step: u8) -> Result<S
             Lang::En => e.to_string(),
         });
     }
-    let rec = st.store.integration(t.id).await?;
+    let rec = st.store.main_integration(t.id).await?;
     if let Some(r) = &rec {
         p.form_corpid = r.corpid.clone();
         p.form_agentid = r.agentid.to_string();
@@ -399,7 +399,9 @@ async fn fill_step3(
         Ok(c) => match c.agent_get(opened.agentid).await {
             Ok(agent) => {
                 if let Ok(json) = serde_json::to_string(&agent) {
-                    st.store.set_agent_snapshot(t.id, &json).await?;
+                    st.store
+                        .set_agent_snapshot(t.id, rec.agentid, &json)
+                        .await?;
                 }
                 let base = st.cfg.base_url_for(domain);
                 p.domain_warnings = setup::domain_warnings(

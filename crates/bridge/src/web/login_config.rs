@@ -55,7 +55,7 @@ pub async fn page(
         .store
         .login_config(admin.tenant.id, LoginTarget::Workbench)
         .await?;
-    let integration_ready = st.store.integration(admin.tenant.id).await?.is_some();
+    let integration_ready = st.store.main_integration(admin.tenant.id).await?.is_some();
     Ok(render(&LoginConfigPage {
         l,
         csrf: admin.csrf().to_string(),
@@ -87,7 +87,7 @@ pub async fn save(
     config.set(IdentitySource::Password, f.form.password.is_some());
     let t = &f.admin.tenant;
     if let Err(LoginConfigError::NoneEnabled) = config.validate() {
-        let integration_ready = st.store.integration(t.id).await?.is_some();
+        let integration_ready = st.store.main_integration(t.id).await?.is_some();
         let mut resp = render(&LoginConfigPage {
             l,
             csrf: f.admin.csrf().to_string(),

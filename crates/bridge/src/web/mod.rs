@@ -154,6 +154,10 @@ pub fn router(st: AppState) -> Router {
             "/wecom/callback",
             get(wecom_routes::callback_verify).post(wecom_routes::callback_event),
         )
+        .route(
+            "/wecom/callback/{agentid}",
+            get(wecom_routes::callback_verify_app).post(wecom_routes::callback_event_app),
+        )
         .fallback(|| async { error::WebError::NotFound("this page".into()) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         // A stalled body (or a handler stuck on a peer) ends in 408, not a held task.

@@ -138,7 +138,7 @@ pub async fn page(
     Ok(render(&SyncPage {
         l,
         csrf: admin.csrf().to_string(),
-        configured: st.store.integration(t.id).await?.is_some(),
+        configured: st.store.main_integration(t.id).await?.is_some(),
         running: runs
             .iter()
             .find(|r| r.status == RunStatus::Running)
@@ -309,7 +309,7 @@ pub async fn save_policy(
     let mut resp = render(&SyncPage {
         l,
         csrf: f.admin.csrf().to_string(),
-        configured: st.store.integration(t.id).await?.is_some(),
+        configured: st.store.main_integration(t.id).await?.is_some(),
         running: None,
         runs: runs.iter().map(row).collect(),
         policy: st.store.directory_policy(t.id).await?,

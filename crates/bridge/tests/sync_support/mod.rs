@@ -215,7 +215,7 @@ impl T {
         let rec = self
             .st()
             .store
-            .integration(self.tenant.id)
+            .main_integration(self.tenant.id)
             .await
             .unwrap()
             .unwrap();
