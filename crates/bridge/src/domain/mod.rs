@@ -9,6 +9,7 @@ pub mod directory;
 pub mod doctor;
 pub mod integration;
 pub mod login;
+pub mod nested_scope;
 pub mod oidc;
 pub mod return_path;
 pub mod tenant;
