@@ -95,13 +95,18 @@ pub enum TenantCmd {
     ResetPassword { slug: String },
 }
 
-pub fn init_tracing() {
+/// Logs to stderr as text, or JSON lines with `log_format = "json"`; each line of a
+/// request carries its `request` span (with the request id).
+pub fn init_tracing(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WECOM_BRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        crate::config::LogFormat::Text => b.try_init(),
+        crate::config::LogFormat::Json => b.json().with_current_span(true).try_init(),
+    };
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -118,6 +123,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         edition,
     } = cli.command
     {
+        init_tracing(crate::config::LogFormat::Text);
         return crate::demo::run(crate::demo::DemoArgs {
             data_dir,
             port,
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    init_tracing(cfg.log_format);
     match cli.command {
         Command::Serve => serve(cfg).await,
         Command::Migrate => match crate::open(&cfg).await {

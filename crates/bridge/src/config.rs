@@ -66,6 +66,23 @@ pub struct Config {
     /// How long a sync's WeCom request may take before it counts as failed (and is
     /// retried, a bounded number of times), in milliseconds.
     pub wecom_timeout_ms: u64,
+    /// Serve Prometheus metrics at `/metrics` (off by default).
+    pub metrics_enabled: bool,
+    /// Serve them on this address instead of the main listener (e.g. `127.0.0.1:9464`,
+    /// reachable by the scraper only); unset = on the main listener, any Host.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as human-readable text (`text`, the default) or one JSON object a line
+    /// (`json`).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -99,6 +116,9 @@ impl Default for Config {
             wecom_calls_per_hour: wecom::RateLimits::WECOM.per_hour,
             sync_max_rate_wait_secs: 65 * 60,
             wecom_timeout_ms: 10_000,
+            metrics_enabled: false,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }

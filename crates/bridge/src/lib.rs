@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod domain;
 pub mod oidc;
 pub mod operator;
+pub mod ops;
 pub mod private_files;
 pub mod sample_app;
 pub mod seal;
@@ -64,6 +65,8 @@ impl std::fmt::Debug for Bootstrap {
 
 pub struct ServerHandle {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub bootstrap: Option<Bootstrap>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -166,6 +169,19 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
     let state = AppState::new(cfg, store, sealer);
     // Pending callbacks, the periodic reconcile; ends when the store closes.
     sync::background::spawn(state.clone(), std::time::Duration::from_secs(1));
+    let metrics_listener = if state.cfg.metrics_enabled {
+        ops::metrics::install();
+        match state.cfg.metrics_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let app = web::router(state.clone());
     let limits = web::serve::ServeLimits {
         header_read_timeout: std::time::Duration::from_millis(cfg_header_ms(&state)),
@@ -173,14 +189,27 @@ pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, 
         shutdown_grace: std::time::Duration::from_secs(10),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    if let Some(ml) = metrics_listener {
+        let mut stopped = stop_tx.subscribe();
+        let mapp = ops::metrics_router(state.clone());
+        tokio::spawn(async move {
+            web::serve::serve(ml, mapp, limits, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
     let task = tokio::spawn(async move {
         web::serve::serve(listener, app, limits, async {
             let _ = rx.await;
         })
         .await;
+        let _ = stop_tx.send(true);
     });
     Ok(ServerHandle {
         addr,
+        metrics_addr,
         state,
         bootstrap,
         shutdown: Some(tx),

@@ -301,11 +301,13 @@ impl Client {
             let r: Result<TokenResponse, Error> = self.send("gettoken", &query, &Method::Get).await;
             match r {
                 Ok(t) if !t.access_token.is_empty() => {
+                    metrics::counter!("wecom_token_refreshes_total", "outcome" => "ok")
+                        .increment(1);
                     return Ok(CachedToken::from_expires_in(
                         t.access_token,
                         t.expires_in,
                         now_ms(),
-                    ))
+                    ));
                 }
                 Ok(_) => {
                     return Err(Error::Decode {
@@ -323,7 +325,11 @@ impl Client {
                     self.sleep(self.inner.retry.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    metrics::counter!("wecom_token_refreshes_total", "outcome" => "error")
+                        .increment(1);
+                    return Err(e);
+                }
             }
         }
     }
@@ -416,8 +422,30 @@ impl Client {
         self.inner.pacer.clock().sleep(d).await
     }
 
-    /// One HTTP request and its decoding; counts the call.
+    /// One HTTP request and its decoding; counts the call (here and in the `metrics`
+    /// facade: calls by endpoint and errcode, and their latency).
     async fn send<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+        method: &Method<'_>,
+    ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
+        let r = self.send_once(endpoint, query, method).await;
+        let errcode = match &r {
+            Ok(_) => "0".to_string(),
+            Err(Error::Api(e)) => e.errcode.to_string(),
+            Err(Error::Transport { .. }) => "transport".to_string(),
+            Err(_) => "invalid_answer".to_string(),
+        };
+        metrics::counter!("wecom_api_calls_total", "endpoint" => endpoint, "errcode" => errcode)
+            .increment(1);
+        metrics::histogram!("wecom_api_call_duration_seconds", "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        r
+    }
+
+    async fn send_once<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         query: &[(&str, &str)],

@@ -67,6 +67,9 @@ impl CallStats {
         }
     }
     pub(crate) fn end_wait(&self, endpoint: &'static str, waited: Duration) {
+        metrics::counter!("wecom_rate_limit_waits_total", "endpoint" => endpoint).increment(1);
+        metrics::histogram!("wecom_rate_limit_wait_seconds", "endpoint" => endpoint)
+            .record(waited.as_secs_f64());
         self.with(endpoint, |s| {
             s.rate_waits += 1;
             s.rate_wait_ms += waited.as_millis() as u64;

@@ -15,6 +15,7 @@ mod directory;
 mod integration;
 mod login_config;
 mod oidc;
+mod ops;
 mod sessions;
 mod sync_runs;
 mod tenant;
@@ -29,6 +30,7 @@ pub use integration::{IntegrationRecord, Resealed};
 pub use oidc::{
     CodeRedemption, NewTokenPair, OidcCode, OidcGrant, OidcKeyRecord, OidcTokenRecord, Rotation,
 };
+pub use ops::PoolUsage;
 pub use sessions::{LoginState, NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use token_cache::StoreTokenCache;

@@ -299,6 +299,16 @@ impl StartedRun {
         };
         let recorded = st.store.finish_sync_run(run_id, &finish).await;
         lock.release().await;
+        crate::ops::metrics::sync_run(
+            if opts.dry_run {
+                RunKind::DryRun
+            } else {
+                RunKind::Full
+            },
+            opts.trigger,
+            status,
+            started.elapsed(),
+        );
         recorded?;
         if !opts.dry_run
             && matches!(

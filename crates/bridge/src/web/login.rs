@@ -243,6 +243,7 @@ pub async fn callback(
     };
     let mut timing = auth::CallbackTiming::default();
     let result = auth::finish_wecom(&st, &sessions, &t, &q, &req, &mut timing).await;
+    crate::ops::metrics::sign_in(&result);
     let mut resp = match result {
         Ok(done) => (
             AppendHeaders([(SET_COOKIE, done.session_cookie)]),

@@ -150,6 +150,7 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/console/oidc/keys/rotate", post(oidc_clients::rotate_keys))
         .merge(crate::oidc::routes())
+        .merge(crate::ops::routes(&st))
         .route(
             "/wecom/callback",
             get(wecom_routes::callback_verify).post(wecom_routes::callback_event),
@@ -178,5 +179,7 @@ pub fn router(st: AppState) -> Router {
         .layer(axum::Extension(crate::apps::Gate::new()))
         // This instance's opened ID-token signing keys.
         .layer(axum::Extension(crate::oidc::Provider::new()))
+        // Outermost: the request id and span around everything, the route's metrics.
+        .layer(axum::middleware::from_fn(crate::ops::request::layer))
         .with_state(st)
 }
