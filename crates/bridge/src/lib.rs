@@ -4,6 +4,7 @@
 //! Start it in-process with [`launch`] on a listener (port 0 in tests).
 
 pub mod app;
+pub mod app_binding;
 pub mod apps;
 pub mod auth;
 pub mod cli;

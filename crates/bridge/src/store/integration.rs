@@ -3,6 +3,7 @@
 //! wizard sets up, and model apps' own apps.
 
 use super::{on_pool, Result, Store, StoreError};
+use crate::domain::audit::NewAudit;
 use crate::domain::integration::IntegrationRole;
 use crate::domain::now_ms;
 use sqlx::Row;
@@ -84,6 +85,39 @@ fn record(r: IntegrationRow) -> Result<IntegrationRecord> {
     })
 }
 
+/// Inserts or updates `$r` inside the transaction `$tx`; the number of rows written (0: the
+/// agentid is bound in the other role, which an upsert never changes).
+macro_rules! upsert {
+    ($tx:expr, $r:expr) => {
+        sqlx::query(
+            "INSERT INTO wecom_integrations (tenant_id, agentid, role, corpid, secret_sealed, callback_token_sealed,
+                callback_aes_key_sealed, seal_version, agent_json, verified_at, callback_verified_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (tenant_id, agentid) DO UPDATE SET corpid = excluded.corpid,
+                secret_sealed = excluded.secret_sealed, callback_token_sealed = excluded.callback_token_sealed,
+                callback_aes_key_sealed = excluded.callback_aes_key_sealed, seal_version = excluded.seal_version,
+                agent_json = excluded.agent_json, verified_at = excluded.verified_at,
+                callback_verified_at = excluded.callback_verified_at, updated_at = excluded.updated_at
+             WHERE wecom_integrations.role = excluded.role",
+        )
+        .bind($r.tenant_id)
+        .bind($r.agentid)
+        .bind($r.role.as_str())
+        .bind(&$r.corpid)
+        .bind(&$r.secret_sealed)
+        .bind(&$r.callback_token_sealed)
+        .bind(&$r.callback_aes_key_sealed)
+        .bind($r.seal_version)
+        .bind(&$r.agent_json)
+        .bind($r.verified_at)
+        .bind($r.callback_verified_at)
+        .bind($r.updated_at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+    };
+}
+
 impl Store {
     /// Inserts or replaces the integration of one WeCom app of a tenant. Saving a main app
     /// under another agentid replaces the tenant's main app (there is at most one). An
@@ -98,32 +132,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let n = sqlx::query(
-                "INSERT INTO wecom_integrations (tenant_id, agentid, role, corpid, secret_sealed, callback_token_sealed,
-                    callback_aes_key_sealed, seal_version, agent_json, verified_at, callback_verified_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (tenant_id, agentid) DO UPDATE SET corpid = excluded.corpid,
-                    secret_sealed = excluded.secret_sealed, callback_token_sealed = excluded.callback_token_sealed,
-                    callback_aes_key_sealed = excluded.callback_aes_key_sealed, seal_version = excluded.seal_version,
-                    agent_json = excluded.agent_json, verified_at = excluded.verified_at,
-                    callback_verified_at = excluded.callback_verified_at, updated_at = excluded.updated_at
-                 WHERE wecom_integrations.role = excluded.role",
-            )
-            .bind(r.tenant_id)
-            .bind(r.agentid)
-            .bind(r.role.as_str())
-            .bind(&r.corpid)
-            .bind(&r.secret_sealed)
-            .bind(&r.callback_token_sealed)
-            .bind(&r.callback_aes_key_sealed)
-            .bind(r.seal_version)
-            .bind(&r.agent_json)
-            .bind(r.verified_at)
-            .bind(r.callback_verified_at)
-            .bind(r.updated_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let n = upsert!(tx, r);
             if n == 0 {
                 return Err(StoreError::Conflict(format!(
                     "WeCom app {} of this tenant in another role",
@@ -217,6 +226,90 @@ impl Store {
             .await?
             .rows_affected();
             Ok(n > 0)
+        })
+    }
+
+    /// Binds the catalogue app `app_id` to its own WeCom app `r` (role `app`): stores the
+    /// integration, links the app to it (dropping the integration it was bound to before)
+    /// and writes the audit entry, in one transaction. `NotFound`: no such app; `Conflict`:
+    /// the agentid is the main app's, or another app's.
+    pub async fn bind_app_integration(
+        &self,
+        r: &IntegrationRecord,
+        app_id: i64,
+        audit: &NewAudit,
+    ) -> Result<()> {
+        debug_assert_eq!(r.role, IntegrationRole::App);
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let previous: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
+                    .bind(r.tenant_id)
+                    .bind(app_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(previous) = previous else {
+                return Err(StoreError::NotFound(format!("app {app_id}")));
+            };
+            if upsert!(tx, r) == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "WeCom app {} is this tenant's main app",
+                    r.agentid
+                )));
+            }
+            sqlx::query("UPDATE apps SET wecom_agentid = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+                .bind(r.agentid)
+                .bind(now)
+                .bind(r.tenant_id)
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, format!("WeCom app {} bound to another app", r.agentid)))?;
+            if let Some(prev) = previous.filter(|a| *a != r.agentid) {
+                sqlx::query("DELETE FROM wecom_integrations WHERE tenant_id = $1 AND agentid = $2 AND role = 'app'")
+                    .bind(r.tenant_id)
+                    .bind(prev)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(audit.tenant_id)
+            .bind(audit.stored_actor().as_ref())
+            .bind(audit.action)
+            .bind(audit.stored_detail().as_ref())
+            .bind(&audit.ip)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The agentid of the WeCom app `app_id` is bound to, if any (`NotFound`: no such app).
+    pub async fn app_wecom_agentid(&self, tenant_id: i64, app_id: i64) -> Result<Option<i64>> {
+        on_pool!(self, p => {
+            let v: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(app_id)
+                    .fetch_optional(p)
+                    .await?;
+            v.ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))
+        })
+    }
+
+    /// The catalogue app bound to the WeCom app `agentid`, if any.
+    pub async fn app_of_wecom_agentid(&self, tenant_id: i64, agentid: i64) -> Result<Option<i64>> {
+        on_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT id FROM apps WHERE tenant_id = $1 AND wecom_agentid = $2")
+                .bind(tenant_id)
+                .bind(agentid)
+                .fetch_optional(p)
+                .await?)
         })
     }
 
