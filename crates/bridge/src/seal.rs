@@ -5,7 +5,9 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 use std::path::Path;
 
 /// Version byte of the sealed format: `0x01 | nonce (12) | ciphertext+tag`.
@@ -34,6 +36,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// Root of the keys derived for other purposes ([`Sealer::derive_key`]).
+    derive_root: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -49,7 +53,13 @@ impl Sealer {
         }
         let cipher =
             Aes256Gcm::new_from_slice(key).map_err(|_| SealError::BadKeyLength(key.len()))?;
-        Ok(Sealer { cipher })
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(b"wecom-bridge key derivation v1");
+        let derive_root = mac.finalize().into_bytes().into();
+        Ok(Sealer {
+            cipher,
+            derive_root,
+        })
     }
 
     pub fn from_base64(b64: &str) -> Result<Self, SealError> {
@@ -116,6 +126,16 @@ impl Sealer {
             .map_err(|_| SealError::Open)
     }
 
+    /// A 32-byte key for `purpose` (e.g. `oauth-state`), derived from the instance key
+    /// (HMAC-SHA256): the same on every instance sharing the instance key, independent
+    /// of the sealing key and of every other purpose's key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.derive_root).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn seal_str(&self, context: &str, s: &str) -> Vec<u8> {
         self.seal(context, s.as_bytes())
     }
@@ -166,6 +186,17 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(s.open("tenant:1:secret", &tampered).is_err());
         assert!(matches!(s.open("x", b"short"), Err(SealError::Format)));
+    }
+
+    #[test]
+    fn derived_keys_follow_the_instance_key_and_purpose() {
+        let a = Sealer::from_key(&[7u8; 32]).unwrap();
+        let b = Sealer::from_key(&[7u8; 32]).unwrap();
+        let c = Sealer::from_key(&[8u8; 32]).unwrap();
+        assert_eq!(a.derive_key("oauth-state"), b.derive_key("oauth-state"));
+        assert_ne!(a.derive_key("oauth-state"), c.derive_key("oauth-state"));
+        assert_ne!(a.derive_key("oauth-state"), a.derive_key("other"));
+        assert_ne!(a.derive_key("oauth-state"), [7u8; 32]);
     }
 
     #[test]

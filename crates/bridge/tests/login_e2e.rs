@@ -338,7 +338,7 @@ async fn silent_in_client_login_lands_on_the_workbench() {
                 && loc.ends_with("#wechat_redirect")
         );
         let binding = m.cookie("wb_oauth").expect("binding cookie");
-        assert_eq!(binding.len(), 43);
+        assert!(binding.len() > 43, "{binding}");
 
         let r = sim_get(&with_param(&loc, "sim_userid", "zhangsan"), WXWORK_UA).await;
         assert_eq!(r.status, 302, "{}", r.body);
@@ -522,10 +522,14 @@ async fn missing_tampered_foreign_and_replayed_state() {
             "{}",
             p.body
         );
-        // The state was redeemed by that attempt: single use, even for its owner.
+        // That attempt used nothing up (issue 19 item 7): the owner still finishes,
+        // and then the state is spent.
+        let p = m.get(&cb).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        assert!(m.cookie("wb_session").is_some());
         let p = m.get(&cb).await;
         assert_eq!((p.status, outcome(&p)), (400, "state_invalid"));
-        assert!(m.cookie("wb_session").is_none());
+        m.b.clear_cookies();
 
         // A state started in browser A, finished in browser B with its own binding.
         let cb2 = s
@@ -1081,4 +1085,398 @@ async fn users_page_filters_and_shows_a_user() {
         let p = m.get("/console/users").await;
         assert_eq!(p.status, 303);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The sign-in `state`, stateless and MAC'd (issue 19 items 6, 7, 8)
+
+/// The value of query parameter `name` in `url`.
+fn param(url: &str, name: &str) -> String {
+    let q = url.split('#').next().unwrap().split_once('?').unwrap().1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .to_string()
+}
+
+/// `url` with query parameter `name` set to `value` (the fragment kept).
+fn replace_param(url: &str, name: &str, value: &str) -> String {
+    let (url, frag) = url.split_once('#').unwrap_or((url, ""));
+    let (base, q) = url.split_once('?').unwrap();
+    let q: Vec<String> = q
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k == name => format!("{k}={value}"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    let frag = if frag.is_empty() {
+        String::new()
+    } else {
+        format!("#{frag}")
+    };
+    format!("{base}?{}{frag}", q.join("&"))
+}
+
+/// Rows in every table of the store (the migrations' own bookkeeping excluded).
+async fn row_counts(store: &bridge::store::Store) -> std::collections::BTreeMap<String, i64> {
+    use bridge::store::Store;
+    use sqlx::Row;
+    let mut out = std::collections::BTreeMap::new();
+    match store {
+        Store::Sqlite(p) => {
+            let names: Vec<String> = sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            for n in names {
+                let q = format!("SELECT COUNT(*) FROM \"{n}\"");
+                let c: i64 = sqlx::query(sqlx::AssertSqlSafe(q))
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+                    .get(0);
+                out.insert(n, c);
+            }
+        }
+        Store::Postgres(p) => {
+            let names: Vec<String> = sqlx::query(
+                "SELECT table_name::TEXT FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                 AND table_name <> '_sqlx_migrations'",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            for n in names {
+                let q = format!("SELECT COUNT(*) FROM \"{n}\"");
+                let c: i64 = sqlx::query(sqlx::AssertSqlSafe(q))
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+                    .get(0);
+                out.insert(n, c);
+            }
+        }
+    }
+    out
+}
+
+/// Item 6: a binding cookie planted in the victim's browser (from a sibling subdomain)
+/// is never adopted. The attacker starts a sign-in with the planted value in its own
+/// browser, signs in at WeCom as itself and sends the victim the callback URL: the
+/// victim's browser, carrying the planted value, is refused and gets no session.
+#[tokio::test]
+async fn planted_binding_cookie_is_refused() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let planted = "A".repeat(43);
+        let attacker = s.member(WXWORK_UA);
+        attacker.b.set_cookie("wb_oauth", &planted);
+        let cb = s
+            .through_wecom(&attacker, "/login/wecom", ("sim_userid", "zhangsan"))
+            .await;
+        let issued = attacker.cookie("wb_oauth").unwrap();
+        assert_ne!(issued, planted, "a fresh binding replaces the planted one");
+        assert!(!issued.starts_with(&planted));
+
+        let victim = s.member(WXWORK_UA);
+        victim.b.set_cookie("wb_oauth", &planted);
+        let p = victim.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_foreign"),
+            "{}",
+            p.body
+        );
+        assert!(victim.cookie("wb_session").is_none());
+        assert!(!s
+            .audit_actions()
+            .await
+            .iter()
+            .any(|(_, a)| a == "member.login"));
+    }
+}
+
+/// Item 7: a callback URL opened by another browser (none, or another binding) is
+/// refused before anything is consumed: its owner still finishes. After that, a replay
+/// is refused on this instance and on a second one.
+#[tokio::test]
+async fn callback_opened_elsewhere_leaves_the_state_to_its_owner() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let victim = s.member(WXWORK_UA);
+        let cb = s
+            .through_wecom(&victim, "/wecom/home", ("sim_userid", "zhangsan"))
+            .await;
+        let binding = victim.cookie("wb_oauth").unwrap();
+
+        let no_cookie = s.member(WXWORK_UA);
+        let p = no_cookie.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_missing"),
+            "{}",
+            p.body
+        );
+        let own_binding = s.member(WXWORK_UA);
+        assert_eq!(own_binding.get("/login/wecom").await.status, 303);
+        let p = own_binding.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_foreign"),
+            "{}",
+            p.body
+        );
+        let b = s.second_instance(|_| {}).await;
+        let elsewhere = MemberBrowser::new(b.addr, &s.env.domain, WXWORK_UA);
+        let p = elsewhere.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_missing"),
+            "{}",
+            p.body
+        );
+        for m in [&no_cookie, &own_binding, &elsewhere] {
+            assert!(m.cookie("wb_session").is_none());
+        }
+
+        // The owner completes.
+        let p = victim.get(&cb).await;
+        assert_eq!(
+            (p.status, p.location.as_deref()),
+            (303, Some("/")),
+            "{}",
+            p.body
+        );
+        assert!(victim.cookie("wb_session").is_some());
+
+        // Replays after success, with the right binding: here and on instance B.
+        let p = victim.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_invalid"),
+            "{}",
+            p.body
+        );
+        let copy = MemberBrowser::new(b.addr, &s.env.domain, WXWORK_UA);
+        copy.b.set_cookie("wb_oauth", &binding);
+        let p = copy.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_invalid"),
+            "{}",
+            p.body
+        );
+        assert!(copy.cookie("wb_session").is_none());
+        let sessions = s
+            .env
+            .bridge
+            .state
+            .store
+            .list_user_sessions(s.tenant_id, s.zhangsan)
+            .await
+            .unwrap();
+        assert_eq!(sessions.len(), 1);
+        b.stop().await;
+    }
+}
+
+/// Item 8: starting a sign-in writes nothing (it used to store a row per anonymous
+/// request); only a redeemed state leaves a row, with its expiry.
+#[tokio::test]
+async fn starting_a_sign_in_writes_no_rows() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let store = &s.env.bridge.state.store;
+        let before = row_counts(store).await;
+        for i in 0..25 {
+            let m = s.member(if i % 2 == 0 { WXWORK_UA } else { CHROME_UA });
+            assert_eq!(m.get("/login/wecom?next=%2Fapps").await.status, 303);
+            let home = m.get("/wecom/home").await.status;
+            assert_eq!(home, if i % 2 == 0 { 303 } else { 200 });
+        }
+        assert_eq!(row_counts(store).await, before);
+
+        let m = s.member(WXWORK_UA);
+        assert_eq!(s.sign_in(&m, "zhangsan").await.status, 303);
+        let after = row_counts(store).await;
+        assert_eq!(after["login_state_redemptions"], 1);
+    }
+}
+
+/// Items 6-8: a state is checked by its MAC and its age. Built with the instance's key
+/// and this browser's binding it works (the control); the same issued 10 minutes ago,
+/// altered by one character, or signed with another key is refused.
+#[tokio::test]
+async fn forged_tampered_and_expired_states_are_refused() {
+    use bridge::domain::oauth_state::{binding_hash, OAuthState};
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let key = bridge::auth::state_key(&s.env.bridge.state);
+        let now = bridge::domain::now_ms();
+        async fn m_start(m: &MemberBrowser) -> String {
+            let p = m.get("/wecom/home").await;
+            assert_eq!(p.status, 303);
+            p.location.unwrap()
+        }
+        // Sends `m` through WeCom with `state` in place of the bridge's own.
+        async fn with_state(
+            domain: &str,
+            m: &MemberBrowser,
+            to_wecom: &str,
+            state: String,
+        ) -> String {
+            let to_wecom = replace_param(to_wecom, "state", &state);
+            let r = sim_get(&with_param(&to_wecom, "sim_userid", "zhangsan"), m.ua).await;
+            assert_eq!(r.status, 302, "{}", r.body);
+            local_path(domain, &r.location.unwrap())
+        }
+        let claims = |m: &MemberBrowser, issued_at: i64| OAuthState {
+            tenant_id: s.tenant_id,
+            agentid: MAIN_AGENTID,
+            flow: bridge::auth::Via::Client,
+            issued_at,
+            nonce: rand::random(),
+            binding: binding_hash(&m.cookie("wb_oauth").unwrap()),
+        };
+
+        // Control: a state made with the instance's key is taken as the bridge's own.
+        let m = s.member(WXWORK_UA);
+        let loc = m_start(&m).await;
+        let good = claims(&m, now).encode(&key);
+        let cb = with_state(&s.env.domain, &m, &loc, good).await;
+        let p = m.get(&cb).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+
+        // Expired: issued 10 minutes (and a second) ago.
+        let m = s.member(WXWORK_UA);
+        let loc = m_start(&m).await;
+        let old = claims(&m, now - 10 * 60 * 1000 - 1000).encode(&key);
+        let cb = with_state(&s.env.domain, &m, &loc, old).await;
+        let p = m.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_invalid"),
+            "{}",
+            p.body
+        );
+        // Issued in the future (beyond the skew allowance).
+        let m = s.member(WXWORK_UA);
+        let loc = m_start(&m).await;
+        let future = claims(&m, now + 5 * 60 * 1000).encode(&key);
+        let cb = with_state(&s.env.domain, &m, &loc, future).await;
+        let p = m.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_invalid"),
+            "{}",
+            p.body
+        );
+        // Another key (another deployment, or a guess).
+        let m = s.member(WXWORK_UA);
+        let loc = m_start(&m).await;
+        let foreign = claims(&m, now).encode(&[1u8; 32]);
+        let cb = with_state(&s.env.domain, &m, &loc, foreign).await;
+        let p = m.get(&cb).await;
+        assert_eq!(
+            (p.status, outcome(&p)),
+            (400, "state_invalid"),
+            "{}",
+            p.body
+        );
+
+        // The bridge's own state with one character changed: refused, and the
+        // untouched state still works afterwards (a refusal consumes nothing).
+        let m = s.member(WXWORK_UA);
+        let cb = s
+            .through_wecom(&m, "/wecom/home", ("sim_userid", "zhangsan"))
+            .await;
+        let state = param(&cb, "state");
+        assert!(state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric()));
+        for i in [0, state.len() / 2, state.len() - 1] {
+            let mut bad = state.clone().into_bytes();
+            bad[i] = if bad[i] == b'a' { b'b' } else { b'a' };
+            let bad = String::from_utf8(bad).unwrap();
+            let p = m.get(&replace_param(&cb, "state", &bad)).await;
+            assert_eq!(
+                (p.status, outcome(&p)),
+                (400, "state_invalid"),
+                "{i}: {}",
+                p.body
+            );
+        }
+        let p = m.get(&cb).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+    }
+}
+
+/// Item 6: under https the binding is a `__Host-` cookie (Secure, Path=/, no Domain, so
+/// no sibling subdomain can set it), and the plain name is not read there.
+#[tokio::test]
+async fn https_binding_cookie_is_host_prefixed() {
+    let s = setup(&bridge::testing::sqlite_url()).await;
+    let b = s
+        .second_instance(|c| c.public_url_pattern = "https://{domain}".into())
+        .await;
+    let r = no_redirects()
+        .get(format!("http://{}/wecom/home", b.addr))
+        .header("host", &s.env.domain)
+        .header("user-agent", WXWORK_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let c = set
+        .iter()
+        .find(|c| c.starts_with("__Host-wb_oauth="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    assert!(
+        c.contains("; Secure") && c.contains("; Path=/") && !c.contains("Domain"),
+        "{c}"
+    );
+    assert!(!set.iter().any(|c| c.starts_with("wb_oauth=")), "{set:?}");
+    let binding = c
+        .strip_prefix("__Host-wb_oauth=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let to_wecom = r.headers()["location"].to_str().unwrap().to_string();
+    let sim = sim_get(&with_param(&to_wecom, "sim_userid", "zhangsan"), WXWORK_UA).await;
+    let loc = sim.location.unwrap();
+    let cb = &loc[loc.find("/auth/").unwrap()..];
+    let callback = |cookie: String| {
+        no_redirects()
+            .get(format!("http://{}{cb}", b.addr))
+            .header("host", &s.env.domain)
+            .header("user-agent", WXWORK_UA)
+            .header("cookie", cookie)
+            .send()
+    };
+    // The right value under the plain name: not read.
+    let r = callback(format!("wb_oauth={binding}")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Under its own name: signed in.
+    let r = callback(format!("__Host-wb_oauth={binding}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    b.stop().await;
 }

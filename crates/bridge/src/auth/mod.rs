@@ -1,9 +1,12 @@
 //! Member sign-in: the WeCom OAuth flow (in-client and QR / web login), its `state`,
 //! the callback's checks, and member sessions.
 //!
-//! - `state` is 32 random bytes. The store keeps only its SHA-256, with the SHA-256 of a
-//!   per-browser binding cookie and the return path; redeeming deletes the row, so a
-//!   state works once, on whichever instance receives the callback.
+//! - `state` is stateless and MAC'd (`domain::oauth_state`): starting a sign-in writes
+//!   nothing. Each sign-in sets a fresh random binding cookie (with the return path);
+//!   the state carries its hash. The callback checks the tag, the age and the binding
+//!   before it consumes anything, then records the state's id as redeemed, so a state
+//!   works once, on whichever instance receives the callback, and only in the browser
+//!   that started it.
 //! - A session is a row in `user_sessions` (SHA-256 of a random id) and a cookie carrying
 //!   (id, tenant, user, created, last seen) signed with a key shared through the store.
 //!   Checking it costs an HMAC and a hash-set look-up, no database round trip: ended
@@ -19,24 +22,28 @@ use crate::domain::login::{
     WecomIdentity,
 };
 use crate::domain::now_ms;
+use crate::domain::oauth_state::{self, BindingError, OAuthState};
 use crate::domain::return_path;
 use crate::domain::tenant::Tenant;
 use crate::domain::user::DisabledReason;
-use crate::store::{LoginState, NewUserSession, StoreError};
+use crate::store::{NewUserSession, StoreError};
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 
 /// The member-session cookie.
 pub const SESSION_COOKIE: &str = "wb_session";
-/// Binds sign-ins in progress to this browser.
+/// Binds a sign-in in progress to the browser that started it (plain HTTP).
 pub const BINDING_COOKIE: &str = "wb_oauth";
+/// The same under HTTPS: a `__Host-` cookie cannot be set by a sibling subdomain.
+pub const BINDING_COOKIE_HTTPS: &str = "__Host-wb_oauth";
 /// How long a sign-in may take between leaving for WeCom and coming back.
-pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+pub const STATE_TTL_MS: i64 = oauth_state::TTL_MS;
+/// `Sealer::derive_key` purpose of the state's MAC key.
+const STATE_KEY_PURPOSE: &str = "member-oauth-state";
 /// A hole in the revocation log is waited for this long before it is stepped over.
 const GAP_GRACE_MS: i64 = 10 * 60 * 1000;
 const SEAL_CONTEXT: &str = "member-session-key";
@@ -49,10 +56,6 @@ pub fn random_token() -> String {
 
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Why a sign-in did not produce a session. Each variant is its own page.
@@ -95,22 +98,7 @@ pub enum LoginError {
 }
 
 /// How the member reached WeCom.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// Silent authorization inside the WeCom client.
-    Client,
-    /// QR code / web login in a browser.
-    Qr,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Client => "wecom_client",
-            Via::Qr => "wecom_qr",
-        }
-    }
-}
+pub use oauth_state::Flow as Via;
 
 /// The callback URL WeCom redirects to: always from the tenant's configured domain,
 /// never from the request's Host.
@@ -129,6 +117,22 @@ pub fn snapshot_trusted_domain(agent_json: Option<&str>) -> Option<String> {
 
 pub fn secure_cookies(st: &AppState) -> bool {
     st.cfg.public_url_pattern.starts_with("https://")
+}
+
+/// The binding cookie's name: `__Host-wb_oauth` when the public URL is https (only
+/// that name is read there), `wb_oauth` otherwise.
+pub fn binding_cookie_name(st: &AppState) -> &'static str {
+    if secure_cookies(st) {
+        BINDING_COOKIE_HTTPS
+    } else {
+        BINDING_COOKIE
+    }
+}
+
+/// The key of the sign-in state's MAC, derived from the instance key (the same on every
+/// instance sharing it).
+pub fn state_key(st: &AppState) -> [u8; 32] {
+    st.sealer.derive_key(STATE_KEY_PURPOSE)
 }
 
 /// Loads and opens the tenant's WeCom integration.
@@ -153,14 +157,14 @@ pub struct Begin {
     pub binding_cookie: String,
 }
 
-/// Starts a WeCom sign-in: checks the domains, stores a fresh state, builds WeCom's URL.
+/// Starts a WeCom sign-in: checks the domains, makes a fresh binding (cookie) and a
+/// MAC'd state bound to it, builds WeCom's URL. Writes nothing.
 pub async fn begin_wecom(
     st: &AppState,
     tenant: &Tenant,
     request_host: &str,
     via: Via,
     return_to: &str,
-    binding: Option<String>,
     lang: wecom::oauth::Lang,
 ) -> Result<Begin, LoginError> {
     let (opened, agent_json) = integration(st, tenant).await?;
@@ -174,32 +178,29 @@ pub async fn begin_wecom(
     login::check_redirect_domain(request_host, &redirect, trusted.as_deref())
         .map_err(LoginError::Domain)?;
     let return_to = return_path::or(return_to, return_path::MEMBER_DEFAULT);
-    // One binding per browser (several tabs may sign in at once); its lifetime is
-    // renewed with each sign-in started.
-    let binding = binding
-        .filter(|b| {
-            b.len() == 43
-                && b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        })
-        .unwrap_or_else(random_token);
+    // A fresh binding for every sign-in, whatever the browser sent: a value planted
+    // in the browser beforehand is never reused. The last sign-in started in a browser
+    // is the one it can finish.
+    let mut secret = [0u8; 32];
+    let mut nonce = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let binding = oauth_state::binding_cookie(&secret, return_to);
+    let state = OAuthState {
+        tenant_id: tenant.id,
+        agentid: opened.agentid,
+        flow: via,
+        issued_at: now_ms(),
+        nonce,
+        binding: oauth_state::binding_hash(&binding),
+    }
+    .encode(&state_key(st));
     let binding_cookie = crate::web::cookies::set(
-        BINDING_COOKIE,
+        binding_cookie_name(st),
         &binding,
         Some((STATE_TTL_MS / 1000) as u64),
         secure_cookies(st),
     );
-    let state = random_token();
-    st.store
-        .create_login_state(&LoginState {
-            state_hash: sha256_hex(&state),
-            tenant_id: tenant.id,
-            binding_hash: sha256_hex(&binding),
-            return_to: return_to.to_string(),
-            via: via.as_str().to_string(),
-            expires_at: now_ms() + STATE_TTL_MS,
-        })
-        .await?;
     let hosts = st.cfg.oauth_hosts();
     let location = match via {
         Via::Client => wecom::oauth::authorize_url(
@@ -268,21 +269,36 @@ pub async fn finish_wecom(
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or(LoginError::StateMissing)?;
-    // The three reads are independent: one round trip of latency instead of three.
-    // The state is redeemed (deleted) whatever else happens: a replay finds nothing.
-    let state_hash = sha256_hex(state);
-    let (row, config, integ) = tokio::join!(
-        st.store.take_login_state(&state_hash),
+    // Everything that can be checked without the database first: the tag, the age,
+    // then the tenant and this browser's binding. A callback URL opened elsewhere
+    // fails here and consumes nothing, so its owner can still finish.
+    let now = now_ms();
+    let claims = OAuthState::decode(&state_key(st), state.as_bytes())
+        .and_then(|c| c.check_time(now).map(|_| c))
+        .map_err(|_| LoginError::StateInvalid)?;
+    claims
+        .check_binding(tenant.id, req.binding)
+        .map_err(|e| match e {
+            BindingError::Missing => LoginError::StateMissing,
+            BindingError::OtherTenant | BindingError::OtherBrowser => LoginError::StateForeign,
+        })?;
+    let return_to = req
+        .binding
+        .and_then(oauth_state::return_path_of)
+        .and_then(|p| return_path::check(&p).map(str::to_string))
+        .unwrap_or_else(|| return_path::MEMBER_DEFAULT.to_string());
+    let via = claims.flow.as_str();
+    let state_id = claims.id();
+    // Then consume it (once, on any instance). The three are independent: one round
+    // trip of latency instead of three.
+    let (redeemed, config, integ) = tokio::join!(
+        st.store
+            .redeem_login_state(&state_id, claims.redeemable_until(), now),
         st.store
             .login_config(tenant.id, login::LoginTarget::Workbench),
         integration(st, tenant),
     );
-    let row = row?.ok_or(LoginError::StateInvalid)?;
-    let binding = req.binding.ok_or(LoginError::StateMissing)?;
-    if row.tenant_id != tenant.id || !ct_eq(&row.binding_hash, &sha256_hex(binding)) {
-        return Err(LoginError::StateForeign);
-    }
-    if row.expires_at < now_ms() {
+    if !redeemed? {
         return Err(LoginError::StateInvalid);
     }
     let code = q
@@ -294,6 +310,11 @@ pub async fn finish_wecom(
         return Err(LoginError::SourceOff);
     }
     let (opened, _) = integ?;
+    // Issued for another WeCom app (the integration changed meanwhile): its code
+    // would not be this app's.
+    if opened.agentid != claims.agentid {
+        return Err(LoginError::StateInvalid);
+    }
     let client = st
         .wecom
         .get(&opened.corpid, &opened.secret)
@@ -355,19 +376,19 @@ pub async fn finish_wecom(
                     st,
                     tenant.id,
                     user_id,
-                    &row.via,
+                    via,
                     req,
                     NewAudit {
                         tenant_id: tenant.id,
                         actor,
                         action: "member.login",
-                        detail: format!("signed in via {}", row.via),
+                        detail: format!("signed in via {via}"),
                         ip: req.ip.map(str::to_string),
                     },
                 )
                 .await?;
             Ok(SignedIn {
-                return_to: row.return_to,
+                return_to,
                 session_cookie,
                 user_id,
             })

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod integration;
 pub mod login;
 pub mod nested_scope;
+pub mod oauth_state;
 pub mod oidc;
 pub mod return_path;
 pub mod tenant;

@@ -31,7 +31,7 @@ pub use oidc::{
     CodeRedemption, NewTokenPair, OidcCode, OidcGrant, OidcKeyRecord, OidcTokenRecord, Rotation,
 };
 pub use ops::PoolUsage;
-pub use sessions::{LoginState, NewUserSession, UserSessionRecord};
+pub use sessions::{NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use token_cache::StoreTokenCache;
 pub use user_admin::{IdentityRecord, UserExtras, WecomUserSeed};

@@ -1,24 +1,12 @@
-//! Member sign-in state: OAuth `state` rows (single use), member sessions, the session
+//! Member sign-in state: redeemed OAuth `state` ids (single use), member sessions, the session
 //! cookie key and the revocation log that the database fills by trigger whenever a
 //! session row is deleted (migration 0004).
 
-use super::{on_pool, Result, Store, StoreError};
+use super::{on_pool, Result, Store};
 use crate::domain::audit::NewAudit;
 use crate::domain::login::Revocation;
 use crate::domain::now_ms;
 use sqlx::Row;
-
-/// A sign-in in progress, as stored (only hashes of the secrets).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoginState {
-    pub state_hash: String,
-    pub tenant_id: i64,
-    pub binding_hash: String,
-    pub return_to: String,
-    /// `wecom_client` or `wecom_qr`.
-    pub via: String,
-    pub expires_at: i64,
-}
 
 #[derive(Clone, Debug)]
 pub struct NewUserSession<'a> {
@@ -44,53 +32,29 @@ pub struct UserSessionRecord {
 }
 
 impl Store {
-    /// Stores a new sign-in state and drops expired ones (cheap: indexed by expiry).
-    pub async fn create_login_state(&self, s: &LoginState) -> Result<()> {
-        let now = now_ms();
+    /// Records that a sign-in state was used: `true` the first time, `false` on any
+    /// later attempt (on any instance). Redemptions that expired before `now` are
+    /// dropped on the way (indexed by expiry; only verified states ever get here).
+    pub async fn redeem_login_state(
+        &self,
+        state_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool> {
         on_pool!(self, p => {
-            sqlx::query("DELETE FROM login_states WHERE expires_at < $1")
+            sqlx::query("DELETE FROM login_state_redemptions WHERE expires_at < $1")
                 .bind(now)
                 .execute(p)
                 .await?;
-            sqlx::query(
-                "INSERT INTO login_states (state_hash, tenant_id, binding_hash, return_to, via, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&s.state_hash)
-            .bind(s.tenant_id)
-            .bind(&s.binding_hash)
-            .bind(&s.return_to)
-            .bind(&s.via)
-            .bind(s.expires_at)
-            .execute(p)
-            .await
-            .map_err(|e| StoreError::unique(e, "login state"))?;
-            Ok(())
-        })
-    }
-
-    /// Removes and returns a sign-in state: whoever gets the row is the only redeemer,
-    /// on any instance.
-    pub async fn take_login_state(&self, state_hash: &str) -> Result<Option<LoginState>> {
-        on_pool!(self, p => {
             let r = sqlx::query(
-                "DELETE FROM login_states WHERE state_hash = $1
-                 RETURNING state_hash, tenant_id, binding_hash, return_to, via, expires_at",
+                "INSERT INTO login_state_redemptions (state_id, expires_at) VALUES ($1, $2)
+                 ON CONFLICT (state_id) DO NOTHING",
             )
-            .bind(state_hash)
-            .fetch_optional(p)
+            .bind(state_id)
+            .bind(expires_at)
+            .execute(p)
             .await?;
-            match r {
-                None => Ok(None),
-                Some(r) => Ok(Some(LoginState {
-                    state_hash: r.try_get("state_hash")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    binding_hash: r.try_get("binding_hash")?,
-                    return_to: r.try_get("return_to")?,
-                    via: r.try_get("via")?,
-                    expires_at: r.try_get("expires_at")?,
-                })),
-            }
+            Ok(r.rows_affected() == 1)
         })
     }
 

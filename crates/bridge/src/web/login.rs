@@ -214,8 +214,7 @@ pub async fn start(
     } else {
         wecom::oauth::Lang::En
     };
-    let binding = cookies::get(headers, auth::BINDING_COOKIE);
-    let begin = auth::begin_wecom(st, t, &host, via, next, binding, lang).await?;
+    let begin = auth::begin_wecom(st, t, &host, via, next, lang).await?;
     let mut resp = Redirect::to(&begin.location).into_response();
     if let Ok(v) = HeaderValue::from_str(&begin.binding_cookie) {
         resp.headers_mut().append(SET_COOKIE, v);
@@ -234,7 +233,7 @@ pub async fn callback(
 ) -> Result<Response> {
     let started = Instant::now();
     let Query(q) = q?;
-    let binding = cookies::get(&headers, auth::BINDING_COOKIE);
+    let binding = cookies::get(&headers, auth::binding_cookie_name(&st));
     let ua = user_agent(&headers);
     let req = RequestInfo {
         binding: binding.as_deref(),

@@ -221,6 +221,14 @@ impl Browser {
         b
     }
 
+    /// Sets a cookie as if a page (or a sibling subdomain) had planted it.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
+
     pub fn clear_cookies(&self) {
         self.jar.lock().unwrap().clear();
     }
