@@ -134,3 +134,18 @@ impl wecom::Clock for SimClock {
         })
     }
 }
+
+/// The variable naming the crash point at which the process stops (crash tests).
+pub const CRASH_AT_VAR: &str = "WB_CRASH_AT";
+
+/// A named point where a crash test can stop the process: when `WB_CRASH_AT` names it,
+/// the process aborts on the spot (no unwinding, no destructors, no connection closed
+/// cleanly: to the database it is a `kill -9`). Costs one comparison otherwise.
+pub fn crash_point(name: &str) {
+    static AT: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| std::env::var(CRASH_AT_VAR).ok());
+    if AT.as_deref() == Some(name) {
+        eprintln!("crash point {name}: aborting");
+        std::process::abort();
+    }
+}

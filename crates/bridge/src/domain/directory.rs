@@ -869,6 +869,31 @@ str_enum!(Trigger { Wizard = "wizard", Console = "console", Schedule = "schedule
 str_enum!(RunKind { Full = "full", DryRun = "dry_run", Incremental = "incremental" });
 str_enum!(RunStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Blocked = "blocked", Interrupted = "interrupted" });
 
+/// What a run found `running` by the next start left behind. A full sync records its end
+/// in the transaction of its directory changes, so one still running applied nothing.
+/// Only versions before that fix (issue 19) could leave one running after its apply had
+/// committed: their apply transaction is the only writer of the phase `applying`, so that
+/// phase on a running full sync means its changes are in.
+pub fn interrupted_message(kind: RunKind, phase: &str, done: i64, total: i64) -> String {
+    let stopped = "the process stopped while this run was in progress";
+    match kind {
+        RunKind::DryRun => format!("{stopped}; a dry run applies nothing"),
+        RunKind::Full if phase == "applying" => format!(
+            "{stopped}, right after its changes were applied and before they were recorded (a version before the fix of issue 19): the directory has its changes, their counts are not known"
+        ),
+        RunKind::Full => format!("{stopped}, before it applied anything: nothing was applied"),
+        RunKind::Incremental if phase == "applying" && total > 0 => format!(
+            "{stopped}: {done} of {total} callbacks were handled; what they changed was applied and is kept, the callbacks not yet handled stay pending for the next run"
+        ),
+        RunKind::Incremental if phase == "applying" => format!(
+            "{stopped}: the changes of the callbacks it handled were applied and are kept; the callbacks not yet handled stay pending for the next run"
+        ),
+        RunKind::Incremental => format!(
+            "{stopped}, before it applied anything: nothing was applied; its callbacks stay pending for the next run"
+        ),
+    }
+}
+
 /// The lower bound of WeCom calls for a full sync of this scope (wecom-api.md §6):
 /// `1 gettoken + 1 agent/get + [D>0] department/list + D user/list + 1 tag/list + T tag/get + U user/get`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1085,6 +1110,20 @@ pub struct RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interrupted_runs_say_what_they_left() {
+        let m = |k, phase, done, total| interrupted_message(k, phase, done, total);
+        assert!(m(RunKind::Full, "fetch", 0, 0).ends_with("nothing was applied"));
+        assert!(m(RunKind::DryRun, "diff", 0, 0).contains("applies nothing"));
+        // Only a version before the fix left a full sync running after its apply.
+        let legacy = m(RunKind::Full, "applying", 0, 0);
+        assert!(legacy.contains("the directory has its changes"), "{legacy}");
+        assert!(!legacy.contains("nothing was applied"));
+        let inc = m(RunKind::Incremental, "applying", 3, 10);
+        assert!(inc.contains("3 of 10 callbacks were handled"), "{inc}");
+        assert!(m(RunKind::Incremental, "", 0, 4).contains("stay pending"));
+    }
 
     fn rec(userid: &str, name: &str, depts: &[i64]) -> UserRecord {
         let mut r = UserRecord {

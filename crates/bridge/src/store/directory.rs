@@ -3,12 +3,15 @@
 //! transaction with batched statements, so a failed or interrupted sync leaves the
 //! directory exactly as it was.
 
-use super::{on_pool, Result, Store, StoreError};
+use super::sync_runs::finish_query;
+use super::{on_pool, Result, Store, StoreError, SyncRunFinish};
+use crate::domain::audit::NewAudit;
 use crate::domain::directory::{
     CurrentDept, CurrentDirectory, CurrentTag, CurrentUser, DeptRecord, DirectoryDiff,
     DirectoryPolicy, Membership, TagRecord, UserKey, UserRecord,
 };
 use crate::domain::now_ms;
+use crate::domain::tenant::IntegrationMode;
 use crate::domain::user::{DisabledReason, UserStatus};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
@@ -267,6 +270,21 @@ pub struct ImportedMember {
     pub open_userid: String,
     /// What the import stored as the name: usually the id itself (§7).
     pub name: String,
+}
+
+/// What a full sync commits together with its directory changes, so that the run's
+/// record (and what else the run changes) never disagrees with the directory: a crash
+/// leaves either all of it or none of it.
+#[derive(Clone, Copy, Debug)]
+pub struct RunEnd<'a> {
+    /// The run's final record.
+    pub finish: &'a SyncRunFinish,
+    /// The synced app's agentid and its `agent/get` answer as fetched by the run.
+    pub agent_json: Option<(i64, &'a str)>,
+    /// The tenant's new integration mode (the switch from a third-party app).
+    pub integration_mode: Option<IntegrationMode>,
+    /// The run's audit line.
+    pub audit: Option<&'a NewAudit>,
 }
 
 /// The switch from a third-party app, applied with the directory diff.
@@ -718,7 +736,9 @@ impl Store {
 
     /// Applies a diff in one transaction. `run_id`'s record is touched first, which also
     /// takes SQLite's write lock before the new user ids are reserved. `retire` moves the
-    /// tenant's third-party identities out of `user_identities` (the switch).
+    /// tenant's third-party identities out of `user_identities` (the switch). `end` (a
+    /// full sync) ends the run's record in the same transaction, with the app snapshot,
+    /// the tenant's mode and the audit line; without a record to end nothing is applied.
     pub async fn apply_directory_diff(
         &self,
         tenant_id: i64,
@@ -726,6 +746,7 @@ impl Store {
         run_id: i64,
         diff: &DirectoryDiff,
         retire: Option<&RetireIdentities>,
+        end: Option<RunEnd<'_>>,
     ) -> Result<()> {
         let now = now_ms();
         let corpid = corpid.to_ascii_lowercase();
@@ -1074,6 +1095,47 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+
+            // The run's end, in the same transaction as its changes.
+            if let Some(end) = end {
+                if let Some((agentid, agent)) = end.agent_json {
+                    sqlx::query("UPDATE wecom_integrations SET agent_json = $1, verified_at = $2 WHERE tenant_id = $3 AND agentid = $4")
+                        .bind(agent)
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(agentid)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(mode) = end.integration_mode {
+                    sqlx::query("UPDATE tenants SET integration_mode = $1 WHERE id = $2")
+                        .bind(mode.as_str())
+                        .bind(tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(a) = end.audit {
+                    sqlx::query(
+                        "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(a.tenant_id)
+                    .bind(a.stored_actor().as_ref())
+                    .bind(a.action)
+                    .bind(a.stored_detail().as_ref())
+                    .bind(&a.ip)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let ended = finish_query!(end.finish, now, run_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended != 1 {
+                    // No record to end: apply nothing rather than changes no run accounts for.
+                    return Err(StoreError::NotFound(format!("sync run {run_id}")));
+                }
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -1236,14 +1298,14 @@ mod tests {
                     users_added: chunk.to_vec(),
                     ..Default::default()
                 };
-                s.apply_directory_diff(t.id, "WWcorp", 0, &diff, None)
+                s.apply_directory_diff(t.id, "WWcorp", 0, &diff, None, None)
                     .await
                     .unwrap();
                 let theirs = DirectoryDiff {
                     users_added: vec![member(100 + i as i64)],
                     ..Default::default()
                 };
-                s.apply_directory_diff(other.id, "wwcorp", 0, &theirs, None)
+                s.apply_directory_diff(other.id, "wwcorp", 0, &theirs, None, None)
                     .await
                     .unwrap();
             }
@@ -1288,6 +1350,140 @@ mod tests {
             assert_eq!(some[1].record, whole[7].record);
             let dir = s.load_directory(other.id, "wwcorp").await.unwrap();
             assert_eq!(dir.users.len(), 5);
+        }
+    }
+
+    /// A full sync's record ends in the transaction of its changes (issue 19: a crash
+    /// right after the apply left the run `running`): they commit together, a change
+    /// that fails rolls the record's end back with it, and without a record to end
+    /// nothing is applied. Both engines.
+    #[tokio::test]
+    async fn run_record_commits_with_the_apply() {
+        use crate::domain::directory::{RunKind, RunStatus, Trigger};
+        use crate::domain::tenant::{Edition, IntegrationMode};
+        use crate::store::NewSyncRun;
+        for s in crate::testing::stores().await {
+            let e = s.engine();
+            let t = s
+                .create_tenant("acme", "Acme", Edition::Professional, None)
+                .await
+                .unwrap();
+            let new_run = NewSyncRun {
+                tenant_id: t.id,
+                trigger: Trigger::Cli,
+                kind: RunKind::Full,
+                actor: "operator".into(),
+                forced: false,
+            };
+            let finish = |added: i64| SyncRunFinish {
+                status: RunStatus::Succeeded,
+                users_added: added,
+                users_updated: 0,
+                users_disabled: 0,
+                users_moved: 0,
+                api_calls: 7,
+                api_calls_json: "{}".into(),
+                report_json: Some("{}".into()),
+                error: None,
+            };
+            let audit = NewAudit {
+                tenant_id: t.id,
+                actor: "operator".into(),
+                action: "directory.sync",
+                detail: "run".into(),
+                ip: None,
+            };
+            let end = |f| RunEnd {
+                finish: f,
+                agent_json: None,
+                integration_mode: Some(IntegrationMode::SelfBuilt),
+                audit: Some(&audit),
+            };
+            let diff = DirectoryDiff {
+                users_added: (0..5).map(member).collect(),
+                ..Default::default()
+            };
+            let audits = || async { s.list_audit(t.id, 100, None).await.unwrap().len() };
+            let audits_before = audits().await;
+            let run = s.create_sync_run(&new_run).await.unwrap();
+
+            // No record to end: nothing is applied.
+            let f5 = finish(5);
+            let r = s
+                .apply_directory_diff(t.id, "wwcorp", run + 1000, &diff, None, Some(end(&f5)))
+                .await;
+            assert!(matches!(r, Err(StoreError::NotFound(_))), "{e}: {r:?}");
+            assert!(
+                s.load_users(t.id, "wwcorp", None).await.unwrap().is_empty(),
+                "{e}"
+            );
+            let mode = s
+                .tenant_by_id(t.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .integration_mode;
+            assert_eq!(mode, IntegrationMode::None, "{e}");
+            assert_eq!(audits().await, audits_before, "{e}");
+
+            // Applied: the changes, the record's end, the mode and the audit line together.
+            s.apply_directory_diff(t.id, "wwcorp", run, &diff, None, Some(end(&f5)))
+                .await
+                .unwrap();
+            let rec = s.sync_run(t.id, run).await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    rec.status,
+                    rec.users_added,
+                    rec.api_calls,
+                    rec.phase.as_str()
+                ),
+                (RunStatus::Succeeded, 5, 7, "done"),
+                "{e}"
+            );
+            assert!(rec.finished_at.is_some(), "{e}");
+            assert_eq!(s.load_users(t.id, "wwcorp", None).await.unwrap().len(), 5);
+            let mode = s
+                .tenant_by_id(t.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .integration_mode;
+            assert_eq!(mode, IntegrationMode::SelfBuilt, "{e}");
+            assert_eq!(audits().await, audits_before + 1, "{e}");
+
+            // A change that fails (a WeCom identity already taken) rolls back the end too.
+            let run2 = s.create_sync_run(&new_run).await.unwrap();
+            let again = DirectoryDiff {
+                users_added: vec![member(3)],
+                ..Default::default()
+            };
+            let f1 = finish(1);
+            let r = s
+                .apply_directory_diff(t.id, "wwcorp", run2, &again, None, Some(end(&f1)))
+                .await;
+            assert!(r.is_err(), "{e}: a second identity for user003 was stored");
+            let rec = s.sync_run(t.id, run2).await.unwrap().unwrap();
+            assert_eq!(
+                (rec.status, rec.finished_at),
+                (RunStatus::Running, None),
+                "{e}"
+            );
+            assert_eq!(s.load_users(t.id, "wwcorp", None).await.unwrap().len(), 5);
+            assert_eq!(audits().await, audits_before + 1, "{e}");
+
+            // Such a run, found by the next start, is said to have applied nothing.
+            assert_eq!(s.interrupt_stale_runs(t.id, 0).await.unwrap(), 1);
+            let rec = s.sync_run(t.id, run2).await.unwrap().unwrap();
+            assert_eq!(rec.status, RunStatus::Interrupted);
+            assert!(
+                rec.error
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("nothing was applied"),
+                "{e}: {:?}",
+                rec.error
+            );
         }
     }
 

@@ -25,7 +25,7 @@ mod users;
 
 pub use admin::{AdminRecord, AdminSession};
 pub use call_budget::StoreCallBudget;
-pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities};
+pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities, RunEnd};
 pub use integration::{IntegrationRecord, Resealed};
 pub use oidc::{
     CodeRedemption, NewTokenPair, OidcCode, OidcGrant, OidcKeyRecord, OidcTokenRecord, Rotation,

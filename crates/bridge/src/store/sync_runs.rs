@@ -2,7 +2,7 @@
 //! change_contact callbacks (deduplicated by the SHA-256 of the decrypted XML).
 
 use super::{on_pool, Result, Store, StoreError};
-use crate::domain::directory::{RunKind, RunStatus, Trigger};
+use crate::domain::directory::{interrupted_message, RunKind, RunStatus, Trigger};
 use crate::domain::now_ms;
 use sqlx::Row;
 
@@ -110,6 +110,32 @@ pub struct PendingCallback {
     pub payload: String,
 }
 
+/// The statement that ends a run: `finish_query!(&SyncRunFinish, now, run_id)`, run on a
+/// pool or inside a transaction.
+macro_rules! finish_query {
+    ($f:expr, $now:expr, $run_id:expr) => {{
+        let f: &SyncRunFinish = $f;
+        sqlx::query(
+            "UPDATE sync_runs SET status = $1, phase = 'done', rate_wait_secs = NULL, users_added = $2, users_updated = $3,
+                users_disabled = $4, users_moved = $5, api_calls = $6, api_calls_json = $7, report_json = $8,
+                error = $9, heartbeat_at = $10, finished_at = $10
+             WHERE id = $11",
+        )
+        .bind(f.status.as_str())
+        .bind(f.users_added)
+        .bind(f.users_updated)
+        .bind(f.users_disabled)
+        .bind(f.users_moved)
+        .bind(f.api_calls)
+        .bind(&f.api_calls_json)
+        .bind(&f.report_json)
+        .bind(&f.error)
+        .bind($now)
+        .bind($run_id)
+    }};
+}
+pub(crate) use finish_query;
+
 impl Store {
     pub async fn create_sync_run(&self, r: &NewSyncRun) -> Result<i64> {
         let now = now_ms();
@@ -156,46 +182,60 @@ impl Store {
         })
     }
 
+    /// Ends a run that applied nothing (a dry run, a blocked or failed one, or an
+    /// incremental run whose changes were committed one by one). A full sync that applies
+    /// ends its record in the apply's own transaction ([`Store::apply_directory_diff`]).
     pub async fn finish_sync_run(&self, run_id: i64, f: &SyncRunFinish) -> Result<()> {
         let now = now_ms();
         on_pool!(self, p => {
-            sqlx::query(
-                "UPDATE sync_runs SET status = $1, phase = 'done', rate_wait_secs = NULL, users_added = $2, users_updated = $3,
-                    users_disabled = $4, users_moved = $5, api_calls = $6, api_calls_json = $7, report_json = $8,
-                    error = $9, heartbeat_at = $10, finished_at = $10
-                 WHERE id = $11",
-            )
-            .bind(f.status.as_str())
-            .bind(f.users_added)
-            .bind(f.users_updated)
-            .bind(f.users_disabled)
-            .bind(f.users_moved)
-            .bind(f.api_calls)
-            .bind(&f.api_calls_json)
-            .bind(&f.report_json)
-            .bind(&f.error)
-            .bind(now)
-            .bind(run_id)
-            .execute(p)
-            .await?;
+            finish_query!(f, now, run_id).execute(p).await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a finished run's report (the apply's duration is known only after its
+    /// commit, which already recorded the outcome).
+    pub async fn set_sync_run_report(&self, run_id: i64, report_json: &str) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE sync_runs SET report_json = $1 WHERE id = $2")
+                .bind(report_json)
+                .bind(run_id)
+                .execute(p)
+                .await?;
             Ok(())
         })
     }
 
     /// Marks the tenant's other runs still `running` as interrupted: called by the holder
-    /// of the tenant's sync lock, so they cannot really be running.
+    /// of the tenant's sync lock, so they cannot really be running. Each gets a message
+    /// saying what it left behind ([`interrupted_message`]).
     pub async fn interrupt_stale_runs(&self, tenant_id: i64, except: i64) -> Result<u64> {
         on_pool!(self, p => {
-            Ok(sqlx::query(
-                "UPDATE sync_runs SET status = 'interrupted', error = 'the process stopped while this run was in progress; nothing was applied',
-                    finished_at = heartbeat_at
+            let rows = sqlx::query(
+                "SELECT id, kind, phase, progress_done, progress_total FROM sync_runs
                  WHERE tenant_id = $1 AND status = 'running' AND id <> $2",
             )
             .bind(tenant_id)
             .bind(except)
-            .execute(p)
-            .await?
-            .rows_affected())
+            .fetch_all(p)
+            .await?;
+            let mut n = 0;
+            for r in &rows {
+                let kind: String = r.try_get("kind")?;
+                let kind: RunKind = kind.parse().map_err(StoreError::Corrupt)?;
+                let phase: String = r.try_get("phase")?;
+                let msg = interrupted_message(kind, &phase, r.try_get("progress_done")?, r.try_get("progress_total")?);
+                n += sqlx::query(
+                    "UPDATE sync_runs SET status = 'interrupted', error = $1, rate_wait_secs = NULL, finished_at = heartbeat_at
+                     WHERE id = $2 AND status = 'running'",
+                )
+                .bind(msg)
+                .bind(r.try_get::<i64, _>("id")?)
+                .execute(p)
+                .await?
+                .rows_affected();
+            }
+            Ok(n)
         })
     }
 

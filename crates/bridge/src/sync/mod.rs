@@ -19,7 +19,7 @@ use crate::domain::directory::{
     RunStatus, Trigger,
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
-use crate::store::{NewSyncRun, RetireIdentities, StoreError, SyncRunFinish};
+use crate::store::{NewSyncRun, RetireIdentities, RunEnd, StoreError, SyncRunFinish};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -268,36 +268,94 @@ impl StartedRun {
             })
         };
         let mut report = RunReport::default();
-        let r = full_sync(st, &tenant, &opts, run_id, &progress, &stats, &mut report).await;
+        let r = full_sync(st, &tenant, &opts, &progress, &stats, &mut report).await;
         ticker.abort();
         report.api_calls = calls_by_endpoint(&stats);
         if let Some(b) = report.bound.as_mut() {
             b.with_token = stats.calls("gettoken") > 0;
         }
-        let (status, message, error) = match &r {
-            Ok((status, msg)) => (*status, msg.clone(), None),
-            Err(e) => {
-                let (en, zh) = e.explain();
-                report.errors.push(en.clone());
-                report.errors.push(zh);
-                (RunStatus::Failed, Some(en.clone()), Some(en))
+        let (mut r, plan) = match r {
+            Ok(Planned::Apply(p)) => (Ok((RunStatus::Succeeded, None)), Some(p)),
+            Ok(Planned::Done(status, msg)) => (Ok((status, msg)), None),
+            Err(e) => (Err(e), None),
+        };
+        let audit = |status: RunStatus, c: &crate::domain::directory::DiffCounts| {
+            (!opts.dry_run
+                && matches!(
+                    opts.trigger,
+                    Trigger::Console | Trigger::Wizard | Trigger::Cli
+                ))
+            .then(|| NewAudit {
+                tenant_id: tenant.id,
+                actor: opts.actor.clone(),
+                action: "directory.sync",
+                detail: format!(
+                    "run #{run_id} {}: {} added, {} updated, {} disabled, {} moved",
+                    status.as_str(),
+                    c.users_added,
+                    c.users_updated,
+                    c.users_disabled,
+                    c.users_moved
+                ),
+                ip: None,
+            })
+        };
+        let mut finish = finish_record(&r, &mut report, &stats);
+        let recorded = match plan {
+            // The changes, the run's record, the app snapshot, the tenant's mode and the
+            // audit line commit together: a crash leaves all of them or none.
+            Some(p) => {
+                progress.set_phase("applying", 1);
+                crate::testing::crash_point("sync-before-apply");
+                let t2 = Instant::now();
+                let entry = audit(finish.status, &report.diff.counts);
+                let applied = st
+                    .store
+                    .apply_directory_diff(
+                        tenant.id,
+                        &p.corpid,
+                        run_id,
+                        &p.diff,
+                        p.retire.as_ref(),
+                        Some(RunEnd {
+                            finish: &finish,
+                            agent_json: p.agent_json.as_ref().map(|(a, j)| (*a, j.as_str())),
+                            integration_mode: p.switch_mode.then_some(IntegrationMode::SelfBuilt),
+                            audit: entry.as_ref(),
+                        }),
+                    )
+                    .await;
+                match applied {
+                    Ok(()) => {
+                        crate::testing::crash_point("sync-applied");
+                        progress.step();
+                        report.apply_ms = t2.elapsed().as_millis() as u64;
+                        // The outcome is recorded; this only adds the apply's duration.
+                        if let Ok(json) = serde_json::to_string(&report) {
+                            let _ = st.store.set_sync_run_report(run_id, &json).await;
+                        }
+                        Ok(())
+                    }
+                    // Rolled back: nothing was applied, the run failed.
+                    Err(e) => {
+                        r = Err(SyncError::Store(e));
+                        finish = finish_record(&r, &mut report, &stats);
+                        let recorded = st.store.finish_sync_run(run_id, &finish).await;
+                        if let Some(entry) = audit(finish.status, &report.diff.counts) {
+                            let _ = st.store.audit(&entry).await;
+                        }
+                        recorded
+                    }
+                }
+            }
+            None => {
+                let recorded = st.store.finish_sync_run(run_id, &finish).await;
+                if let Some(entry) = audit(finish.status, &report.diff.counts) {
+                    let _ = st.store.audit(&entry).await;
+                }
+                recorded
             }
         };
-        let c = report.diff.counts;
-        let finish = SyncRunFinish {
-            status,
-            users_added: c.users_added as i64,
-            users_updated: c.users_updated as i64,
-            users_disabled: c.users_disabled as i64,
-            users_moved: c.users_moved as i64,
-            api_calls: stats.total_calls() as i64,
-            api_calls_json: serde_json::to_string(&report.api_calls).unwrap_or_default(),
-            report_json: serde_json::to_string(&report).ok(),
-            error: error.clone().or_else(|| {
-                (status == RunStatus::Blocked).then(|| message.clone().unwrap_or_default())
-            }),
-        };
-        let recorded = st.store.finish_sync_run(run_id, &finish).await;
         lock.release().await;
         crate::ops::metrics::sync_run(
             if opts.dry_run {
@@ -306,35 +364,15 @@ impl StartedRun {
                 RunKind::Full
             },
             opts.trigger,
-            status,
+            finish.status,
             started.elapsed(),
         );
         recorded?;
-        if !opts.dry_run
-            && matches!(
-                opts.trigger,
-                Trigger::Console | Trigger::Wizard | Trigger::Cli
-            )
-        {
-            let detail = format!(
-                "run #{run_id} {}: {} added, {} updated, {} disabled, {} moved",
-                status.as_str(),
-                c.users_added,
-                c.users_updated,
-                c.users_disabled,
-                c.users_moved
-            );
-            let _ = st
-                .store
-                .audit(&NewAudit {
-                    tenant_id: tenant.id,
-                    actor: opts.actor.clone(),
-                    action: "directory.sync",
-                    detail,
-                    ip: None,
-                })
-                .await;
-        }
+        let status = finish.status;
+        let message = match &r {
+            Ok((_, m)) => m.clone(),
+            Err(e) => Some(e.explain().0),
+        };
         r?;
         Ok(RunOutcome {
             run_id,
@@ -346,15 +384,62 @@ impl StartedRun {
     }
 }
 
+/// A run's end as the fetch and diff decided it.
+enum Planned {
+    /// Nothing to apply (a dry run, or stopped by the guard).
+    Done(RunStatus, Option<String>),
+    /// Changes to apply with the run's record.
+    Apply(Box<PlannedApply>),
+}
+
+struct PlannedApply {
+    corpid: String,
+    diff: DirectoryDiff,
+    retire: Option<RetireIdentities>,
+    /// (agentid, its agent/get answer).
+    agent_json: Option<(i64, String)>,
+    /// The switch from a third-party app completes: the tenant becomes self-built.
+    switch_mode: bool,
+}
+
+/// The run's final record from its result and report (errors go into the report).
+fn finish_record(
+    r: &Result<(RunStatus, Option<String>), SyncError>,
+    report: &mut RunReport,
+    stats: &wecom::CallStats,
+) -> SyncRunFinish {
+    let (status, message, error) = match r {
+        Ok((status, msg)) => (*status, msg.clone(), None),
+        Err(e) => {
+            let (en, zh) = e.explain();
+            report.errors.push(en.clone());
+            report.errors.push(zh);
+            (RunStatus::Failed, Some(en.clone()), Some(en))
+        }
+    };
+    let c = report.diff.counts;
+    SyncRunFinish {
+        status,
+        users_added: c.users_added as i64,
+        users_updated: c.users_updated as i64,
+        users_disabled: c.users_disabled as i64,
+        users_moved: c.users_moved as i64,
+        api_calls: stats.total_calls() as i64,
+        api_calls_json: serde_json::to_string(&report.api_calls).unwrap_or_default(),
+        report_json: serde_json::to_string(&*report).ok(),
+        error: error
+            .or_else(|| (status == RunStatus::Blocked).then(|| message.unwrap_or_default())),
+    }
+}
+
 async fn full_sync(
     st: &AppState,
     tenant: &Tenant,
     opts: &SyncOptions,
-    run_id: i64,
     progress: &Progress,
     stats: &Arc<wecom::CallStats>,
     report: &mut RunReport,
-) -> Result<(RunStatus, Option<String>), SyncError> {
+) -> Result<Planned, SyncError> {
     let rec = st
         .store
         .main_integration(tenant.id)
@@ -405,35 +490,23 @@ async fn full_sync(
     report.diff_ms = t1.elapsed().as_millis() as u64;
 
     if verdict.blocked && !opts.force {
-        return Ok((RunStatus::Blocked, Some(verdict.message_en())));
+        return Ok(Planned::Done(
+            RunStatus::Blocked,
+            Some(verdict.message_en()),
+        ));
     }
     if opts.dry_run {
-        return Ok((RunStatus::Succeeded, None));
+        return Ok(Planned::Done(RunStatus::Succeeded, None));
     }
-    let t2 = Instant::now();
-    progress.set_phase("applying", 1);
-    apply(
-        st,
-        tenant.id,
-        &opened.corpid,
-        run_id,
-        &diff,
-        retire.as_ref(),
-    )
-    .await?;
-    report.apply_ms = t2.elapsed().as_millis() as u64;
-    if let Ok(json) = serde_json::to_string(&fetched.agent) {
-        st.store
-            .set_agent_snapshot(tenant.id, rec.agentid, &json)
-            .await?;
-    }
-    if retire.is_some() && tenant.integration_mode != IntegrationMode::SelfBuilt {
-        st.store
-            .set_integration_mode(tenant.id, IntegrationMode::SelfBuilt)
-            .await?;
-    }
-    progress.step();
-    Ok((RunStatus::Succeeded, None))
+    Ok(Planned::Apply(Box::new(PlannedApply {
+        corpid: opened.corpid,
+        diff,
+        switch_mode: retire.is_some() && tenant.integration_mode != IntegrationMode::SelfBuilt,
+        retire,
+        agent_json: serde_json::to_string(&fetched.agent)
+            .ok()
+            .map(|j| (rec.agentid, j)),
+    })))
 }
 
 /// Applies a diff unless there is nothing to write: a re-sync with no change in WeCom
@@ -450,6 +523,6 @@ pub async fn apply(
         return Ok(());
     }
     st.store
-        .apply_directory_diff(tenant_id, corpid, run_id, diff, retire)
+        .apply_directory_diff(tenant_id, corpid, run_id, diff, retire, None)
         .await
 }

@@ -1,0 +1,471 @@
+//! Crashes during a full sync (issue 19, "Crashes and faults"): a child `wecom-bridge sync`
+//! of a generated org is stopped like `kill -9`, at named crash points and after random
+//! delays, on both engines. After each crash: the directory is as before the run or as
+//! after it, never in between; the database is consistent; the run history says what
+//! happened (a run whose changes committed is recorded as succeeded with its counts; one
+//! left `running` applied nothing, and the next start says so); the next run completes.
+//!
+//! Knobs: CRASH_MEMBERS (members of the generated org, default 3,000), CRASH_KILLS
+//! (random kills per engine, default 6), CRASH_SEED (the kill delays; printed).
+
+use bridge::app::AppState;
+use bridge::config::Config;
+use bridge::domain::directory::{CurrentDirectory, RunKind, RunStatus};
+use bridge::domain::tenant::Edition;
+use bridge::store::{Store, SyncRun};
+use bridge::testing::{postgres_url, sqlite_url, CRASH_AT_VAR};
+use rand::{Rng, SeedableRng};
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// The generated org served by an in-process simulator.
+struct Org {
+    sim: wecom_sim::SimHandle,
+    corpid: String,
+    agentid: u32,
+    secret: String,
+    members: usize,
+}
+
+async fn org(members: usize) -> Org {
+    let sc = wecom_sim::generate::generate(&wecom_sim::generate::GenerateOptions {
+        members,
+        departments: (members / 25).max(5),
+        tags: 20,
+        seed: 19,
+    });
+    let corp = &sc.corps[0];
+    let (corpid, agentid, secret) = (
+        corp.corpid.clone(),
+        corp.apps[0].agentid,
+        corp.apps[0].secret.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = wecom_sim::launch(wecom_sim::Sim::from_scenario(sc), listener)
+        .await
+        .unwrap();
+    Org {
+        sim,
+        corpid,
+        agentid,
+        secret,
+        members,
+    }
+}
+
+/// A fresh database with the tenant `default` set up against the org's app.
+struct Db {
+    url: String,
+    key: String,
+    data_dir: std::path::PathBuf,
+    st: AppState,
+    tenant_id: i64,
+}
+
+impl Org {
+    /// A new database of the engine (`postgres`: a new schema on TEST_DATABASE_URL).
+    async fn fresh_db(&self, engine: &str) -> Db {
+        let url = if engine == "postgres" {
+            postgres_url().await.unwrap()
+        } else {
+            sqlite_url()
+        };
+        let url = url.as_str();
+        let store = Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let key = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+        };
+        let sealer = bridge::seal::Sealer::from_base64(&key).unwrap();
+        let data_dir = std::env::temp_dir().join(format!("bridge-crash-{}", rand::random::<u64>()));
+        let cfg = Config {
+            data_dir: data_dir.clone(),
+            database_url: url.to_string(),
+            wecom_api_base: self.sim.api_base(),
+            instance_key: key.clone(),
+            egress_ips: vec!["127.0.0.1".into()],
+            ..Config::default()
+        };
+        let created = bridge::operator::create_tenant(
+            &store,
+            "default",
+            "Crash",
+            Edition::Professional,
+            None,
+        )
+        .await
+        .unwrap();
+        let st = AppState::new(cfg, store, sealer);
+        bridge::setup::save_credentials(
+            &st,
+            &created.tenant,
+            &bridge::domain::integration::WecomCredentialsInput {
+                corpid: self.corpid.clone(),
+                agentid: self.agentid.to_string(),
+                secret: self.secret.clone(),
+            },
+            &bridge::setup::Actor {
+                name: "test".into(),
+                ip: None,
+            },
+        )
+        .await
+        .unwrap();
+        Db {
+            url: url.to_string(),
+            key,
+            data_dir,
+            st,
+            tenant_id: created.tenant.id,
+        }
+    }
+}
+
+impl Db {
+    fn cli(&self, org: &Org, crash_at: Option<&str>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"));
+        c.args(["sync", "--tenant", "default"])
+            .env("WECOM_BRIDGE_DATABASE_URL", &self.url)
+            .env("WECOM_BRIDGE_DATA_DIR", &self.data_dir)
+            .env("WECOM_BRIDGE_INSTANCE_KEY", &self.key)
+            .env("WECOM_BRIDGE_WECOM_API_BASE", org.sim.api_base())
+            .env_remove(CRASH_AT_VAR);
+        if let Some(p) = crash_at {
+            c.env(CRASH_AT_VAR, p);
+        }
+        c
+    }
+
+    /// Runs `wecom-bridge sync` to its end; a PostgreSQL server may hold a killed
+    /// process's session (and its sync lock) a moment longer: "busy" is retried.
+    async fn sync_to_end(&self, org: &Org) -> (Option<i32>, String) {
+        let started = Instant::now();
+        loop {
+            let mut cmd = self.cli(org, None);
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.code() == Some(2)
+                && text.contains("already running")
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            return (out.status.code(), text);
+        }
+    }
+
+    async fn runs(&self) -> Vec<SyncRun> {
+        self.st
+            .store
+            .list_sync_runs(self.tenant_id, None, 100)
+            .await
+            .unwrap()
+    }
+
+    async fn directory(&self, org: &Org) -> String {
+        canonical(
+            &self
+                .st
+                .store
+                .load_directory(self.tenant_id, &org.corpid)
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// Violations of the database's consistency (empty when consistent).
+    async fn integrity(&self) -> Vec<String> {
+        let mut bad = Vec::new();
+        // Rows that must not exist: each query counts them.
+        let checks = [
+            ("identity without its user", "SELECT COUNT(*) AS n FROM user_identities i WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.user_id)"),
+            ("user without a WeCom identity", "SELECT COUNT(*) AS n FROM users u WHERE NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.kind = 'wecom')"),
+            ("user with two WeCom identities", "SELECT COUNT(*) AS n FROM (SELECT user_id FROM user_identities WHERE kind = 'wecom' GROUP BY user_id HAVING COUNT(*) > 1) x"),
+            ("membership of a missing user", "SELECT COUNT(*) AS n FROM user_departments m WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id)"),
+            ("membership of a missing department", "SELECT COUNT(*) AS n FROM user_departments m WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.tenant_id = m.tenant_id AND d.id = m.department_id)"),
+            ("tag member of a missing tag", "SELECT COUNT(*) AS n FROM tag_users t WHERE NOT EXISTS (SELECT 1 FROM tags g WHERE g.tenant_id = t.tenant_id AND g.id = t.tag_id)"),
+            ("tag member of a missing user", "SELECT COUNT(*) AS n FROM tag_users t WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id)"),
+            ("finished run without an end", "SELECT COUNT(*) AS n FROM sync_runs WHERE status <> 'running' AND finished_at IS NULL"),
+        ];
+        use sqlx::Row;
+        for (what, sql) in checks {
+            let n: i64 = match &self.st.store {
+                Store::Sqlite(p) => sqlx::query(sql).fetch_one(p).await.unwrap().get("n"),
+                Store::Postgres(p) => sqlx::query(sql).fetch_one(p).await.unwrap().get("n"),
+            };
+            if n != 0 {
+                bad.push(format!("{what}: {n}"));
+            }
+        }
+        if let Store::Sqlite(p) = &self.st.store {
+            let ok: String = sqlx::query("PRAGMA integrity_check")
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get(0);
+            if ok != "ok" {
+                bad.push(format!("integrity_check: {ok}"));
+            }
+            let fk = sqlx::query("PRAGMA foreign_key_check")
+                .fetch_all(p)
+                .await
+                .unwrap();
+            if !fk.is_empty() {
+                bad.push(format!("foreign_key_check: {} rows", fk.len()));
+            }
+        }
+        bad
+    }
+}
+
+/// The directory as text, without internal ids or times: equal for equal directories.
+fn canonical(d: &CurrentDirectory) -> String {
+    let mut s = String::new();
+    let mut depts: Vec<_> = d.departments.values().collect();
+    depts.sort_by_key(|d| d.record.id);
+    for x in depts {
+        let _ = writeln!(s, "D {:?} {}", x.record, x.active);
+    }
+    let mut users: Vec<_> = d.users.iter().collect();
+    users.sort_by(|a, b| a.key.cmp(&b.key));
+    for u in users {
+        let _ = writeln!(
+            s,
+            "U {:?} {:?} {:?} {:?}",
+            u.key, u.record, u.status, u.disabled_reason
+        );
+    }
+    let mut tags: Vec<_> = d.tags.values().collect();
+    tags.sort_by_key(|t| t.record.id);
+    for t in tags {
+        let _ = writeln!(s, "T {:?} {}", t.record, t.active);
+    }
+    s
+}
+
+/// What a crash left, and what the next start made of it.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Left {
+    /// Killed before it recorded a run.
+    NoRun,
+    /// The run's changes did not commit.
+    Before,
+    /// The run's changes committed.
+    After,
+    /// The process had finished before the kill.
+    Finished,
+}
+
+/// One crash of an initial full sync on a fresh database, and the checks after it.
+async fn crash_once(org: &Org, engine: &str, reference: &str, how: Crash) -> Left {
+    let db = org.fresh_db(engine).await;
+    let before = db.directory(org).await;
+    assert!(before.lines().all(|l| !l.starts_with("U ")));
+    let finished = match how {
+        Crash::At(point) => {
+            let mut cmd = db.cli(org, Some(point));
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                None,
+                "{engine}: crash point {point} was not reached: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Crash::After(delay) => {
+            let mut child = db
+                .cli(org, None)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            tokio::time::sleep(delay).await;
+            let finished = child.try_wait().unwrap().is_some();
+            let _ = child.kill(); // SIGKILL
+            tokio::task::spawn_blocking(move || child.wait().unwrap())
+                .await
+                .unwrap();
+            finished
+        }
+    };
+    let mid = db.directory(org).await;
+    assert!(
+        mid == before || mid == reference,
+        "{engine} {how:?}: the directory is neither as before nor as after the run ({} lines, want 0 users or {})",
+        mid.lines().count(),
+        reference.lines().count()
+    );
+    let bad = db.integrity().await;
+    assert!(bad.is_empty(), "{engine} {how:?}: {bad:?}");
+    let applied = mid == reference;
+    let runs = db.runs().await;
+    let left = match (runs.first(), applied) {
+        (None, false) => Left::NoRun,
+        (None, true) => panic!("{engine} {how:?}: a directory was applied without a run"),
+        (Some(r), true) => {
+            // The changes committed: so did the record of the run that made them.
+            assert_eq!(
+                (r.status, r.kind, r.users_added, r.finished_at.is_some()),
+                (
+                    RunStatus::Succeeded,
+                    RunKind::Full,
+                    org.members as i64,
+                    true
+                ),
+                "{engine} {how:?}: the directory was applied but the run says {r:?}"
+            );
+            if finished {
+                Left::Finished
+            } else {
+                Left::After
+            }
+        }
+        (Some(r), false) => {
+            assert_eq!(
+                r.status,
+                RunStatus::Running,
+                "{engine} {how:?}: nothing was applied, the run says {r:?}"
+            );
+            assert_eq!(r.users_added, 0);
+            Left::Before
+        }
+    };
+
+    // The next start completes and tells the truth about the crashed run.
+    let (code, out) = db.sync_to_end(org).await;
+    assert_eq!(code, Some(0), "{engine} {how:?}: the next run: {out}");
+    assert_eq!(
+        db.directory(org).await,
+        reference,
+        "{engine} {how:?}: after the next run"
+    );
+    let bad = db.integrity().await;
+    assert!(
+        bad.is_empty(),
+        "{engine} {how:?} after the next run: {bad:?}"
+    );
+    let runs = db.runs().await;
+    let next = &runs[0];
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    let want_added = if applied { 0 } else { org.members as i64 };
+    assert_eq!(
+        next.users_added, want_added,
+        "{engine} {how:?}: the next run added"
+    );
+    if let Some(crashed) = runs.get(1) {
+        match left {
+            Left::Before => {
+                assert_eq!(crashed.status, RunStatus::Interrupted, "{crashed:?}");
+                let msg = crashed.error.as_deref().unwrap_or_default();
+                assert!(
+                    msg.contains("nothing was applied"),
+                    "{engine} {how:?}: {msg}"
+                );
+                assert!(crashed.finished_at.is_some());
+            }
+            _ => assert_eq!(crashed.status, RunStatus::Succeeded, "{crashed:?}"),
+        }
+    }
+    assert!(
+        runs.iter().all(|r| r.status != RunStatus::Running),
+        "{engine} {how:?}: a run is still running: {runs:?}"
+    );
+    db.st.store.close().await;
+    left
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    /// At a named crash point.
+    At(&'static str),
+    /// SIGKILL after this long.
+    After(Duration),
+}
+
+// The simulator runs in this process and answers the child: keep threads free for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_full_sync_leaves_before_or_after_and_a_true_history() {
+    let members = env_usize("CRASH_MEMBERS", 3_000);
+    let kills = env_usize("CRASH_KILLS", 6);
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("CRASH_SEED={seed} CRASH_MEMBERS={members} CRASH_KILLS={kills}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let org = org(members).await;
+    let mut engines = vec!["sqlite"];
+    if postgres_url().await.is_some() {
+        engines.push("postgres");
+    }
+    for engine in engines {
+        let t0 = Instant::now();
+        // The directory after a whole run, and how long a whole run takes.
+        let db = org.fresh_db(engine).await;
+        let started = Instant::now();
+        let (code, out) = db.sync_to_end(&org).await;
+        let whole = started.elapsed();
+        assert_eq!(code, Some(0), "{out}");
+        let reference = db.directory(&org).await;
+        assert_eq!(
+            reference.lines().filter(|l| l.starts_with("U ")).count(),
+            members
+        );
+        db.st.store.close().await;
+
+        // Named points: just before the apply, and right after its commit.
+        assert_eq!(
+            crash_once(&org, engine, &reference, Crash::At("sync-before-apply")).await,
+            Left::Before
+        );
+        assert_eq!(
+            crash_once(&org, engine, &reference, Crash::At("sync-applied")).await,
+            Left::After
+        );
+        // SIGKILL after random delays within a whole run's time (later runs are a little
+        // faster: some still find the process finished); every other one in its second
+        // half, where the diff and the apply are.
+        let mut tally = std::collections::BTreeMap::new();
+        let whole_ms = whole.as_millis() as u64;
+        for i in 0..kills {
+            let from = if i % 2 == 0 {
+                whole_ms / 10
+            } else {
+                whole_ms * 6 / 10
+            };
+            let ms = rng.gen_range(from..=whole_ms * 95 / 100);
+            let left = crash_once(
+                &org,
+                engine,
+                &reference,
+                Crash::After(Duration::from_millis(ms)),
+            )
+            .await;
+            *tally.entry(format!("{left:?}")).or_insert(0) += 1;
+        }
+        eprintln!(
+            "{engine}: a whole run {:.2} s; {kills} kills: {tally:?}; {:.1} s in all",
+            whole.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
