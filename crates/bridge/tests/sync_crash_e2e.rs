@@ -131,6 +131,18 @@ impl Org {
 }
 
 impl Db {
+    /// Closes the pool and removes a SQLite database's directory.
+    async fn close(self) {
+        self.st.store.close().await;
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            let file = std::path::Path::new(path.split('?').next().unwrap_or(path));
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+
     fn cli(&self, org: &Org, crash_at: Option<&str>) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"));
         c.args(["sync", "--tenant", "default"])
@@ -389,7 +401,7 @@ async fn crash_once(org: &Org, engine: &str, reference: &str, how: Crash) -> Lef
         runs.iter().all(|r| r.status != RunStatus::Running),
         "{engine} {how:?}: a run is still running: {runs:?}"
     );
-    db.st.store.close().await;
+    db.close().await;
     left
 }
 
@@ -430,7 +442,7 @@ async fn kill_during_full_sync_leaves_before_or_after_and_a_true_history() {
             reference.lines().filter(|l| l.starts_with("U ")).count(),
             members
         );
-        db.st.store.close().await;
+        db.close().await;
 
         // Named points: just before the apply, and right after its commit.
         assert_eq!(
