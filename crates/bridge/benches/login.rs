@@ -7,7 +7,10 @@
 //!    minus WeCom's share (which adds HTTP and extractor overhead);
 //! 3. the cost of a session check (`MemberSessions::check`) per request, including the
 //!    periodic revocation-log reads, next to a plain indexed session-row look-up for
-//!    comparison.
+//!    comparison;
+//! 4. forward auth: the verdict in-process (session check + the app's policy from the
+//!    instance's caches, as `GET /auth/verify` runs it) and the whole HTTP request over
+//!    loopback, one client, beside the session check.
 //!
 //! `cargo bench -p wecom-bridge --bench login` (SQLite; set TEST_DATABASE_URL to run on
 //! PostgreSQL too). Wall-clock on a shared machine: compare runs, not absolutes.
@@ -207,7 +210,7 @@ async fn run(db: &str) {
     let sessions = MemberSessions::new(&st.cfg);
     let now = bridge::domain::now_ms();
     assert!(sessions
-        .check(st, tenant.id, Some(&cookie), now)
+        .check(st, &tenant, Some(&cookie), now)
         .await
         .unwrap()
         .is_some());
@@ -216,7 +219,7 @@ async fn run(db: &str) {
     for _ in 0..CHECKS {
         let t = Instant::now();
         let ok = sessions
-            .check(st, tenant.id, Some(&cookie), bridge::domain::now_ms())
+            .check(st, &tenant, Some(&cookie), bridge::domain::now_ms())
             .await
             .unwrap();
         checks.push(t.elapsed().as_secs_f64() * 1e6);
@@ -231,6 +234,66 @@ async fn run(db: &str) {
         let t = Instant::now();
         assert!(st.store.user_session_exists(&id_hash).await.unwrap());
         lookups.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    // 4: forward auth for an app with a chosen-department policy.
+    let draft = bridge::domain::apps::AppDraft {
+        slug: "bench".into(),
+        name_zh: "基准".into(),
+        url: "/bench/".into(),
+        enabled: true,
+        access: bridge::domain::apps::Access::Chosen(bridge::domain::apps::Chosen {
+            departments: vec![1],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let audit = bridge::domain::audit::NewAudit {
+        tenant_id: tenant.id,
+        actor: "bench".into(),
+        action: "app.created",
+        detail: String::new(),
+        ip: None,
+    };
+    st.store
+        .insert_app(tenant.id, &draft, &audit)
+        .await
+        .unwrap();
+    let gate = bridge::apps::Gate::new();
+    let mut verdicts = Vec::with_capacity(CHECKS);
+    for _ in 0..CHECKS {
+        let t = Instant::now();
+        let now = bridge::domain::now_ms();
+        let s = sessions
+            .check(st, &tenant, Some(&cookie), now)
+            .await
+            .unwrap();
+        let v = bridge::apps::verify(
+            st,
+            &gate,
+            tenant.id,
+            "bench",
+            s.map(|s| s.claims.user_id),
+            now,
+        )
+        .await
+        .unwrap();
+        verdicts.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(matches!(v, bridge::apps::Verdict::Allow(_)), "{v:?}");
+    }
+    let mut verify_http = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let t = Instant::now();
+        let r = http
+            .get(format!("http://{}/auth/verify?app=bench", env.bridge.addr))
+            .header("host", &host)
+            .header("cookie", format!("wb_session={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        verify_http.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let _ = uid;
 
@@ -279,6 +342,17 @@ async fn run(db: &str) {
         "for comparison, a session-row look-up by key per request: p50 {:.1} µs  p99 {:.1} µs",
         pct(&mut lookups, 0.5),
         pct(&mut lookups, 0.99)
+    );
+    println!(
+        "forward auth verdict in-process (session check + app policy, cached), {CHECKS} checks: p50 {:.2} µs  p99 {:.2} µs  (session check alone: p50 {:.2} µs)",
+        pct(&mut verdicts, 0.5),
+        pct(&mut verdicts, 0.99),
+        pct(&mut checks, 0.5)
+    );
+    println!(
+        "GET /auth/verify over loopback, 1 client, 2000 requests: p50 {:.1} µs  p99 {:.1} µs",
+        pct(&mut verify_http, 0.5),
+        pct(&mut verify_http, 0.99)
     );
     env.bridge.stop().await;
     tokio::time::sleep(Duration::from_millis(50)).await;

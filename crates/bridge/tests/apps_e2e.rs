@@ -663,3 +663,64 @@ async fn the_demos_sample_app_shows_who_arrived_through_forward_auth() {
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn the_workbench_session_timeout_is_the_admins_choice() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let zhang = s.member("zhangsan").await;
+        let cookie = zhang
+            .cookie_header()
+            .split("; ")
+            .find_map(|c| c.strip_prefix("wb_session=").map(str::to_string))
+            .expect("a session cookie");
+        async fn save(s: &Setup, minutes: &str) -> Page {
+            s.env
+                .browser
+                .post(
+                    "/console/settings/login",
+                    &[
+                        ("csrf", &s.csrf),
+                        ("wecom", "on"),
+                        ("session_idle_minutes", minutes),
+                    ],
+                )
+                .await
+        }
+        let r = save(&s, "3").await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("from 5 to"), "{}", r.body);
+        assert_eq!(save(&s, "10").await.status, 303);
+        let st = &s.env.bridge.state;
+        let tenant = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+        assert_eq!(tenant.member_session_idle_secs, Some(600));
+        let audit = st.store.list_audit(s.tenant_id, 20, None).await.unwrap();
+        assert!(audit
+            .iter()
+            .any(|e| e.action == "login_config.session_timeout" && e.detail.contains("10 min")));
+
+        // The same cookie, checked 9 and 11 idle minutes on.
+        let sessions = bridge::auth::MemberSessions::new(&st.cfg);
+        let now = bridge::domain::now_ms();
+        let at = |min: i64| now + min * 60_000;
+        assert!(sessions
+            .check(st, &tenant, Some(&cookie), at(9))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(sessions
+            .check(st, &tenant, Some(&cookie), at(11))
+            .await
+            .unwrap()
+            .is_none());
+        // Blank: the instance default (2 h) again.
+        assert_eq!(save(&s, "").await.status, 303);
+        let tenant = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+        assert_eq!(tenant.member_session_idle_secs, None);
+        assert!(sessions
+            .check(st, &tenant, Some(&cookie), at(11))
+            .await
+            .unwrap()
+            .is_some());
+    }
+}

@@ -520,10 +520,11 @@ impl MemberSessions {
     pub async fn check(
         &self,
         st: &AppState,
-        tenant_id: i64,
+        tenant: &Tenant,
         cookie: Option<&str>,
         now: i64,
     ) -> Result<Option<CheckedSession>, LoginError> {
+        let tenant_id = tenant.id;
         let Some(cookie) = cookie else {
             return Ok(None);
         };
@@ -534,7 +535,8 @@ impl MemberSessions {
         if claims.tenant_id != tenant_id {
             return Ok(None);
         }
-        let refresh = match login::freshness(&claims, now, &self.limits) {
+        let limits = self.limits.with_idle_secs(tenant.member_session_idle_secs);
+        let refresh = match login::freshness(&claims, now, &limits) {
             Freshness::Expired => return Ok(None),
             Freshness::Valid { refresh } => refresh,
         };

@@ -316,6 +316,39 @@ pub enum Freshness {
     Expired,
 }
 
+/// Reads the workbench session timeout an admin typed, in minutes: blank is the instance
+/// default (`None`); otherwise 5 minutes to the absolute session lifetime.
+pub fn parse_idle_minutes(input: &str, max_secs: u64) -> Result<Option<i64>, String> {
+    let t = input.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let max_min = (max_secs / 60).max(5) as i64;
+    match t.parse::<i64>() {
+        Ok(m) if (5..=max_min).contains(&m) => Ok(Some(m * 60)),
+        _ => Err(format!(
+            "the session timeout must be a whole number of minutes from 5 to {max_min}, or blank for the default"
+        )),
+    }
+}
+
+impl SessionLimits {
+    /// These limits with a tenant's own idle timeout (never past the absolute lifetime).
+    pub fn with_idle_secs(self, idle_secs: Option<i64>) -> SessionLimits {
+        match idle_secs {
+            Some(s) if s > 0 => {
+                let idle_ms = (s * 1000).min(self.max_ms);
+                SessionLimits {
+                    idle_ms,
+                    refresh_ms: (idle_ms / 4).clamp(1, 60_000),
+                    ..self
+                }
+            }
+            _ => self,
+        }
+    }
+}
+
 pub fn freshness(c: &SessionClaims, now: i64, l: &SessionLimits) -> Freshness {
     if now - c.created_at >= l.max_ms || now - c.seen_at >= l.idle_ms || c.seen_at > now + 60_000 {
         return Freshness::Expired;

@@ -133,6 +133,8 @@ pub struct Tenant {
     pub domain: Option<String>,
     pub integration_mode: IntegrationMode,
     pub created_at: i64,
+    /// The workbench's idle timeout chosen by the admin; `None`: the instance default.
+    pub member_session_idle_secs: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -211,7 +211,7 @@ async fn authorize(
     };
     let now = now_ms(&st);
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
-    let session = sessions.check(&st, t.id, cookie.as_deref(), now).await?;
+    let session = sessions.check(&st, &t, cookie.as_deref(), now).await?;
     // The WeCom userid is needed only to compare with login_hint.
     let hint = q.login_hint.as_deref().filter(|h| !h.is_empty());
     let session_userid = match (&session, hint) {

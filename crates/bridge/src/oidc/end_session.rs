@@ -78,7 +78,7 @@ async fn end_session(
     let cookie = cookies::get(headers, auth::SESSION_COOKIE);
     let now = now_ms(st);
     let mut ended = false;
-    if let Some(s) = sessions.check(st, t.id, cookie.as_deref(), now).await? {
+    if let Some(s) = sessions.check(st, t, cookie.as_deref(), now).await? {
         if claims["sub"].as_str() == Some(s.claims.user_id.to_string().as_str()) {
             sessions.end(st, t.id, &s.id_hash).await?;
             ended = true;

@@ -5,7 +5,8 @@ use crate::domain::now_ms;
 use crate::domain::tenant::{Edition, IntegrationMode, Tenant};
 use sqlx::Row;
 
-const COLS: &str = "id, slug, name, edition, domain, integration_mode, created_at";
+const COLS: &str =
+    "id, slug, name, edition, domain, integration_mode, created_at, member_session_idle_secs";
 
 macro_rules! tenant_from_row {
     ($r:expr) => {{
@@ -20,6 +21,7 @@ macro_rules! tenant_from_row {
             domain: r.try_get("domain")?,
             integration_mode: mode.parse().map_err(StoreError::Corrupt)?,
             created_at: r.try_get("created_at")?,
+            member_session_idle_secs: r.try_get("member_session_idle_secs")?,
         }
     }};
 }
@@ -118,6 +120,37 @@ impl Store {
     pub async fn set_integration_mode(&self, id: i64, mode: IntegrationMode) -> Result<Tenant> {
         self.update_tenant(id, "integration_mode", Some(mode.as_str()))
             .await
+    }
+
+    /// The workbench's idle timeout (`None`: the instance default), with its audit entry.
+    pub async fn set_member_session_idle(
+        &self,
+        tenant_id: i64,
+        secs: Option<i64>,
+        audit: &crate::domain::audit::NewAudit,
+    ) -> Result<()> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE tenants SET member_session_idle_secs = $1 WHERE id = $2")
+                .bind(secs)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(audit.tenant_id)
+            .bind(audit.stored_actor().as_ref())
+            .bind(audit.action)
+            .bind(audit.stored_detail().as_ref())
+            .bind(&audit.ip)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }
 

@@ -562,7 +562,7 @@ pub async fn verify(
     }
     let now = st_now();
     let cookie = cookies::get(&headers, SESSION_COOKIE);
-    let session = sessions.check(&st, t.id, cookie.as_deref(), now).await?;
+    let session = sessions.check(&st, &t, cookie.as_deref(), now).await?;
     let verdict = apps::verify(
         &st,
         gate_of(&gate),

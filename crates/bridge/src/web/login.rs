@@ -58,7 +58,7 @@ impl FromRequestParts<AppState> for Member {
         let sessions = sessions_of(parts)?;
         let cookie = cookies::get(&parts.headers, auth::SESSION_COOKIE);
         let checked = sessions
-            .check(st, tenant.id, cookie.as_deref(), now_ms())
+            .check(st, &tenant, cookie.as_deref(), now_ms())
             .await?
             .ok_or_else(|| WebError::Redirect(login_path(&next)))?;
         let user = st
@@ -131,7 +131,7 @@ pub async fn login_page(
     // Already signed in: no second round trip through WeCom.
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
     if sessions
-        .check(&st, t.id, cookie.as_deref(), now_ms())
+        .check(&st, &t, cookie.as_deref(), now_ms())
         .await?
         .is_some()
     {
@@ -277,10 +277,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
-    if let Some(s) = sessions
-        .check(&st, t.id, cookie.as_deref(), now_ms())
-        .await?
-    {
+    if let Some(s) = sessions.check(&st, &t, cookie.as_deref(), now_ms()).await? {
         sessions.end(&st, t.id, &s.id_hash).await?;
         st.store
             .audit(&NewAudit {

@@ -28,6 +28,9 @@ pub struct LoginConfigPage {
     pub integration_ready: bool,
     pub error: Option<String>,
     pub saved: bool,
+    /// The workbench session timeout in minutes as shown ("" = default), and the default.
+    pub idle_minutes: String,
+    pub default_idle_minutes: u64,
 }
 
 fn nav(a: &Admin) -> Nav {
@@ -64,6 +67,8 @@ pub async fn page(
         integration_ready,
         error: None,
         saved: q.saved.is_some(),
+        idle_minutes: idle_minutes_of(&admin.tenant),
+        default_idle_minutes: st.cfg.member_session_idle_secs / 60,
     }))
 }
 
@@ -74,6 +79,15 @@ pub struct ConfigForm {
     wecom: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// Minutes; blank: the instance default; absent (an older form): unchanged.
+    #[serde(default)]
+    session_idle_minutes: Option<String>,
+}
+
+fn idle_minutes_of(t: &crate::domain::tenant::Tenant) -> String {
+    t.member_session_idle_secs
+        .map(|s| (s / 60).to_string())
+        .unwrap_or_default()
 }
 
 pub async fn save(
@@ -86,7 +100,22 @@ pub async fn save(
     config.set(IdentitySource::Wecom, f.form.wecom.is_some());
     config.set(IdentitySource::Password, f.form.password.is_some());
     let t = &f.admin.tenant;
-    if let Err(LoginConfigError::NoneEnabled) = config.validate() {
+    let idle = match f.form.session_idle_minutes.as_deref() {
+        None => Ok(t.member_session_idle_secs),
+        Some(m) => crate::domain::login::parse_idle_minutes(m, st.cfg.member_session_max_secs),
+    };
+    let problem = match (&idle, config.validate()) {
+        (_, Err(LoginConfigError::NoneEnabled)) => Some(
+            l.t(
+                "请至少开启一种登录方式，否则没有人能登录。",
+                "Turn on at least one identity source, or nobody can sign in.",
+            )
+            .to_string(),
+        ),
+        (Err(e), _) => Some(e.clone()),
+        _ => None,
+    };
+    if let Some(problem) = problem {
         let integration_ready = st.store.main_integration(t.id).await?.is_some();
         let mut resp = render(&LoginConfigPage {
             l,
@@ -94,14 +123,10 @@ pub async fn save(
             nav: Some(nav(&f.admin)),
             sources: config.sources,
             integration_ready,
-            error: Some(
-                l.t(
-                    "请至少开启一种登录方式，否则没有人能登录。",
-                    "Turn on at least one identity source, or nobody can sign in.",
-                )
-                .into(),
-            ),
+            error: Some(problem),
             saved: false,
+            idle_minutes: f.form.session_idle_minutes.clone().unwrap_or_default(),
+            default_idle_minutes: st.cfg.member_session_idle_secs / 60,
         });
         *resp.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(resp);
@@ -123,8 +148,32 @@ pub async fn save(
             actor: f.admin.actor(),
             action: "login_config.changed",
             detail: format!("workbench: {} → {}", describe(&before), describe(&config)),
-            ip,
+            ip: ip.clone(),
         })
         .await?;
+    let idle = idle.unwrap_or(t.member_session_idle_secs);
+    if idle != t.member_session_idle_secs {
+        let show = |v: Option<i64>| match v {
+            Some(s) => format!("{} min", s / 60),
+            None => "default".to_string(),
+        };
+        st.store
+            .set_member_session_idle(
+                t.id,
+                idle,
+                &NewAudit {
+                    tenant_id: t.id,
+                    actor: f.admin.actor(),
+                    action: "login_config.session_timeout",
+                    detail: format!(
+                        "workbench session timeout: {} → {}",
+                        show(t.member_session_idle_secs),
+                        show(idle)
+                    ),
+                    ip,
+                },
+            )
+            .await?;
+    }
     Ok(Redirect::to(&format!("{PATH}?saved=1")).into_response())
 }
