@@ -74,6 +74,10 @@ pub struct Config {
     /// Log lines as human-readable text (`text`, the default) or one JSON object a line
     /// (`json`).
     pub log_format: LogFormat,
+    /// Admin API rate limit per key, per instance: a burst, refilled at this many
+    /// requests a minute.
+    pub api_rate_burst: u32,
+    pub api_rate_per_minute: u32,
 }
 
 /// How log lines are written.
@@ -119,6 +123,8 @@ impl Default for Config {
             metrics_enabled: false,
             metrics_listen: None,
             log_format: LogFormat::Text,
+            api_rate_burst: 60,
+            api_rate_per_minute: 600,
         }
     }
 }

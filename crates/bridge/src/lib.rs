@@ -3,6 +3,7 @@
 //!
 //! Start it in-process with [`launch`] on a listener (port 0 in tests).
 
+pub mod admin;
 pub mod app;
 pub mod app_binding;
 pub mod apps;

@@ -2,6 +2,7 @@
 //! settings, what the admin must paste into WeCom, doctor checks, audit entries.
 //! No HTTP and no SQL here.
 
+pub mod api_key;
 pub mod apps;
 pub mod audit;
 pub mod console_values;

@@ -8,6 +8,7 @@
 //! migration folders.
 
 mod admin;
+mod api;
 mod apps;
 mod audit;
 mod call_budget;
@@ -24,6 +25,7 @@ mod user_admin;
 mod users;
 
 pub use admin::{AdminRecord, AdminSession};
+pub use api::{AuditQuery, UserCursorQuery};
 pub use call_budget::StoreCallBudget;
 pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities, RunEnd};
 pub use integration::{IntegrationRecord, Resealed};

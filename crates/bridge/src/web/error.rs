@@ -30,6 +30,11 @@ pub enum WebError {
     Login(#[from] crate::auth::LoginError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No credentials, or unusable ones (the API's bearer keys).
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
 }
 
 impl WebError {
@@ -44,6 +49,8 @@ impl WebError {
             WebError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Login(e) => crate::web::login::status_of(e),
+            WebError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -62,6 +69,8 @@ impl WebError {
             WebError::Store(StoreError::Conflict(_)) => "conflict",
             WebError::Store(_) | WebError::Internal(_) => "internal",
             WebError::Login(_) => "login",
+            WebError::Unauthenticated(_) => "unauthenticated",
+            WebError::TooManyRequests { .. } => "rate_limited",
         }
     }
 
@@ -84,6 +93,88 @@ impl WebError {
         let body =
             serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
         (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl WebError {
+    /// The RFC 9457 `application/problem+json` form, for the admin API: `type` (a URN
+    /// naming the code), `title`, `status`, `detail`, and the console's `code`.
+    pub fn into_problem(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "API request failed");
+        }
+        let code = self.code();
+        let body = serde_json::json!({
+            "type": format!("urn:wecom-bridge:problem:{code}"),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.public_message(),
+            "code": code,
+        });
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            WebError::Unauthenticated(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"api\""),
+                );
+            }
+            WebError::TooManyRequests { retry_after_secs } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// An admin API error: a [`WebError`] rendered as problem+json.
+#[derive(Debug)]
+pub struct Problem(pub WebError);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.0.into_problem()
+    }
+}
+
+macro_rules! problem_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Problem {
+            fn from(e: $t) -> Self {
+                Problem(WebError::from(e))
+            }
+        }
+    )*};
+}
+problem_from!(
+    WebError,
+    StoreError,
+    crate::admin::AdminError,
+    crate::sync::SyncError,
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::QueryRejection
+);
+
+impl From<crate::admin::AdminError> for WebError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError as E;
+        match e {
+            E::Invalid(m) => WebError::BadRequest(m),
+            E::NotFound(m) => WebError::NotFound(m),
+            E::Unauthenticated(m) => WebError::Unauthenticated(m.to_string()),
+            E::ReadOnly => WebError::Forbidden(e.to_string()),
+            E::RateLimited { retry_after_secs } => WebError::TooManyRequests { retry_after_secs },
+            E::Store(s) => WebError::Store(s),
+            E::Internal(m) => WebError::Internal(m),
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! HTTP: the router, shared extractors, static files.
 
+pub mod api_keys;
+pub mod api_v1;
 pub mod apps;
 pub mod auth;
 pub mod console;
@@ -149,8 +151,11 @@ pub fn router(st: AppState) -> Router {
             post(oidc_clients::delete),
         )
         .route("/console/oidc/keys/rotate", post(oidc_clients::rotate_keys))
+        .route(api_keys::PATH, get(api_keys::list).post(api_keys::create))
+        .route("/console/api-keys/{id}/revoke", post(api_keys::revoke))
         .merge(crate::oidc::routes())
         .merge(crate::ops::routes(&st))
+        .merge(api_v1::router(&st))
         .route(
             "/wecom/callback",
             get(wecom_routes::callback_verify).post(wecom_routes::callback_event),
