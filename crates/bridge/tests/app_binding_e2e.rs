@@ -7,6 +7,7 @@ mod common;
 use bridge::app_binding::{bind, BindError, BindInput};
 use bridge::domain::apps::AppDraft;
 use bridge::domain::audit::NewAudit;
+use bridge::domain::doctor::Status;
 use bridge::domain::integration::IntegrationRole;
 use bridge::domain::tenant::{Edition, Tenant};
 use bridge::setup::Actor;
@@ -405,4 +406,46 @@ async fn the_example_orgs_dashboard_app_is_nested_in_the_workbench() {
         vec![1]
     );
     assert!(o.message_zh().contains("示例科技"), "{}", o.message_zh());
+}
+
+#[tokio::test]
+async fn doctor_finds_a_bound_apps_scope_widened_in_wecom() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        let (t, app) = setup(&env).await;
+        let st = &env.bridge.state;
+        let before = bridge::doctor::run(st, &t).await.unwrap();
+        assert!(
+            before.iter().all(|c| c.id != "app_scopes"),
+            "no check without a bound app"
+        );
+        bind(st, &t, app, &input(SECOND_AGENTID, SECOND_SECRET), &actor())
+            .await
+            .unwrap();
+        let app_check = |checks: &[bridge::domain::doctor::Check]| {
+            checks
+                .iter()
+                .find(|c| c.id == "app_scopes")
+                .cloned()
+                .unwrap()
+        };
+        let c = app_check(&bridge::doctor::run(st, &t).await.unwrap());
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+
+        // Someone widens the app in WeCom's console: 财务部 and 周九 are outside now.
+        env.sim_admin(
+            "PUT",
+            &format!("/corps/{CORPID}/apps/{SECOND_AGENTID}/scope"),
+            json!({"parties": [3, 6], "users": ["zhoujiu"]}),
+        )
+        .await;
+        let checks = bridge::doctor::run(st, &t).await.unwrap();
+        let c = app_check(&checks);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        for name in ["财务部 (6)", "周九 (zhoujiu)", "AgentId 1000003"] {
+            assert!(c.evidence.contains(name), "{name} in {}", c.evidence);
+        }
+        assert!(c.fix_zh.contains("缩小"), "{}", c.fix_zh);
+        assert!(!bridge::domain::doctor::all_passed(&checks));
+    }
 }

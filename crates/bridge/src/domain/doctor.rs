@@ -4,6 +4,7 @@
 //! This module only judges observations; gathering them (gettoken, agent/get …) is the
 //! caller's job, so the rules are testable without WeCom.
 
+use crate::domain::nested_scope::Outsiders;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,6 +65,18 @@ pub struct Observations {
     pub expected_home_url: Option<String>,
     /// When WeCom last completed the callback URL handshake with us.
     pub callback_verified_at: Option<i64>,
+    /// Each model app bound to its own WeCom app, its scope checked again against the
+    /// main app's (drift: widened in WeCom since it was bound). Empty: none bound, or the
+    /// main app could not be reached.
+    pub app_scopes: Vec<BoundAppScope>,
+}
+
+/// A bound model app's WeCom app and what lies outside the main scope now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundAppScope {
+    pub agentid: i64,
+    pub name: String,
+    pub outsiders: Result<Outsiders, Failure>,
 }
 
 fn check(id: &'static str, zh: &'static str, en: &'static str) -> Check {
@@ -268,7 +281,78 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
         }
     }
     out.push(cb);
+    if !o.app_scopes.is_empty() {
+        out.push(app_scopes_check(&o.app_scopes));
+    }
     out
+}
+
+/// One check over every bound model app: failed when any reaches outside the main scope
+/// (each outsider named), a warning when one could not be read.
+fn app_scopes_check(apps: &[BoundAppScope]) -> Check {
+    let mut c = check(
+        "app_scopes",
+        "模型应用的可见范围在主应用范围内",
+        "Model apps' visible scopes lie inside the main app's",
+    );
+    let (mut wide, mut unread, mut ok) = (Vec::new(), Vec::new(), 0);
+    for a in apps {
+        match &a.outsiders {
+            Ok(o) if o.is_empty() => ok += 1,
+            Ok(o) => wide.push((a, o)),
+            Err(f) => unread.push((a, f)),
+        }
+    }
+    let mut evidence = vec![format!("{ok} of {} nested", apps.len())];
+    if !wide.is_empty() {
+        c.status = Status::Fail;
+        let mut zh = Vec::new();
+        let mut en = Vec::new();
+        for (a, o) in &wide {
+            evidence.push(format!(
+                "AgentId {} ({}): {}",
+                a.agentid,
+                a.name,
+                o.message_en()
+            ));
+            zh.push(format!(
+                "{}（AgentId {}）：{}",
+                a.name,
+                a.agentid,
+                o.message_zh()
+            ));
+            en.push(format!(
+                "{} (AgentId {}): {}",
+                a.name,
+                a.agentid,
+                o.message_en()
+            ));
+        }
+        c.fix_zh = format!("这些成员登录该应用会被拒绝。{}", zh.join(" "));
+        c.fix_en = format!(
+            "These members are refused at the app's door. {}",
+            en.join(" ")
+        );
+    } else if !unread.is_empty() {
+        c.status = Status::Warn;
+        let (a, f) = unread[0];
+        c.fix_zh = format!(
+            "{}（AgentId {}）：{}：{}",
+            a.name, a.agentid, f.title_zh, f.fix_zh
+        );
+        c.fix_en = format!(
+            "{} (AgentId {}): {}: {}",
+            a.name, a.agentid, f.title_en, f.fix_en
+        );
+    }
+    for (a, f) in &unread {
+        evidence.push(format!(
+            "AgentId {} ({}) not checked: {}",
+            a.agentid, a.name, f.message
+        ));
+    }
+    c.evidence = evidence.join("; ");
+    c
 }
 
 /// True when no check failed (warnings allowed).
@@ -314,7 +398,49 @@ mod tests {
             expected_domain: Some("oa.example.com".into()),
             expected_home_url: Some("https://oa.example.com/wecom/home".into()),
             callback_verified_at: Some(1),
+            app_scopes: vec![],
         }
+    }
+
+    #[test]
+    fn a_bound_app_reaching_outside_fails_naming_its_outsiders() {
+        use crate::domain::nested_scope::{Named, Outsiders};
+        let mut o = obs();
+        o.app_scopes = vec![BoundAppScope {
+            agentid: 1000003,
+            name: "数据看板".into(),
+            outsiders: Ok(Outsiders::default()),
+        }];
+        let c = evaluate(&o);
+        assert_eq!(c.len(), 8);
+        assert_eq!(status(&c, "app_scopes"), Status::Pass);
+        o.app_scopes.push(BoundAppScope {
+            agentid: 1000010,
+            name: "太宽".into(),
+            outsiders: Ok(Outsiders {
+                departments: vec![Named {
+                    id: 6,
+                    name: "财务部".into(),
+                }],
+                ..Outsiders::default()
+            }),
+        });
+        o.app_scopes.push(BoundAppScope {
+            agentid: 1000011,
+            name: "停用".into(),
+            outsiders: Err(failure(40001, None)),
+        });
+        let c = evaluate(&o);
+        let a = c.iter().find(|c| c.id == "app_scopes").unwrap();
+        assert_eq!(a.status, Status::Fail);
+        assert!(
+            a.evidence.contains("财务部 (6)") && a.evidence.contains("1 of 3"),
+            "{a:?}"
+        );
+        assert!(a.fix_zh.contains("太宽") && a.fix_zh.contains("财务部"));
+        assert!(!all_passed(&c));
+        o.app_scopes.remove(1);
+        assert_eq!(status(&evaluate(&o), "app_scopes"), Status::Warn);
     }
 
     fn status(c: &[Check], id: &str) -> Status {
