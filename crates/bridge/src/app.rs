@@ -13,6 +13,28 @@ pub struct AppState {
     pub store: Store,
     pub sealer: Sealer,
     pub wecom: WecomClients,
+    /// The time the sign-in throttle runs on; tests move it instead of sleeping.
+    pub clock: AppClock,
+}
+
+/// The system clock, which a test can move forward (shared by every clone of the
+/// state, so a test moves the running server's time). Nothing outside tests moves it.
+#[derive(Clone, Debug, Default)]
+pub struct AppClock {
+    offset_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl AppClock {
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        crate::domain::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Moves this clock forward by `d`.
+    pub fn advance(&self, d: std::time::Duration) {
+        self.offset_ms
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Opened credentials of a tenant's integration (kept in memory only as long as needed).
@@ -117,6 +139,7 @@ impl AppState {
             cfg: Arc::new(cfg),
             store,
             sealer,
+            clock: AppClock::default(),
         }
     }
 

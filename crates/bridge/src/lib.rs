@@ -10,6 +10,7 @@ pub mod apps;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod doctor;
 pub mod domain;

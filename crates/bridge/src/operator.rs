@@ -1,9 +1,9 @@
 //! Operator actions shared by the CLI and first start: tenants, editions, domains.
 
+use crate::credentials::{hash_password, one_time_password};
 use crate::domain::audit::NewAudit;
 use crate::domain::tenant::{cookie_host_clash, normalize_domain, validate_slug, Edition, Tenant};
 use crate::store::{Store, StoreError};
-use crate::web::auth::{hash_password, one_time_password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {

@@ -493,3 +493,179 @@ async fn slow_clients_are_cut_off() {
     bridge.stop().await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// One sign-in attempt at `/console/login` by `b`: the status, `Retry-After`, and
+/// whether an admin session cookie was set.
+async fn attempt(b: &Browser, user: &str, password: &str) -> (u16, Option<String>, bool) {
+    let csrf = b.get("/console/login").await.hidden("csrf").unwrap();
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(b.url("/console/login"))
+        .header("host", &b.host)
+        .header("cookie", b.cookie_header())
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", user),
+            ("password", password),
+            ("next", "/console"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("wb_admin="));
+    (r.status().as_u16(), retry, session)
+}
+
+async fn audit_of(env: &Env, action: &str) -> Vec<String> {
+    let st = &env.bridge.state;
+    let t = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+    st.store
+        .list_audit(t.id, 200, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .map(|e| e.detail)
+        .collect()
+}
+
+/// Item 2: five wrong passwords lock the account and the IP out (429 + Retry-After),
+/// the right password too while locked, each lockout audited once; the lock doubles
+/// with each further failure; once it ends the right password works and the account's
+/// count starts again. Time moves on the app's clock, no sleeping.
+#[tokio::test]
+async fn admin_sign_in_backs_off_after_wrong_passwords() {
+    use bridge::domain::throttle::ThrottleKey;
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        env.admin_login().await;
+        let clock = env.bridge.state.clock.clone();
+        let b = bridge_browser(&env);
+        for i in 1..=4 {
+            let r = attempt(&b, "admin", "wrong password").await;
+            assert_eq!(r, (401, None, false), "attempt {i}");
+        }
+        let r = attempt(&b, "admin", "wrong password").await;
+        assert_eq!(r, (429, Some("1".into()), false), "the fifth failure locks");
+        // Locked: the right password is refused too, and nothing more is audited.
+        let r = attempt(&b, "admin", NEW_PASSWORD).await;
+        assert_eq!((r.0, r.2), (429, false));
+        assert_eq!(r.1.as_deref(), Some("1"));
+        let locked = audit_of(&env, "admin.login_locked").await;
+        assert_eq!(locked.len(), 2, "{locked:?}");
+        assert!(locked
+            .iter()
+            .any(|d| d.starts_with("IP 127.0.0.1 locked for 1 s after 5")));
+        assert!(locked
+            .iter()
+            .any(|d| d.starts_with("the account locked for 1 s after 5")));
+        assert_eq!(audit_of(&env, "admin.login_failed").await.len(), 5);
+
+        // The lock ends; one more failure locks for twice as long.
+        clock.advance(std::time::Duration::from_millis(1000));
+        let r = attempt(&b, "admin", "wrong password").await;
+        assert_eq!(r, (429, Some("2".into()), false));
+        clock.advance(std::time::Duration::from_millis(1000));
+        assert_eq!(attempt(&b, "admin", NEW_PASSWORD).await.0, 429);
+        assert_eq!(audit_of(&env, "admin.login_locked").await.len(), 4);
+        clock.advance(std::time::Duration::from_millis(1000));
+        let r = attempt(&b, "admin", NEW_PASSWORD).await;
+        assert_eq!(
+            r,
+            (303, None, true),
+            "the right password works once the lock ends"
+        );
+        // The account's count starts again; the IP's does not.
+        let store = &env.bridge.state.store;
+        let t = store.tenant_by_slug("default").await.unwrap().unwrap();
+        let account = ThrottleKey::Account {
+            tenant_id: t.id,
+            username: "admin".into(),
+        };
+        assert_eq!(
+            store.login_throttle_state(&account.stored()).await.unwrap(),
+            None
+        );
+        let ip = ThrottleKey::Ip("127.0.0.1".into());
+        assert_eq!(
+            store
+                .login_throttle_state(&ip.stored())
+                .await
+                .unwrap()
+                .map(|s| s.0),
+            Some(6)
+        );
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 2: usernames that do not exist are counted too (per IP), and a locked IP is
+/// refused even the right password of a real account.
+#[tokio::test]
+async fn unknown_usernames_are_throttled_per_ip() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        env.admin_login().await;
+        let b = bridge_browser(&env);
+        for i in 1..=4 {
+            let r = attempt(&b, &format!("nobody{i}"), "guess").await;
+            assert_eq!(r.0, 401, "attempt {i}");
+        }
+        let r = attempt(&b, "nobody5", "guess").await;
+        assert_eq!((r.0, r.1.as_deref()), (429, Some("1")));
+        assert_eq!(attempt(&b, "admin", NEW_PASSWORD).await.0, 429);
+        let locked = audit_of(&env, "admin.login_locked").await;
+        assert_eq!(locked.len(), 1, "{locked:?}");
+        assert!(locked[0].starts_with("IP 127.0.0.1 locked"), "{locked:?}");
+        env.bridge
+            .state
+            .clock
+            .advance(std::time::Duration::from_secs(1));
+        assert_eq!(attempt(&b, "admin", NEW_PASSWORD).await.0, 303);
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 2: guessing the current password on the password page (a borrowed session)
+/// is throttled like signing in.
+#[tokio::test]
+async fn current_password_guesses_are_throttled() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        let csrf = env.admin_login().await;
+        let guess = |n: usize| {
+            let csrf = csrf.clone();
+            let b = &env.browser;
+            async move {
+                b.post(
+                    "/console/password",
+                    &[
+                        ("csrf", csrf.as_str()),
+                        ("current", &format!("guess {n}")),
+                        ("password", "another long password"),
+                        ("confirm", "another long password"),
+                    ],
+                )
+                .await
+                .status
+            }
+        };
+        for n in 1..=4 {
+            assert_eq!(guess(n).await, 400, "guess {n}");
+        }
+        assert_eq!(guess(5).await, 429);
+        assert_eq!(guess(6).await, 429);
+        assert_eq!(audit_of(&env, "admin.login_locked").await.len(), 2);
+        env.bridge.stop().await;
+    }
+}

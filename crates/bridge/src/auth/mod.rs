@@ -27,9 +27,7 @@ use crate::domain::return_path;
 use crate::domain::tenant::Tenant;
 use crate::domain::user::DisabledReason;
 use crate::store::{NewUserSession, StoreError};
-use base64::Engine as _;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -48,15 +46,9 @@ const STATE_KEY_PURPOSE: &str = "member-oauth-state";
 const GAP_GRACE_MS: i64 = 10 * 60 * 1000;
 const SEAL_CONTEXT: &str = "member-session-key";
 
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
+/// Defined once, in `credentials`; re-exported for the callers of the member sign-in
+/// and the OIDC provider.
+pub use crate::credentials::{random_token, sha256_hex};
 
 /// Why a sign-in did not produce a session. Each variant is its own page.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ pub mod oauth_state;
 pub mod oidc;
 pub mod return_path;
 pub mod tenant;
+pub mod throttle;
 pub mod user;
 
 /// Unix milliseconds.

@@ -20,6 +20,7 @@ mod ops;
 mod sessions;
 mod sync_runs;
 mod tenant;
+mod throttle;
 mod token_cache;
 mod user_admin;
 mod users;

@@ -2,6 +2,7 @@
 //! its SHA-256 stored), idle and absolute timeouts, and CSRF tokens bound to the session.
 
 use crate::app::AppState;
+use crate::credentials::{ct_eq, sha256_hex};
 use crate::domain::now_ms;
 use crate::store::AdminSession;
 use crate::web::cookies;
@@ -9,30 +10,12 @@ use crate::web::error::WebError;
 use crate::web::tenant::CurrentTenant;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use base64::Engine as _;
-use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 pub const SESSION_COOKIE: &str = "wb_admin";
 /// Double-submit cookie protecting the sign-in form, before any session exists.
 pub const LOGIN_CSRF_COOKIE: &str = "wb_login_csrf";
-
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-pub fn hash_session_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
 
 /// A signed-in console admin of the current tenant.
 #[derive(Clone, Debug)]
@@ -69,7 +52,7 @@ impl FromRequestParts<AppState> for Admin {
             .unwrap_or_else(|| "/console".into());
         let login = || WebError::LoginRequired { next: next.clone() };
         let raw = cookies::get(&parts.headers, SESSION_COOKIE).ok_or_else(login)?;
-        let id_hash = hash_session_id(&raw);
+        let id_hash = sha256_hex(&raw);
         let session = st.store.admin_session(&id_hash).await?.ok_or_else(login)?;
         let now = now_ms();
         let idle = st.cfg.admin_session_idle_secs as i64 * 1000;
@@ -129,49 +112,4 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for AdminForm<T> {
             form: w.inner,
         })
     }
-}
-
-/// Argon2id hashing off the async runtime (it is deliberately slow).
-pub async fn hash_password(password: String) -> Result<String, WebError> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| WebError::Internal(format!("argon2: {e}")))
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-}
-
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash)
-            .map(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// A readable one-time password: 4 groups of 4 unambiguous characters.
-pub fn one_time_password() -> String {
-    const CHARS: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    let mut out = String::new();
-    for g in 0..4 {
-        if g > 0 {
-            out.push('-');
-        }
-        for _ in 0..4 {
-            out.push(CHARS[(rng.next_u32() as usize) % CHARS.len()] as char);
-        }
-    }
-    out
 }

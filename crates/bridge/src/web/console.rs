@@ -2,14 +2,16 @@
 //! Handlers are thin: they parse, call `setup`/`doctor`/the store, and render.
 
 use crate::app::AppState;
+use crate::credentials;
 use crate::domain::audit::NewAudit;
 use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
 use crate::domain::integration::{verify_file_content, WecomCredentialsInput};
 use crate::domain::now_ms;
 use crate::domain::return_path;
 use crate::domain::tenant::{IntegrationMode, Tenant};
+use crate::domain::throttle::ThrottleKey;
 use crate::setup::{self, Actor, SetupError};
-use crate::web::auth::{self, Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::web::auth::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::cookies;
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
@@ -107,7 +109,7 @@ fn login_form(
     username: &str,
     error: Option<String>,
 ) -> Response {
-    let csrf = auth::random_token();
+    let csrf = credentials::random_token();
     let page = LoginPage {
         l,
         nav: None,
@@ -143,29 +145,36 @@ pub async fn login(
 ) -> Result<Response> {
     let axum::Form(f) = form?;
     let cookie = cookies::get(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if f.csrf.is_empty() || !auth::ct_eq(&cookie, &f.csrf) {
+    if f.csrf.is_empty() || !credentials::ct_eq(&cookie, &f.csrf) {
         return Err(WebError::Csrf);
     }
     let username = f.username.trim();
+    // Locked out (this IP, or this account, known or not): refused before argon2 runs.
+    let keys = credentials::throttle_keys(ip.as_deref(), t.id, username);
+    credentials::throttle_check(&st.store, &keys, st.clock.now_ms()).await??;
     let record = st.store.admin_by_username(t.id, username).await?;
     // Unknown users cost one argon2 run too, so timing does not reveal who exists.
     let ok = match &record {
-        Some(r) => auth::verify_password(f.password.clone(), r.password_hash.clone()).await,
+        Some(r) => credentials::verify_password(f.password.clone(), r.password_hash.clone()).await,
         None => {
-            auth::hash_password(f.password.clone()).await?;
+            credentials::hash_password(f.password.clone()).await?;
             false
         }
     };
     let Some(admin) = record.filter(|_| ok) else {
+        let actor = format!("anonymous:{username}");
         st.store
             .audit(&NewAudit {
                 tenant_id: t.id,
-                actor: format!("anonymous:{username}"),
+                actor: actor.clone(),
                 action: "admin.login_failed",
                 detail: "wrong username or password".into(),
                 ip: ip.clone(),
             })
             .await?;
+        if let Some(throttled) = record_failure(&st, t.id, &keys, actor, ip.clone()).await? {
+            return Err(throttled.into());
+        }
         let msg = l
             .t("用户名或密码错误。", "Wrong username or password.")
             .to_string();
@@ -173,14 +182,15 @@ pub async fn login(
         *resp.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
-    let raw = auth::random_token();
+    credentials::throttle_success(&st.store, &keys).await?;
+    let raw = credentials::random_token();
     let now = now_ms();
     st.store
         .create_admin_session(
-            &auth::hash_session_id(&raw),
+            &credentials::sha256_hex(&raw),
             admin.id,
             t.id,
-            &auth::random_token(),
+            &credentials::random_token(),
             now,
             ip.as_deref(),
         )
@@ -206,6 +216,36 @@ pub async fn login(
         Redirect::to(to),
     )
         .into_response())
+}
+
+/// Counts a wrong password against `keys`; audits each lockout it starts (once per
+/// lockout); returns the `Retry-After` if a key is now locked.
+async fn record_failure(
+    st: &AppState,
+    tenant_id: i64,
+    keys: &[ThrottleKey],
+    actor: String,
+    ip: Option<String>,
+) -> Result<Option<credentials::Throttled>> {
+    let (lockouts, throttled) =
+        credentials::throttle_failure(&st.store, keys, st.clock.now_ms()).await?;
+    for lock in lockouts {
+        st.store
+            .audit(&NewAudit {
+                tenant_id,
+                actor: actor.clone(),
+                action: "admin.login_locked",
+                detail: format!(
+                    "{} locked for {} s after {} failed password attempts",
+                    lock.key.describe(),
+                    (lock.lock_ms + 999) / 1000,
+                    lock.failures
+                ),
+                ip: ip.clone(),
+            })
+            .await?;
+    }
+    Ok(throttled)
 }
 
 #[derive(Deserialize)]
@@ -260,9 +300,19 @@ pub async fn change_password(
         .admin_by_username(f.admin.tenant.id, &f.admin.session.username)
         .await?
         .ok_or_else(|| WebError::Internal("the signed-in admin has no account".into()))?;
-    // The current password proves it is the admin at the keyboard, not a borrowed session.
+    // The current password proves it is the admin at the keyboard, not a borrowed
+    // session; guessing it is throttled like signing in (per account and IP).
+    let keys = credentials::throttle_keys(ip.as_deref(), f.admin.tenant.id, &record.username);
+    credentials::throttle_check(&st.store, &keys, st.clock.now_ms()).await??;
     let current_ok =
-        auth::verify_password(f.form.current.clone(), record.password_hash.clone()).await;
+        credentials::verify_password(f.form.current.clone(), record.password_hash.clone()).await;
+    if current_ok {
+        credentials::throttle_success(&st.store, &keys).await?;
+    } else if let Some(throttled) =
+        record_failure(&st, f.admin.tenant.id, &keys, f.admin.actor(), ip.clone()).await?
+    {
+        return Err(throttled.into());
+    }
     let err = if !current_ok {
         Some(l.t("当前密码不正确。", "The current password is wrong."))
     } else if f.form.password.chars().count() < 12 {
@@ -272,7 +322,9 @@ pub async fn change_password(
         ))
     } else if f.form.password != f.form.confirm {
         Some(l.t("两次输入不一致。", "The two entries differ."))
-    } else if auth::verify_password(f.form.password.clone(), record.password_hash.clone()).await {
+    } else if credentials::verify_password(f.form.password.clone(), record.password_hash.clone())
+        .await
+    {
         // At first sign-in this is the one-time password: it must not become permanent.
         Some(l.t(
             "新密码不能与当前密码（或一次性密码）相同。",
@@ -291,7 +343,7 @@ pub async fn change_password(
         *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         return Ok(resp);
     }
-    let hash = auth::hash_password(f.form.password.clone()).await?;
+    let hash = credentials::hash_password(f.form.password.clone()).await?;
     // Ends every session of this admin, including this one: sign in again with the new password.
     st.store
         .set_admin_password(f.admin.session.admin_id, &hash, false)

@@ -92,7 +92,29 @@ impl WebError {
         }
         let body =
             serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
-        (self.status(), axum::Json(body)).into_response()
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        if let WebError::TooManyRequests { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        resp
+    }
+}
+
+impl From<crate::credentials::CredentialsError> for WebError {
+    fn from(e: crate::credentials::CredentialsError) -> Self {
+        match e {
+            crate::credentials::CredentialsError::Store(s) => WebError::Store(s),
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::credentials::Throttled> for WebError {
+    fn from(t: crate::credentials::Throttled) -> Self {
+        WebError::TooManyRequests {
+            retry_after_secs: t.retry_after_secs,
+        }
     }
 }
 
@@ -222,6 +244,10 @@ impl IntoResponse for WebError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        if let WebError::TooManyRequests { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         resp
     }
 }
