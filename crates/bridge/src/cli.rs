@@ -58,6 +58,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Authorize, unauthorize or disable users: prints a dry-run count, changes them with --yes.
+    Users {
+        /// authorize, unauthorize or disable
+        action: String,
+        #[arg(long)]
+        tenant: String,
+        /// Members of this department and of every department below it.
+        #[arg(long)]
+        department: Option<i64>,
+        /// User ids (as on the console's Users page), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<i64>,
+        /// Apply the change (without it, only the count is printed).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Sync a tenant's directory from WeCom (the self-built app's visible scope).
     Sync {
         #[arg(long)]
@@ -68,6 +87,24 @@ pub enum Command {
         /// Apply even if more users would be disabled than the tenant's limit allows.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Write a tenant's audit log as CSV to standard output (newest first).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Only this actor (e.g. admin:admin, operator, api-key:3:ci).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, or a prefix ending in "." (user.).
+        #[arg(long)]
+        action: Option<String>,
+        /// From this instant, Unix milliseconds.
+        #[arg(long)]
+        since_ms: Option<i64>,
     },
 }
 
@@ -154,6 +191,45 @@ pub async fn run(cli: Cli) -> ExitCode {
             dry_run,
             force,
         } => crate::sync::cli::run(cfg, &tenant, dry_run, force).await,
+        Command::Users {
+            action,
+            tenant,
+            department,
+            ids,
+            yes,
+        } => match crate::admin::StatusAction::parse(&action) {
+            Some(a) => {
+                crate::admin::cli::users_command(
+                    cfg,
+                    &tenant,
+                    a,
+                    crate::admin::cli::UserSelection { department, ids },
+                    yes,
+                )
+                .await
+            }
+            None => fail(format!(
+                "unknown action {action:?}: use authorize, unauthorize or disable"
+            )),
+        },
+        Command::Audit(AuditCmd::Export {
+            tenant,
+            actor,
+            action,
+            since_ms,
+        }) => {
+            crate::admin::cli::audit_command(
+                cfg,
+                &tenant,
+                crate::store::AuditQuery {
+                    actor,
+                    action,
+                    from_ms: since_ms,
+                    ..Default::default()
+                },
+            )
+            .await
+        }
         Command::Demo { .. } => unreachable!("handled above"),
     }
 }

@@ -846,3 +846,95 @@ async fn openapi_document_covers_every_route_and_validates() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
     api.env.bridge.stop().await;
 }
+
+#[tokio::test]
+async fn cli_users_by_department_and_audit_export() {
+    use bridge::admin::cli::{audit_export, users, UserSelection};
+    use bridge::admin::StatusAction;
+    for db in database_urls().await {
+        let api = setup(&db, |_| {}).await;
+        let st = &api.env.bridge.state;
+        // 研发中心 (2) and 后端组 (3) below it: 张三, 李四 and 孙七 (disabled in WeCom).
+        let sel = || UserSelection {
+            department: Some(2),
+            ids: vec![],
+        };
+        let out = users(st, "default", StatusAction::Authorize, sel(), false)
+            .await
+            .unwrap();
+        assert!(
+            out.contains("dry run: 3 users named, 3 would change"),
+            "{out}"
+        );
+        assert!(out.contains("--yes"), "{out}");
+        let zhangsan = st
+            .store
+            .user_by_wecom_userid(api.tenant_id, CORPID, "zhangsan")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            zhangsan.status.as_str(),
+            "unauthorized",
+            "the dry run changed nothing"
+        );
+        let out = users(st, "default", StatusAction::Authorize, sel(), true)
+            .await
+            .unwrap();
+        assert!(out.contains("changed 3 users"), "{out}");
+        let again = users(st, "default", StatusAction::Authorize, sel(), false)
+            .await
+            .unwrap();
+        assert!(again.contains("3 users named, 0 would change"), "{again}");
+        // Errors say what to do.
+        let e = users(st, "nope", StatusAction::Authorize, sel(), false)
+            .await
+            .unwrap_err();
+        assert!(e.contains("tenant list"), "{e}");
+        let e = users(
+            st,
+            "default",
+            StatusAction::Disable,
+            UserSelection {
+                department: Some(999),
+                ids: vec![],
+            },
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("department 999") && e.contains("sync"), "{e}");
+        let e = users(
+            st,
+            "default",
+            StatusAction::Disable,
+            UserSelection {
+                department: None,
+                ids: vec![],
+            },
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("--department"), "{e}");
+
+        // audit export: the three changes, by the operator, as CSV.
+        let csv = audit_export(
+            st,
+            "default",
+            bridge::store::AuditQuery {
+                action: Some("user.".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "id,at,actor,action,detail,ip");
+        assert_eq!(lines.len(), 4, "{csv}");
+        assert!(lines[1..]
+            .iter()
+            .all(|l| l.contains(",operator,user.authorized,")));
+        api.env.bridge.stop().await;
+    }
+}

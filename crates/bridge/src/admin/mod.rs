@@ -1,6 +1,8 @@
 //! Admin operations behind the JSON API (and its keys): no HTTP here. Each change is
 //! audited with the acting key (`api-key:<id>:<name>`) or admin.
 
+pub mod cli;
+
 use crate::app::AppState;
 use crate::domain::api_key::{check_name, ApiKey, Bucket, Scope, TOKEN_PREFIX};
 use crate::domain::audit::NewAudit;

@@ -715,21 +715,6 @@ async fn audit_list(
     }))
 }
 
-/// One CSV field, quoted when needed (RFC 4180); a leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so a spreadsheet does not run it as a formula.
-pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The same filter as CSV (id, at in RFC 3339 UTC, actor, action, detail, ip).
 #[utoipa::path(get, path = "/api/v1/audit.csv", tag = "audit", params(AuditParams),
     responses((status = 200, content_type = "text/csv", body = String)))]
@@ -744,20 +729,7 @@ async fn audit_csv(
         aq.limit = 10_000;
     }
     let rows = st.store.audit_by_filter(c.tenant.id, &aq).await?;
-    let mut out = String::from("id,at,actor,action,detail,ip\r\n");
-    for e in rows {
-        let line = [
-            e.id.to_string(),
-            crate::web::pages::format_utc(e.at),
-            csv_field(&e.actor),
-            csv_field(&e.action),
-            csv_field(&e.detail),
-            csv_field(e.ip.as_deref().unwrap_or("")),
-        ]
-        .join(",");
-        out.push_str(&line);
-        out.push_str("\r\n");
-    }
+    let out = admin::cli::audit_csv(&rows);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -769,17 +741,4 @@ async fn audit_csv(
         out,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-    }
 }

@@ -1,0 +1,239 @@
+//! Operator commands: `users authorize|unauthorize|disable` (a dry-run count first, the
+//! change only with `--yes`) and `audit export` (CSV). Each prints what to do on error.
+
+use super::{change_status, AdminError, StatusAction, StatusOrder};
+use crate::app::AppState;
+use crate::config::Config;
+use crate::domain::audit::AuditEntry;
+use crate::store::{AuditQuery, UserCursorQuery};
+use std::process::ExitCode;
+
+/// One CSV field, quoted when needed (RFC 4180); a leading `=`, `+`, `-` or `@` is
+/// prefixed with `'` so a spreadsheet does not run it as a formula.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Audit entries as CSV: id, at (RFC 3339 UTC), actor, action, detail, ip.
+pub fn audit_csv(entries: &[AuditEntry]) -> String {
+    let mut out = String::from("id,at,actor,action,detail,ip\r\n");
+    for e in entries {
+        let line = [
+            e.id.to_string(),
+            crate::web::pages::format_utc(e.at),
+            csv_field(&e.actor),
+            csv_field(&e.action),
+            csv_field(&e.detail),
+            csv_field(e.ip.as_deref().unwrap_or("")),
+        ]
+        .join(",");
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Which users a CLI status change names.
+pub struct UserSelection {
+    /// Members of this department and the departments below it.
+    pub department: Option<i64>,
+    pub ids: Vec<i64>,
+}
+
+/// Resolves the selection, counts (dry run), and with `yes` applies. Returns the text
+/// to print.
+pub async fn users(
+    st: &AppState,
+    slug: &str,
+    action: StatusAction,
+    sel: UserSelection,
+    yes: bool,
+) -> Result<String, String> {
+    let tenant = crate::operator::tenant(&st.store, slug)
+        .await
+        .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
+    let mut ids = sel.ids;
+    if let Some(d) = sel.department {
+        let mut after = 0;
+        loop {
+            let page = st
+                .store
+                .users_by_cursor(
+                    tenant.id,
+                    &UserCursorQuery {
+                        department_subtree: Some(d),
+                        after_id: after,
+                        limit: 500,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            ids.extend(page.iter().map(|u| u.id));
+        }
+        if ids.is_empty() {
+            return Err(format!(
+                "no user is in department {d} or below it: check the id on the console's Users page, or run a sync first"
+            ));
+        }
+    }
+    if ids.is_empty() {
+        return Err("name the users: --department <id> or --ids 1,2,3".into());
+    }
+    let sessions = crate::auth::MemberSessions::new(&st.cfg);
+    let mut out = String::new();
+    let mut total = (0, 0);
+    for chunk in ids.chunks(500) {
+        let r = change_status(
+            st,
+            &sessions,
+            tenant.id,
+            StatusOrder {
+                ids: chunk,
+                action,
+                dry_run: true,
+            },
+            "operator",
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            AdminError::NotFound(m) => {
+                format!("{m} not found: check the ids on the console's Users page")
+            }
+            other => other.to_string(),
+        })?;
+        total.0 += r.matched;
+        total.1 += r.changing.len();
+    }
+    out.push_str(&format!(
+        "dry run: {} users named, {} would change\n",
+        total.0, total.1
+    ));
+    if !yes {
+        out.push_str("nothing changed; run again with --yes to apply\n");
+        return Ok(out);
+    }
+    let mut changed = 0;
+    for chunk in ids.chunks(500) {
+        let r = change_status(
+            st,
+            &sessions,
+            tenant.id,
+            StatusOrder {
+                ids: chunk,
+                action,
+                dry_run: false,
+            },
+            "operator",
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        changed += r.changing.len();
+    }
+    out.push_str(&format!("changed {changed} users\n"));
+    Ok(out)
+}
+
+pub async fn users_command(
+    cfg: Config,
+    slug: &str,
+    action: StatusAction,
+    sel: UserSelection,
+    yes: bool,
+) -> ExitCode {
+    let (store, sealer) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} (check data_dir / database_url)");
+            return ExitCode::from(2);
+        }
+    };
+    let st = AppState::new(cfg, store, sealer);
+    let r = users(&st, slug, action, sel, yes).await;
+    st.store.close().await;
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The audit log of a tenant as CSV (newest first, at most 100,000 entries).
+pub async fn audit_export(st: &AppState, slug: &str, q: AuditQuery) -> Result<String, String> {
+    let tenant = crate::operator::tenant(&st.store, slug)
+        .await
+        .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
+    let mut all = Vec::new();
+    let mut q = q;
+    q.limit = 10_000;
+    loop {
+        let page = st
+            .store
+            .audit_by_filter(tenant.id, &q)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        q.before_id = Some(last.id);
+        let n = page.len();
+        all.extend(page);
+        if n < 10_000 || all.len() >= 100_000 {
+            break;
+        }
+    }
+    Ok(audit_csv(&all))
+}
+
+pub async fn audit_command(cfg: Config, slug: &str, q: AuditQuery) -> ExitCode {
+    let (store, sealer) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} (check data_dir / database_url)");
+            return ExitCode::from(2);
+        }
+    };
+    let st = AppState::new(cfg, store, sealer);
+    let r = audit_export(&st, slug, q).await;
+    st.store.close().await;
+    match r {
+        Ok(csv) => {
+            print!("{csv}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+}
