@@ -401,7 +401,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     assert.equal(await page.getByTestId('domain-warning').count(), 0, 'fixed in WeCom: no warning');
   });
 
-  step('7 apps: the admin adds an app for one member; 张三 opens the sample app, is refused the other, and finds his frequent app', async () => {
+  step('7 apps: the admin adds an app for one member; 张三 opens the sample app (forward auth, then OpenID Connect), is refused the other, and finds his frequent app', async () => {
     // The admin adds 报销 for 李四 only, with whom to ask.
     await page.goto(url('/console/apps'));
     assert.ok(await page.locator('tr[data-slug="hello"]').count(), 'the demo ships the sample app');
@@ -438,6 +438,15 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     assert.equal((await p.getByTestId('sample-user').innerText()).trim(), 'zhangsan');
     assert.match(await p.getByTestId('sample-groups').innerText(), /后端组/);
     await shoot(p, '07-sample-app', { doc: true });
+
+    // The same app signs him in through OpenID Connect: code flow with PKCE, no second WeCom trip.
+    await p.getByTestId('sample-oidc-login').click();
+    await p.getByTestId('sample-oidc').waitFor();
+    assert.equal(new URL(p.url()).origin, new URL(demo.sampleUrl).origin);
+    assert.equal((await p.locator('[data-claim=name]').innerText()).trim(), '张三');
+    assert.equal((await p.locator('[data-claim=iss]').innerText()).trim(), demo.base);
+    assert.equal((await p.locator('[data-userinfo=preferred_username]').innerText()).trim(), 'zhangsan');
+    await shoot(p, '07-sample-app-oidc', { doc: true });
 
     // 报销 is not his: a page naming the app and whom to ask.
     phone.expectStatus(403, '/apps/expenses/open');

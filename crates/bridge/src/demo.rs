@@ -113,8 +113,11 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
     // Cookies ignore ports, so the sample app on acme.localhost:<other port> receives the
     // member's session cookie, as an app on the tenant's domain behind a proxy would.
     let sample_url = format!("http://acme.localhost:{sample_port}/");
-    seed_sample_app(&bridge.state, &sample_url).await?;
-    let sample = crate::sample_app::spawn(sample_listener, bridge.addr, domain.clone());
+    let (tenant_id, app_id) = seed_sample_app(&bridge.state, &sample_url).await?;
+    let oidc =
+        crate::sample_app::register_oidc_client(&bridge.state, tenant_id, app_id, &sample_url)
+            .await?;
+    let sample = crate::sample_app::spawn(sample_listener, bridge.addr, domain.clone(), Some(oidc));
     let base = format!("http://{domain}");
     println!();
     println!("wecom-bridge demo is running (Ctrl-C stops it)");
@@ -159,7 +162,8 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
 
 /// Puts the sample app into the demo tenant's catalogue (every authorized member may open
 /// it), or points it at this run's port.
-async fn seed_sample_app(st: &crate::app::AppState, url: &str) -> Result<(), String> {
+/// Returns (tenant id, app id).
+async fn seed_sample_app(st: &crate::app::AppState, url: &str) -> Result<(i64, i64), String> {
     use crate::domain::apps::{Access, AppDraft};
     let store = &st.store;
     let tenant = store
@@ -192,10 +196,7 @@ async fn seed_sample_app(st: &crate::app::AppState, url: &str) -> Result<(), Str
         ip: None,
     };
     let r = match existing {
-        None => store
-            .insert_app(tenant.id, &draft, &audit)
-            .await
-            .map(|_| ()),
+        None => store.insert_app(tenant.id, &draft, &audit).await,
         Some(a) if a.url != url => {
             // Only the port moved: the admin's own edits stay.
             let d = AppDraft {
@@ -209,9 +210,9 @@ async fn seed_sample_app(st: &crate::app::AppState, url: &str) -> Result<(), Str
             store
                 .update_app(tenant.id, a.id, &d, &audit)
                 .await
-                .map(|_| ())
+                .map(|_| a.id)
         }
-        Some(_) => Ok(()),
+        Some(a) => Ok(a.id),
     };
-    r.map_err(|e| e.to_string())
+    r.map(|id| (tenant.id, id)).map_err(|e| e.to_string())
 }

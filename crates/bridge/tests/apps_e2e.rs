@@ -611,8 +611,20 @@ fn test_client(tenant_id: i64) -> bridge::domain::oidc::Client {
     }
 }
 
+async fn get_path(
+    at: std::net::SocketAddr,
+    path: &str,
+    cookie: Option<String>,
+) -> reqwest::Response {
+    let mut req = no_redirects().get(format!("http://{at}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
-async fn the_demos_sample_app_shows_who_arrived_through_forward_auth() {
+async fn the_demos_sample_app_shows_who_arrived_through_forward_auth_and_oidc() {
     for db in database_urls().await {
         let s = setup(&db).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -627,7 +639,21 @@ async fn the_demos_sample_app_shows_who_arrived_through_forward_auth() {
             ])
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
-        let task = bridge::sample_app::spawn(listener, s.env.bridge.addr, s.env.domain.clone());
+        let app_id = s.app_id(bridge::sample_app::SLUG).await;
+        let oidc = bridge::sample_app::register_oidc_client(
+            &s.env.bridge.state,
+            s.tenant_id,
+            app_id,
+            &url,
+        )
+        .await
+        .unwrap();
+        let task = bridge::sample_app::spawn(
+            listener,
+            s.env.bridge.addr,
+            s.env.domain.clone(),
+            Some(oidc),
+        );
         let zhang = s.member("zhangsan").await;
         let get = |cookie: Option<String>| {
             let mut req = no_redirects()
@@ -660,6 +686,38 @@ async fn the_demos_sample_app_shows_who_arrived_through_forward_auth() {
             back.location.as_deref(),
             Some(format!("{url}reports?week=1").as_str())
         );
+
+        // The same app as an OpenID Connect client: code flow with PKCE through the bridge.
+        let r = get_path(sample, "/oidc/login", None).await;
+        assert_eq!(r.status(), 302);
+        let authorize = r.headers()["location"].to_str().unwrap().to_string();
+        let local = authorize
+            .strip_prefix(&format!("http://{}", s.env.domain))
+            .expect("to the bridge's authorize endpoint");
+        let p = zhang.get(local).await;
+        let cb = p
+            .location
+            .expect("a signed-in member goes straight back with a code");
+        assert!(cb.starts_with(&format!("{url}oidc/callback?")), "{cb}");
+        let cb_path = cb
+            .strip_prefix(url.trim_end_matches('/'))
+            .unwrap()
+            .to_string();
+        let r = get_path(sample, &cb_path, None).await;
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("data-claim=\"name\">张三<"), "{body}");
+        assert!(
+            body.contains("data-userinfo=\"preferred_username\">zhangsan<"),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!("data-claim=\"sub\">{}<", s.zhangsan)),
+            "{body}"
+        );
+        // The callback works once: a replayed one is refused.
+        let r = get_path(sample, &cb_path, None).await;
+        assert_eq!(r.status(), 400);
         task.abort();
     }
 }
