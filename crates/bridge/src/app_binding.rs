@@ -6,6 +6,7 @@
 
 use crate::app::{seal_context, AppState, SEAL_VERSION};
 use crate::domain::audit::NewAudit;
+use crate::domain::doctor::{BoundAppScope, Failure};
 use crate::domain::integration::{FieldErrors, IntegrationRole, WecomCredentialsInput};
 use crate::domain::nested_scope::{self, AppScope, MainScope, Names, Outsiders, TagScope};
 use crate::domain::now_ms;
@@ -295,4 +296,83 @@ pub async fn check_nested(
         outsiders = nested_scope::outsiders(&scope, &app_scope, &names);
     }
     Ok(outsiders)
+}
+
+/// Each model app's own WeCom app, its scope checked against the main app's again (the
+/// nested-scope rule, wecom-api.md §4.3): a scope widened in WeCom since binding shows in
+/// doctor and in the next full sync (reconcile).
+pub async fn recheck_bound_apps(
+    st: &AppState,
+    tenant_id: i64,
+    main: &wecom::Client,
+    main_agentid: u32,
+) -> Result<Vec<BoundAppScope>, StoreError> {
+    let mut out = Vec::new();
+    for rec in st.store.integrations(tenant_id).await? {
+        if rec.role != IntegrationRole::App {
+            continue;
+        }
+        let stored_name = rec
+            .agent_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<wecom::types::Agent>(j).ok())
+            .map(|a| a.name)
+            .unwrap_or_default();
+        let mut entry = BoundAppScope {
+            agentid: rec.agentid,
+            name: stored_name,
+            outsiders: Ok(Default::default()),
+        };
+        let opened = match st.open_integration(&rec) {
+            Ok(o) => o,
+            Err(e) => {
+                entry.outsiders = Err(Failure {
+                    errcode: None,
+                    message: e.to_string(),
+                    title_zh: "无法解密已保存的 Secret".into(),
+                    title_en: "The saved Secret cannot be decrypted".into(),
+                    fix_zh: "实例密钥已更换或数据被改动；请重新绑定该应用。".into(),
+                    fix_en: "The instance key changed or the data was altered; bind the app again."
+                        .into(),
+                    from_ip: None,
+                });
+                out.push(entry);
+                continue;
+            }
+        };
+        let checked = async {
+            let client = st.wecom.get(&opened.corpid, &opened.secret)?;
+            let agent = client.agent_get(opened.agentid).await?;
+            let o = check_nested(main, main_agentid, &client, &agent).await?;
+            Ok::<_, wecom::Error>((agent.name, o))
+        }
+        .await;
+        match checked {
+            Ok((name, o)) => {
+                entry.name = name;
+                entry.outsiders = Ok(o);
+            }
+            Err(e) => entry.outsiders = Err(crate::doctor::failure(&e)),
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// A full sync's warning for a bound app that reaches outside the main scope now, or
+/// could not be checked.
+pub fn drift_warning(a: &BoundAppScope) -> Option<String> {
+    match &a.outsiders {
+        Ok(o) if o.is_empty() => None,
+        Ok(o) => Some(format!(
+            "app AgentId {} ({}) reaches outside the main app's scope: {}",
+            a.agentid,
+            a.name,
+            o.message_en()
+        )),
+        Err(f) => Some(format!(
+            "app AgentId {} ({}): its scope could not be checked: {}",
+            a.agentid, a.name, f.message
+        )),
+    }
 }

@@ -3,12 +3,11 @@
 
 use crate::app::AppState;
 use crate::domain::console_values::HOME_PATH;
-use crate::domain::doctor::{evaluate, AgentFacts, BoundAppScope, Check, Failure, Observations};
-use crate::domain::integration::IntegrationRole;
+use crate::domain::doctor::{evaluate, AgentFacts, Check, Failure, Observations};
 use crate::domain::tenant::Tenant;
 use crate::store::StoreError;
 
-fn failure(e: &wecom::Error) -> Failure {
+pub(crate) fn failure(e: &wecom::Error) -> Failure {
     let x = e.explain();
     Failure {
         errcode: e.errcode(),
@@ -87,67 +86,8 @@ pub async fn run(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreErro
         Err(e) => Err(failure(&e)),
     });
     if matches!(obs.agent, Some(Ok(_))) {
-        obs.app_scopes = bound_app_scopes(st, tenant.id, &client, opened.agentid).await?;
+        obs.app_scopes =
+            crate::app_binding::recheck_bound_apps(st, tenant.id, &client, opened.agentid).await?;
     }
     Ok(evaluate(&obs))
-}
-
-/// Each model app's own WeCom app, its scope checked against the main app's again (the
-/// nested-scope rule, wecom-api.md §4.3): a scope widened in WeCom since binding shows here.
-async fn bound_app_scopes(
-    st: &AppState,
-    tenant_id: i64,
-    main: &wecom::Client,
-    main_agentid: u32,
-) -> Result<Vec<BoundAppScope>, StoreError> {
-    let mut out = Vec::new();
-    for rec in st.store.integrations(tenant_id).await? {
-        if rec.role != IntegrationRole::App {
-            continue;
-        }
-        let stored_name = rec
-            .agent_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<wecom::types::Agent>(j).ok())
-            .map(|a| a.name)
-            .unwrap_or_default();
-        let mut entry = BoundAppScope {
-            agentid: rec.agentid,
-            name: stored_name,
-            outsiders: Ok(Default::default()),
-        };
-        let opened = match st.open_integration(&rec) {
-            Ok(o) => o,
-            Err(e) => {
-                entry.outsiders = Err(Failure {
-                    errcode: None,
-                    message: e.to_string(),
-                    title_zh: "无法解密已保存的 Secret".into(),
-                    title_en: "The saved Secret cannot be decrypted".into(),
-                    fix_zh: "实例密钥已更换或数据被改动；请重新绑定该应用。".into(),
-                    fix_en: "The instance key changed or the data was altered; bind the app again."
-                        .into(),
-                    from_ip: None,
-                });
-                out.push(entry);
-                continue;
-            }
-        };
-        let checked = async {
-            let client = st.wecom.get(&opened.corpid, &opened.secret)?;
-            let agent = client.agent_get(opened.agentid).await?;
-            let o = crate::app_binding::check_nested(main, main_agentid, &client, &agent).await?;
-            Ok::<_, wecom::Error>((agent.name, o))
-        }
-        .await;
-        match checked {
-            Ok((name, o)) => {
-                entry.name = name;
-                entry.outsiders = Ok(o);
-            }
-            Err(e) => entry.outsiders = Err(failure(&e)),
-        }
-        out.push(entry);
-    }
-    Ok(out)
 }

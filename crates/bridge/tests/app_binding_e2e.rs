@@ -449,3 +449,46 @@ async fn doctor_finds_a_bound_apps_scope_widened_in_wecom() {
         assert!(!bridge::domain::doctor::all_passed(&checks));
     }
 }
+
+#[tokio::test]
+async fn the_next_full_sync_warns_of_a_widened_app() {
+    use bridge::domain::directory::{RunStatus, Trigger};
+    use bridge::sync::{run_full, SyncOptions};
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        let (t, app) = setup(&env).await;
+        let st = &env.bridge.state;
+        bind(st, &t, app, &input(SECOND_AGENTID, SECOND_SECRET), &actor())
+            .await
+            .unwrap();
+        let sync = || run_full(st, &t, SyncOptions::new(Trigger::Console, "admin:test"));
+        let o = sync().await.unwrap();
+        assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.message);
+        assert!(
+            !o.report
+                .warnings
+                .iter()
+                .any(|w| w.contains("AgentId 1000003")),
+            "{:?}",
+            o.report.warnings
+        );
+        env.sim_admin(
+            "PUT",
+            &format!("/corps/{CORPID}/apps/{SECOND_AGENTID}/scope"),
+            json!({"parties": [3, 6]}),
+        )
+        .await;
+        let o = sync().await.unwrap();
+        assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.message);
+        let w = o
+            .report
+            .warnings
+            .iter()
+            .find(|w| w.contains("AgentId 1000003"))
+            .unwrap_or_else(|| panic!("{:?}", o.report.warnings));
+        assert!(
+            w.contains("reaches outside") && w.contains("财务部 (6)"),
+            "{w}"
+        );
+    }
+}

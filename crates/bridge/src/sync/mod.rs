@@ -457,6 +457,12 @@ async fn full_sync(
     report.bound = Some(fetched.bound);
     report.withheld = fetched.withheld.clone();
     report.warnings = fetched.warnings.clone();
+    // Drift (issue 14): a bound model app's scope widened in WeCom since it was bound.
+    for a in crate::app_binding::recheck_bound_apps(st, tenant.id, &client, opened.agentid).await? {
+        report
+            .warnings
+            .extend(crate::app_binding::drift_warning(&a));
+    }
 
     // The switch from a third-party app: convert while the old app is still installed.
     progress.set_phase("diff", 0);
