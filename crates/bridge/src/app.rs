@@ -15,6 +15,8 @@ pub struct AppState {
     pub wecom: WecomClients,
     /// The time the sign-in throttle runs on; tests move it instead of sleeping.
     pub clock: AppClock,
+    /// Tenants whose callback worker runs, and whether more work came meanwhile.
+    pub callback_workers: Arc<crate::sync::background::Workers>,
 }
 
 /// The system clock, which a test can move forward (shared by every clone of the
@@ -128,6 +130,7 @@ impl AppState {
             cfg.wecom_rate_limits(),
         );
         AppState {
+            callback_workers: Arc::default(),
             wecom: WecomClients::new(
                 cfg.wecom_api_base.clone(),
                 std::sync::Arc::new(crate::store::StoreTokenCache::new(

@@ -419,3 +419,93 @@ async fn periodic_reconcile_finds_scope_changes() {
         assert!(runs.iter().any(|r| r.trigger == Trigger::Schedule));
     }
 }
+
+/// A burst of 100 callbacks (issue 19) wakes one worker for the tenant, which applies
+/// them all. It used to spawn a task per callback, each holding a pooled connection
+/// while it waited for the tenant's lock: on PostgreSQL a burst emptied the pool (16)
+/// and every other query of the server waited out the 10 s acquire timeout. A probe
+/// query runs throughout; its slowest answer must stay far below that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_callbacks_is_applied_by_one_worker_without_emptying_the_pool() {
+    use std::time::{Duration, Instant};
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        t.sync().await;
+        t.sim("PATCH", "/members/lisi", json!({"alias": "burst"}))
+            .await;
+        let st = t.st().clone();
+        let tenant_id = t.tenant.id;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let probe = tokio::spawn({
+            let (st, stop) = (st.clone(), stop.clone());
+            async move {
+                let mut worst = Duration::ZERO;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let t0 = Instant::now();
+                    st.store.tenant_by_id(tenant_id).await.unwrap();
+                    worst = worst.max(t0.elapsed());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                worst
+            }
+        });
+        let started = Instant::now();
+        let received = futures::future::join_all((0..100).map(|i| {
+            let st = st.clone();
+            async move {
+                let xml = format!("<xml><ToUserName><![CDATA[x]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[lisi]]></UserID></xml>", 1_700_000_000 + i);
+                bridge::sync::incremental::receive(&st, tenant_id, &xml).await
+            }
+        }))
+        .await;
+        assert!(
+            received
+                .iter()
+                .all(|r| matches!(r, Ok(bridge::sync::incremental::Received::Queued))),
+            "{received:?}"
+        );
+        loop {
+            let cbs = st.store.list_callbacks(tenant_id).await.unwrap();
+            if cbs.iter().all(|c| c.1 != "pending") {
+                assert_eq!(cbs.len(), 100);
+                assert!(cbs.iter().all(|c| c.1 == "applied"), "{cbs:?}");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{} callbacks still pending after 60 s",
+                cbs.iter().filter(|c| c.1 == "pending").count()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let took = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let worst = probe.await.unwrap();
+        eprintln!(
+            "{}: 100 callbacks applied in {:.2} s; slowest probe query {} ms",
+            st.store.engine(),
+            took.as_secs_f64(),
+            worst.as_millis()
+        );
+        assert!(
+            worst < Duration::from_secs(2),
+            "a query waited {worst:?} during the burst"
+        );
+        assert!(t
+            .dir()
+            .await
+            .users
+            .iter()
+            .any(|u| u.key.as_deref() == Some("lisi") && u.record.alias == "burst"));
+        t.settle().await;
+        eventually!(st.callback_workers.running() == 0, "a worker is left");
+        let runs = st
+            .store
+            .list_sync_runs(tenant_id, Some(RunKind::Incremental), 1000)
+            .await
+            .unwrap();
+        assert!(runs.iter().all(|r| r.finished_at.is_some()), "{runs:?}");
+        let handled: i64 = runs.iter().map(|r| r.progress_done).sum();
+        assert_eq!(handled, 100, "each callback counted once in a run");
+    }
+}

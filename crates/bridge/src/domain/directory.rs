@@ -882,8 +882,8 @@ pub fn interrupted_message(kind: RunKind, phase: &str, done: i64, total: i64) ->
             "{stopped}, right after its changes were applied and before they were recorded (a version before the fix of issue 19): the directory has its changes, their counts are not known"
         ),
         RunKind::Full => format!("{stopped}, before it applied anything: nothing was applied"),
-        RunKind::Incremental if phase == "applying" && total > 0 => format!(
-            "{stopped}: {done} of {total} callbacks were handled; what they changed was applied and is kept, the callbacks not yet handled stay pending for the next run"
+        RunKind::Incremental if total > 0 => format!(
+            "{stopped}: {done} of {total} callbacks were handled (counted above) and what they changed is kept; the others stay pending for the next run"
         ),
         RunKind::Incremental if phase == "applying" => format!(
             "{stopped}: the changes of the callbacks it handled were applied and are kept; the callbacks not yet handled stay pending for the next run"
@@ -1120,7 +1120,7 @@ mod tests {
         let legacy = m(RunKind::Full, "applying", 0, 0);
         assert!(legacy.contains("the directory has its changes"), "{legacy}");
         assert!(!legacy.contains("nothing was applied"));
-        let inc = m(RunKind::Incremental, "applying", 3, 10);
+        let inc = m(RunKind::Incremental, "callbacks", 3, 10);
         assert!(inc.contains("3 of 10 callbacks were handled"), "{inc}");
         assert!(m(RunKind::Incremental, "", 0, 4).contains("stay pending"));
     }

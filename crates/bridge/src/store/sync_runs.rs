@@ -366,6 +366,50 @@ impl Store {
         })
     }
 
+    /// Marks a callback handled by an incremental run and, in the same transaction, counts
+    /// it in the run's record (`done` of `total` callbacks, the users changed so far), so a
+    /// run the process never finished still says what it handled.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mark_callback_in_run(
+        &self,
+        id: i64,
+        status: &str,
+        error: Option<&str>,
+        run_id: i64,
+        done: i64,
+        total: i64,
+        c: &crate::domain::directory::DiffCounts,
+    ) -> Result<()> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4")
+                .bind(status)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE sync_runs SET phase = 'callbacks', progress_done = $1, progress_total = $2, users_added = $3,
+                    users_updated = $4, users_disabled = $5, users_moved = $6, heartbeat_at = $7
+                 WHERE id = $8 AND status = 'running'",
+            )
+            .bind(done)
+            .bind(total)
+            .bind(c.users_added as i64)
+            .bind(c.users_updated as i64)
+            .bind(c.users_disabled as i64)
+            .bind(c.users_moved as i64)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     pub async fn mark_callback(&self, id: i64, status: &str, error: Option<&str>) -> Result<()> {
         on_pool!(self, p => {
             sqlx::query("UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4")

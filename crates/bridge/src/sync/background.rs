@@ -7,17 +7,92 @@ use crate::app::AppState;
 use crate::domain::directory::Trigger;
 use crate::domain::now_ms;
 use crate::domain::tenant::IntegrationMode;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Handled callbacks are kept this long (≥ 24 h) so WeCom's retries are recognised.
 const CALLBACK_RETENTION_MS: i64 = 48 * 3600 * 1000;
 
-/// Wakes the callback worker of one tenant: called right after a callback is stored.
+/// The running callback workers: one per tenant at most, each with a "more work came"
+/// flag. A burst of callbacks wakes one worker, not a task per callback: on PostgreSQL
+/// each waiting task held a pooled connection while it waited for the tenant's lock, so
+/// a burst of 16 emptied the pool and everything else timed out.
+#[derive(Debug, Default)]
+pub struct Workers {
+    tenants: std::sync::Mutex<HashMap<i64, bool>>,
+}
+
+impl Workers {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, bool>> {
+        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a worker for `tenant_id` should start: false (and flagged) when one runs.
+    fn claim(&self, tenant_id: i64) -> bool {
+        let mut m = self.map();
+        match m.get_mut(&tenant_id) {
+            Some(more) => {
+                *more = true;
+                false
+            }
+            None => {
+                m.insert(tenant_id, false);
+                true
+            }
+        }
+    }
+
+    /// Called by the worker after a pass: true to go again (work came meanwhile), else the
+    /// worker is gone and the next kick starts a new one.
+    fn again(&self, tenant_id: i64) -> bool {
+        let mut m = self.map();
+        match m.get_mut(&tenant_id) {
+            Some(more) if *more => {
+                *more = false;
+                true
+            }
+            _ => {
+                m.remove(&tenant_id);
+                false
+            }
+        }
+    }
+
+    /// Workers running now (tests).
+    pub fn running(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// Forgets a worker that ended without [`Workers::again`] (a panic).
+struct Claimed<'a>(&'a Workers, i64, bool);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        if !self.2 {
+            self.0.map().remove(&self.1);
+        }
+    }
+}
+
+/// Wakes the callback worker of one tenant: called right after a callback is stored. If
+/// it runs already it makes one more pass; else one starts.
 pub fn kick(st: &AppState, tenant_id: i64) {
+    if !st.callback_workers.claim(tenant_id) {
+        return;
+    }
     let st = st.clone();
     tokio::spawn(async move {
-        if let Err(e) = after_callbacks(&st, tenant_id).await {
-            tracing::warn!(tenant = tenant_id, error = %e, "applying callbacks failed");
+        let workers = st.callback_workers.clone();
+        let mut claimed = Claimed(&workers, tenant_id, false);
+        loop {
+            if let Err(e) = after_callbacks(&st, tenant_id).await {
+                tracing::warn!(tenant = tenant_id, error = %e, "applying callbacks failed");
+            }
+            if !workers.again(tenant_id) {
+                claimed.2 = true;
+                return;
+            }
         }
     });
 }
@@ -63,8 +138,9 @@ pub fn spawn(st: AppState, tick: Duration) -> tokio::task::JoinHandle<()> {
 }
 
 async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
+    // Left pending by a restart or a failed pass: through the tenant's one worker.
     for t in st.store.tenants_with_pending_callbacks().await? {
-        after_callbacks(st, t).await?;
+        kick(st, t);
     }
     let now = now_ms();
     for t in st.store.list_tenants().await? {

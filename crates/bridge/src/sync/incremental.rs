@@ -76,6 +76,8 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
                 forced: false,
             })
             .await?;
+        // This pass holds the tenant's lock: another run still `running` was cut short.
+        st.store.interrupt_stale_runs(tenant_id, run_id).await?;
         let scoped_tags = rec
             .agent_json
             .as_deref()
@@ -96,7 +98,8 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
             reconcile: false,
         };
         let mut report = RunReport::default();
-        for p in &pending {
+        let total = pending.len() as i64;
+        for (done, p) in (1..).zip(&pending) {
             let r = match wecom::event::parse_event(&p.payload) {
                 Ok(ev) => match ev.kind {
                     EventKind::ChangeContact(c) => apply_change(&mut ctx, &c).await,
@@ -109,17 +112,28 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
                     )))
                 }
             };
-            match r {
-                Ok(()) => st.store.mark_callback(p.id, "applied", None).await?,
+            let (status, error) = match r {
+                Ok(()) => ("applied", None),
                 Err(e) => {
                     // Whatever could not be applied is caught by a full reconcile.
                     ctx.reconcile = true;
                     let (en, _) = e.explain();
                     tracing::warn!(tenant = tenant_id, change = %p.change_type, error = %en, "callback not applied");
                     report.errors.push(format!("{}: {en}", p.change_type));
-                    st.store.mark_callback(p.id, "failed", Some(&en)).await?;
+                    ("failed", Some(en))
                 }
-            }
+            };
+            st.store
+                .mark_callback_in_run(
+                    p.id,
+                    status,
+                    error.as_deref(),
+                    run_id,
+                    done,
+                    total,
+                    &ctx.counts,
+                )
+                .await?;
             handled += 1;
         }
         reconcile |= ctx.reconcile;
