@@ -26,6 +26,10 @@ pub struct Config {
     pub wecom_open_work: String,
     /// This instance's egress IPs, as WeCom sees them, for the trusted-IP list.
     pub egress_ips: Vec<String>,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` is believed: the client's
+    /// IP (audit log, sign-in throttling) is then the right-most address in it that is
+    /// not one of them. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// Base64 of 32 bytes; empty = `<data_dir>/instance.key`, created on first start.
     pub instance_key: String,
     /// Largest request body accepted, in bytes.
@@ -101,6 +105,7 @@ impl Default for Config {
             wecom_login_work: "https://login.work.weixin.qq.com".into(),
             wecom_open_work: "https://open.work.weixin.qq.com".into(),
             egress_ips: Vec::new(),
+            trusted_proxies: Vec::new(),
             instance_key: String::new(),
             max_body_bytes: 256 * 1024,
             header_read_timeout_ms: 10_000,

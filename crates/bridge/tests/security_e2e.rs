@@ -497,12 +497,26 @@ async fn slow_clients_are_cut_off() {
 /// One sign-in attempt at `/console/login` by `b`: the status, `Retry-After`, and
 /// whether an admin session cookie was set.
 async fn attempt(b: &Browser, user: &str, password: &str) -> (u16, Option<String>, bool) {
+    attempt_from(b, user, password, None).await
+}
+
+/// [`attempt`] through a proxy that forwards `forwarded_for`.
+async fn attempt_from(
+    b: &Browser,
+    user: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (u16, Option<String>, bool) {
     let csrf = b.get("/console/login").await.hidden("csrf").unwrap();
-    let r = reqwest::Client::builder()
+    let mut req = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .post(b.url("/console/login"))
+        .post(b.url("/console/login"));
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    let r = req
         .header("host", &b.host)
         .header("cookie", b.cookie_header())
         .form(&[
@@ -666,6 +680,60 @@ async fn current_password_guesses_are_throttled() {
         assert_eq!(guess(5).await, 429);
         assert_eq!(guess(6).await, 429);
         assert_eq!(audit_of(&env, "admin.login_locked").await.len(), 2);
+        env.bridge.stop().await;
+    }
+}
+
+/// Item 2 behind a reverse proxy: with the proxy listed in `trusted_proxies`, each
+/// client is counted by the address the proxy forwarded (one client locked out does
+/// not lock out the others); a client-chosen `X-Forwarded-For` prefix changes nothing.
+/// Without the setting the header is ignored.
+#[tokio::test]
+async fn throttling_behind_a_trusted_proxy_counts_each_client() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        env.admin_login().await;
+        let mut cfg = config(
+            &env.sim,
+            &env.data_dir,
+            &env.database_url,
+            &env.domain,
+            Edition::Professional,
+        );
+        cfg.trusted_proxies = vec!["127.0.0.1".into()];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxied = bridge::launch(cfg, listener).await.unwrap();
+        let b = Browser::new(proxied.addr, &env.domain);
+        for i in 1..=5 {
+            // The client prepends addresses of its own: only the proxy's entry counts.
+            let f = format!("198.51.100.{i}, 203.0.113.5");
+            let r = attempt_from(&b, &format!("nobody{i}"), "guess", Some(&f)).await;
+            assert_eq!(r.0, if i < 5 { 401 } else { 429 }, "attempt {i}");
+        }
+        assert_eq!(
+            attempt_from(&b, "admin", NEW_PASSWORD, Some("203.0.113.5"))
+                .await
+                .0,
+            429
+        );
+        // Another client behind the same proxy signs in.
+        let r = attempt_from(&b, "admin", NEW_PASSWORD, Some("203.0.113.6")).await;
+        assert_eq!(r.0, 303);
+        let locked = audit_of(&env, "admin.login_locked").await;
+        assert!(
+            locked.len() == 1 && locked[0].starts_with("IP 203.0.113.5 locked"),
+            "{locked:?}"
+        );
+        // The instance without the setting: the header is the client's word, ignored.
+        let direct = bridge_browser(&env);
+        for i in 1..=4 {
+            let f = format!("192.0.2.{i}");
+            let r = attempt_from(&direct, &format!("other{i}"), "guess", Some(&f)).await;
+            assert_eq!(r.0, 401, "attempt {i}");
+        }
+        let r = attempt_from(&direct, "other5", "guess", Some("192.0.2.99")).await;
+        assert_eq!(r.0, 429, "counted as one client, 127.0.0.1");
+        proxied.stop().await;
         env.bridge.stop().await;
     }
 }

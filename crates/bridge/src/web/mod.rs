@@ -31,19 +31,63 @@ use axum::Router;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-/// The peer address of the request, for audit entries.
+/// The client's address, for audit entries and sign-in throttling: the TCP peer, or
+/// behind a trusted reverse proxy (`trusted_proxies`) the address it forwarded.
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_canonical().to_string()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Infallible> {
+        let Some(peer) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+        else {
+            return Ok(ClientIp(None));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(ClientIp(Some(
+            client_ip(peer, &forwarded, &st.cfg.trusted_proxies).to_string(),
+        )))
     }
+}
+
+/// The client behind `peer`: when `peer` is a trusted proxy, the right-most
+/// `X-Forwarded-For` address that is not (a client can prepend anything, so only what
+/// the trusted proxies appended counts); otherwise `peer` itself.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    forwarded: &[&str],
+    trusted: &[String],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| {
+        trusted
+            .iter()
+            .filter_map(|t| t.trim().parse::<std::net::IpAddr>().ok())
+            .any(|t| t.to_canonical() == ip.to_canonical())
+    };
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops = forwarded.iter().flat_map(|h| h.split(',')).map(str::trim);
+    for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    return client;
+                }
+            }
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 const CSS: &str = include_str!("../../static/console.css");
@@ -187,4 +231,31 @@ pub fn router(st: AppState) -> Router {
         // Outermost: the request id and span around everything, the route's metrics.
         .layer(axum::middleware::from_fn(crate::ops::request::layer))
         .with_state(st)
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::client_ip;
+
+    #[test]
+    fn only_trusted_proxies_are_looked_through() {
+        let peer = "10.0.0.2".parse().unwrap();
+        let trusted = vec!["10.0.0.2".to_string(), "10.0.0.3".to_string()];
+        let ip = |f: &[&str], t: &[String]| client_ip(peer, f, t).to_string();
+        // No trusted proxies: the peer, whatever the header says.
+        assert_eq!(ip(&["203.0.113.5"], &[]), "10.0.0.2");
+        // Behind one trusted proxy: the address it appended.
+        assert_eq!(ip(&["203.0.113.5"], &trusted), "203.0.113.5");
+        // A client-chosen prefix is ignored: the right-most untrusted address counts.
+        assert_eq!(ip(&["1.2.3.4, 203.0.113.5"], &trusted), "203.0.113.5");
+        assert_eq!(
+            ip(&["1.2.3.4", "203.0.113.5, 10.0.0.3"], &trusted),
+            "203.0.113.5"
+        );
+        // Garbage stops the walk at the last good hop; no header: the proxy itself.
+        assert_eq!(ip(&["203.0.113.5, junk"], &trusted), "10.0.0.2");
+        assert_eq!(ip(&[], &trusted), "10.0.0.2");
+        // IPv4-mapped IPv6 is the IPv4 address.
+        assert_eq!(ip(&["::ffff:203.0.113.5"], &trusted), "203.0.113.5");
+    }
 }
