@@ -128,6 +128,19 @@ pub enum TenantCmd {
     SetEdition { slug: String, edition: Edition },
     /// Change a tenant's custom domain.
     SetDomain { slug: String, domain: String },
+    /// Set the tenant's WeCom self-built app (CorpID, AgentId, Secret), checked live with
+    /// WeCom before it is saved, as the console's set-up step 2.
+    SetWecom {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        corpid: String,
+        #[arg(long)]
+        agentid: String,
+        /// A file holding the app's Secret (kept off the command line and shell history).
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
     /// Issue a new one-time password for the tenant's admin account.
     ResetPassword { slug: String },
 }
@@ -184,6 +197,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Command::Tenant(TenantCmd::SetWecom {
+            tenant,
+            corpid,
+            agentid,
+            secret_file,
+        }) => {
+            crate::admin::cli::set_wecom_command(cfg, &tenant, &corpid, &agentid, &secret_file)
+                .await
+        }
         Command::Tenant(cmd) => tenant(cfg, cmd).await,
         Command::Doctor { tenant, json } => doctor(cfg, &tenant, json).await,
         Command::Sync {
@@ -324,6 +346,8 @@ async fn tenant(cfg: Config, cmd: TenantCmd) -> ExitCode {
                 let p = operator::reset_admin_password(&store, &slug).await?;
                 println!("one-time password for {slug}/admin: {p}");
             }
+            // Served by `run` (it checks the credentials with WeCom).
+            TenantCmd::SetWecom { .. } => {}
         }
         Ok(())
     }

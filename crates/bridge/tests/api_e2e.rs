@@ -938,3 +938,49 @@ async fn cli_users_by_department_and_audit_export() {
         api.env.bridge.stop().await;
     }
 }
+
+#[tokio::test]
+async fn cli_set_wecom_is_checked_live() {
+    use bridge::admin::cli::set_wecom;
+    let db = database_urls().await.remove(0);
+    let api = setup(&db, |_| {}).await;
+    let st = &api.env.bridge.state;
+    let agentid = MAIN_AGENTID.to_string();
+    // A wrong secret: WeCom refuses, the error says why and what to do, nothing changes.
+    let before = st
+        .store
+        .main_integration(api.tenant_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = set_wecom(st, "default", CORPID, &agentid, "not-the-secret")
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("WeCom refused") && e.contains("nothing was saved"),
+        "{e}"
+    );
+    let after = st
+        .store
+        .main_integration(api.tenant_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.updated_at, after.updated_at);
+    // Bad fields are named by their flag.
+    let e = set_wecom(st, "default", "", "abc", "x").await.unwrap_err();
+    assert!(e.contains("--corpid") && e.contains("--agentid"), "{e}");
+    // The right ones are saved, and the next step named.
+    let ok = set_wecom(st, "default", CORPID, &agentid, &format!("{MAIN_SECRET}\n"))
+        .await
+        .unwrap();
+    assert!(
+        ok.contains("WeCom accepted") && ok.contains("doctor --tenant default"),
+        "{ok}"
+    );
+    let audit = st.store.list_audit(api.tenant_id, 50, None).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.actor == "operator" && e.action == "wecom.credentials.saved"));
+    api.env.bridge.stop().await;
+}

@@ -224,6 +224,90 @@ pub async fn audit_command(cfg: Config, slug: &str, q: AuditQuery) -> ExitCode {
     }
 }
 
+/// `tenant set-wecom`: the console's step 2 from the command line, checked live against
+/// WeCom (gettoken, then agent/get) before anything is saved. Returns the text to print.
+pub async fn set_wecom(
+    st: &AppState,
+    slug: &str,
+    corpid: &str,
+    agentid: &str,
+    secret: &str,
+) -> Result<String, String> {
+    use crate::setup::SetupError;
+    let tenant = crate::operator::tenant(&st.store, slug)
+        .await
+        .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
+    let input = crate::domain::integration::WecomCredentialsInput {
+        corpid: corpid.trim().to_string(),
+        agentid: agentid.trim().to_string(),
+        secret: secret.trim().to_string(),
+    };
+    let actor = crate::setup::Actor {
+        name: "operator".into(),
+        ip: None,
+    };
+    match crate::setup::save_credentials(st, &tenant, &input, &actor).await {
+        Ok(agent) => Ok(format!(
+            "WeCom accepted the credentials: app {:?} (AgentId {}) saved for tenant {}\nnext: wecom-bridge doctor --tenant {}\n",
+            agent.name, input.agentid, tenant.slug, tenant.slug
+        )),
+        Err(SetupError::Fields(f)) => Err(f
+            .0
+            .iter()
+            .map(|(field, (_, en))| format!("--{field}: {en}"))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(SetupError::Wecom(w)) => {
+            let x = w.explain();
+            Err(format!("WeCom refused: {} — {} ({w}); nothing was saved", x.title_en, x.fix_en))
+        }
+        Err(SetupError::Edition(e)) => Err(format!(
+            "{e} (raise it with `wecom-bridge tenant set-edition {} professional`)",
+            tenant.slug
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub async fn set_wecom_command(
+    cfg: Config,
+    slug: &str,
+    corpid: &str,
+    agentid: &str,
+    secret_file: &std::path::Path,
+) -> ExitCode {
+    let secret = match std::fs::read_to_string(secret_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the secret file {}: {e} (put the app's Secret alone in a file readable by this user)",
+                secret_file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (store, sealer) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} (check data_dir / database_url)");
+            return ExitCode::from(2);
+        }
+    };
+    let st = AppState::new(cfg, store, sealer);
+    let r = set_wecom(&st, slug, corpid, agentid, &secret).await;
+    st.store.close().await;
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
