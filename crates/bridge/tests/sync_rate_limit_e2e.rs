@@ -54,9 +54,12 @@ async fn an_org_bigger_than_the_minute_limit_syncs_without_a_45009() {
             .unwrap();
         assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.message);
         let ul = ep(&o, "user/list");
-        // 28 departments at 9 a minute (the margin under 10): three waits, no 45009.
+        // 28 departments at 9 a minute (the margin under 10): at least three waits, no
+        // 45009. Concurrent calls that reach a closed window together each count a wait,
+        // so on a loaded machine the count can exceed three (seen: 5); the minutes slept
+        // below pin the pacing itself.
         assert_eq!((ul.calls, ul.retries, ul.errors), (28, 0, 0), "{ul:?}");
-        assert_eq!(ul.rate_waits, 3, "{ul:?}");
+        assert!(ul.rate_waits >= 3, "{ul:?}");
         assert!(ul.rate_wait_ms >= 3 * 50_000, "{ul:?}");
         // 2, 3 and the 25 new ones, and the tag's department 5.
         assert_eq!(t.active_departments().await.len(), 28);
