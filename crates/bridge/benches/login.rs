@@ -292,7 +292,8 @@ async fn run(db: &str) {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200);
+        let status = r.status();
+        assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
         verify_http.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let _ = uid;
