@@ -142,6 +142,32 @@ async fn run(db: &str) {
     assert_eq!(r.status, 303);
     let st = &env.bridge.state;
     let tenant = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+    // For section 4: an app with a chosen-department policy, created before any request
+    // fills the server's per-instance catalogue cache (a direct store write does not clear it).
+    let draft = bridge::domain::apps::AppDraft {
+        slug: "bench".into(),
+        name_zh: "基准".into(),
+        url: "/bench/".into(),
+        enabled: true,
+        access: bridge::domain::apps::Access::Chosen(bridge::domain::apps::Chosen {
+            departments: vec![1],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let audit = bridge::domain::audit::NewAudit {
+        tenant_id: tenant.id,
+        actor: "bench".into(),
+        action: "app.created",
+        detail: String::new(),
+        ip: None,
+    };
+    st.store
+        .insert_app(tenant.id, &draft, &audit)
+        .await
+        .unwrap();
     let uid = st
         .store
         .upsert_wecom_user(
@@ -235,31 +261,7 @@ async fn run(db: &str) {
         assert!(st.store.user_session_exists(&id_hash).await.unwrap());
         lookups.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    // 4: forward auth for an app with a chosen-department policy.
-    let draft = bridge::domain::apps::AppDraft {
-        slug: "bench".into(),
-        name_zh: "基准".into(),
-        url: "/bench/".into(),
-        enabled: true,
-        access: bridge::domain::apps::Access::Chosen(bridge::domain::apps::Chosen {
-            departments: vec![1],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .check()
-    .unwrap();
-    let audit = bridge::domain::audit::NewAudit {
-        tenant_id: tenant.id,
-        actor: "bench".into(),
-        action: "app.created",
-        detail: String::new(),
-        ip: None,
-    };
-    st.store
-        .insert_app(tenant.id, &draft, &audit)
-        .await
-        .unwrap();
+    // 4: forward auth for the app created before the round trips.
     let gate = bridge::apps::Gate::new();
     let mut verdicts = Vec::with_capacity(CHECKS);
     for _ in 0..CHECKS {
