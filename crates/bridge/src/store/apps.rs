@@ -1,6 +1,7 @@
 //! The app catalogue: apps, their access policies, icons, and members' opens; and where a
 //! member sits in the directory (departments with ancestors, tags), which policies need.
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store, StoreError};
 use crate::domain::apps::{Access, App, AppDraft, Chosen, Icon, IconKind, Placement};
 use crate::domain::audit::NewAudit;
@@ -69,23 +70,6 @@ fn assemble(rows: Vec<AppRow>, access: Vec<AccessRow>) -> Vec<App> {
             contact: r.contact,
         })
         .collect()
-}
-
-/// Writes an audit entry inside the caller's transaction.
-macro_rules! audit_in {
-    ($tx:expr, $e:expr, $now:expr) => {
-        sqlx::query(
-            "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($e.tenant_id)
-        .bind($e.stored_actor().as_ref())
-        .bind($e.action)
-        .bind($e.stored_detail().as_ref())
-        .bind(&$e.ip)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?
-    };
 }
 
 macro_rules! write_access {
@@ -198,7 +182,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::unique(e, format!("app {}", d.slug)))?;
             write_access!(tx, id, &d.access);
-            audit_in!(tx, audit, now);
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(id)
         })
@@ -245,7 +229,7 @@ impl Store {
                 return Ok(false);
             }
             write_access!(tx, id, &d.access);
-            audit_in!(tx, audit, now);
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -270,7 +254,7 @@ impl Store {
             if n == 0 {
                 return Ok(false);
             }
-            audit_in!(tx, audit, now);
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -302,7 +286,7 @@ impl Store {
             if n == 0 {
                 return Ok(false);
             }
-            audit_in!(tx, audit, now);
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(true)
         })

@@ -5,20 +5,30 @@ use crate::domain::audit::{AuditEntry, NewAudit};
 use crate::domain::now_ms;
 use sqlx::Row;
 
+/// Appends an audit entry through `$exec`: the pool, or `&mut *tx` so that the entry
+/// commits with the change it records. The one place the audit row is written.
+macro_rules! insert_audit {
+    ($exec:expr, $entry:expr, $at:expr) => {{
+        let e: &$crate::domain::audit::NewAudit = $entry;
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.tenant_id)
+        .bind(e.stored_actor().as_ref())
+        .bind(e.action)
+        .bind(e.stored_detail().as_ref())
+        .bind(&e.ip)
+        .bind($at)
+        .execute($exec)
+        .await?
+    }};
+}
+pub(crate) use insert_audit;
+
 impl Store {
     pub async fn audit(&self, e: &NewAudit) -> Result<()> {
         on_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(e.tenant_id)
-            .bind(e.stored_actor().as_ref())
-            .bind(e.action)
-            .bind(e.stored_detail().as_ref())
-            .bind(&e.ip)
-            .bind(now_ms())
-            .execute(p)
-            .await?;
+            insert_audit!(p, e, now_ms());
             Ok(())
         })
     }

@@ -3,6 +3,7 @@
 //! transaction with batched statements, so a failed or interrupted sync leaves the
 //! directory exactly as it was.
 
+use super::audit::insert_audit;
 use super::sync_runs::finish_query;
 use super::{on_pool, Result, Store, StoreError, SyncRunFinish};
 use crate::domain::audit::NewAudit;
@@ -1115,17 +1116,7 @@ impl Store {
                         .await?;
                 }
                 if let Some(a) = end.audit {
-                    sqlx::query(
-                        "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(a.tenant_id)
-                    .bind(a.stored_actor().as_ref())
-                    .bind(a.action)
-                    .bind(a.stored_detail().as_ref())
-                    .bind(&a.ip)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_audit!(&mut *tx, &a, now);
                 }
                 let ended = finish_query!(end.finish, now, run_id)
                     .execute(&mut *tx)

@@ -2,6 +2,7 @@
 //! domain-verification files they serve. One row per (tenant, agentid): the main app the
 //! wizard sets up, and model apps' own apps.
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store, StoreError};
 use crate::domain::audit::NewAudit;
 use crate::domain::integration::IntegrationRole;
@@ -273,17 +274,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(audit.tenant_id)
-            .bind(audit.stored_actor().as_ref())
-            .bind(audit.action)
-            .bind(audit.stored_detail().as_ref())
-            .bind(&audit.ip)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(())
         })

@@ -2,6 +2,7 @@
 //! cookie key and the revocation log that the database fills by trigger whenever a
 //! session row is deleted (migration 0004).
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store};
 use crate::domain::audit::NewAudit;
 use crate::domain::login::Revocation;
@@ -102,17 +103,7 @@ impl Store {
                 .bind(s.user_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(audit.tenant_id)
-            .bind(audit.stored_actor().as_ref())
-            .bind(audit.action)
-            .bind(audit.stored_detail().as_ref())
-            .bind(&audit.ip)
-            .bind(s.now)
-            .execute(&mut *tx)
-            .await?;
+            insert_audit!(&mut *tx, audit, s.now);
             tx.commit().await?;
             Ok(())
         })

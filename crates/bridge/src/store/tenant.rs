@@ -1,5 +1,6 @@
 //! Tenants: create, look up (by slug, id, domain), change edition, domain, mode.
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store, StoreError};
 use crate::domain::now_ms;
 use crate::domain::tenant::{Edition, IntegrationMode, Tenant};
@@ -137,17 +138,7 @@ impl Store {
                 .bind(tenant_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, actor, action, detail, ip, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(audit.tenant_id)
-            .bind(audit.stored_actor().as_ref())
-            .bind(audit.action)
-            .bind(audit.stored_detail().as_ref())
-            .bind(&audit.ip)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_audit!(&mut *tx, audit, now);
             tx.commit().await?;
             Ok(())
         })
