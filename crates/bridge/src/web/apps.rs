@@ -231,19 +231,7 @@ async fn read_form(st: &AppState, tenant_id: i64, f: &AppForm) -> Result<AppDraf
     } else {
         Access::Everyone
     };
-    Ok(AppDraft {
-        slug: f.get("slug"),
-        name_zh: f.get("name_zh"),
-        name_en: f.get("name_en"),
-        icon: f.get("icon"),
-        category: f.get("category"),
-        description: f.get("description"),
-        position: f.get("position").trim().parse().unwrap_or(0),
-        enabled: f.fields.contains_key("enabled"),
-        url: f.get("url"),
-        access,
-        contact: f.get("contact"),
-    })
+    Ok(draft_of_form(f, access))
 }
 
 async fn save(
@@ -265,12 +253,13 @@ async fn save(
     let d = match read_form(st, admin.tenant.id, &f.form).await {
         Ok(d) => d,
         Err(e) => {
-            let mut d = read_form_lenient(&f.form);
-            d.access = Access::Chosen(Chosen {
+            // Keep what was ticked; the members stay as typed in their box.
+            let ticked = Access::Chosen(Chosen {
                 departments: f.form.ids('d'),
                 tags: f.form.ids('t'),
                 users: vec![],
             });
+            let d = draft_of_form(&f.form, ticked);
             return edit_page(st, l, admin, id, d, Some(members), Some(e)).await;
         }
     };
@@ -288,7 +277,8 @@ async fn save(
     }
 }
 
-fn read_form_lenient(f: &AppForm) -> AppDraft {
+/// The form's fields as typed, with `access` as read (or as far as it could be read).
+fn draft_of_form(f: &AppForm, access: Access) -> AppDraft {
     AppDraft {
         slug: f.get("slug"),
         name_zh: f.get("name_zh"),
@@ -299,7 +289,7 @@ fn read_form_lenient(f: &AppForm) -> AppDraft {
         position: f.get("position").trim().parse().unwrap_or(0),
         enabled: f.fields.contains_key("enabled"),
         url: f.get("url"),
-        access: Access::Everyone,
+        access,
         contact: f.get("contact"),
     }
 }
