@@ -5,6 +5,12 @@
 //! happened (a run whose changes committed is recorded as succeeded with its counts; one
 //! left `running` applied nothing, and the next start says so); the next run completes.
 //!
+//!
+//! Callbacks: a burst of stored change_contact callbacks is applied by a child
+//! `wecom-bridge serve`, killed at random moments: no callback is lost or failed, every
+//! one marked applied is in the directory (at most the one in flight is ahead of its
+//! mark), and the next start applies the rest, to what a full reconcile agrees with.
+//!
 //! Knobs: CRASH_MEMBERS (members of the generated org, default 3,000), CRASH_KILLS
 //! (random kills per engine, default 6), CRASH_SEED (the kill delays; printed).
 
@@ -12,6 +18,7 @@ use bridge::app::AppState;
 use bridge::config::Config;
 use bridge::domain::directory::{CurrentDirectory, RunKind, RunStatus};
 use bridge::domain::tenant::Edition;
+use bridge::domain::user::{DisabledReason, UserStatus};
 use bridge::store::{Store, SyncRun};
 use bridge::testing::{postgres_url, sqlite_url, CRASH_AT_VAR};
 use rand::{Rng, SeedableRng};
@@ -480,4 +487,407 @@ async fn kill_during_full_sync_leaves_before_or_after_and_a_true_history() {
             t0.elapsed().as_secs_f64()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Crashes while applying callbacks
+
+/// One change made in the simulator, and the change_contact callback WeCom sends for it.
+struct Change {
+    xml: String,
+    sha: String,
+    what: Effect,
+}
+
+/// What an applied callback must have left in the directory.
+#[derive(Debug)]
+enum Effect {
+    Created(String),
+    Positioned(String, String),
+    Deleted(String),
+    Department(i64),
+}
+
+impl Effect {
+    fn visible(&self, d: &CurrentDirectory) -> bool {
+        let user = |id: &str| d.users.iter().find(|u| u.record.userid == id);
+        match self {
+            Effect::Created(id) => user(id).is_some_and(|u| u.status != UserStatus::Disabled),
+            Effect::Positioned(id, p) => user(id).is_some_and(|u| &u.record.position == p),
+            Effect::Deleted(id) => user(id).is_some_and(|u| {
+                u.status == UserStatus::Disabled
+                    && u.disabled_reason == Some(DisabledReason::LeftWecom)
+            }),
+            Effect::Department(id) => d.departments.get(id).is_some_and(|x| x.active),
+        }
+    }
+}
+
+fn callback_xml(corpid: &str, n: usize, body: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{corpid}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>{body}</xml>",
+        1_800_000_000 + n
+    )
+}
+
+impl Db {
+    /// `wecom-bridge serve` on a free port: its background worker applies pending callbacks.
+    fn serve(&self, org: &Org) -> std::process::Child {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"));
+        c.arg("serve")
+            .env("WECOM_BRIDGE_LISTEN", "127.0.0.1:0")
+            .env("WECOM_BRIDGE_DATABASE_URL", &self.url)
+            .env("WECOM_BRIDGE_DATA_DIR", &self.data_dir)
+            .env("WECOM_BRIDGE_INSTANCE_KEY", &self.key)
+            .env("WECOM_BRIDGE_WECOM_API_BASE", org.sim.api_base())
+            .env_remove(CRASH_AT_VAR)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.spawn().unwrap()
+    }
+
+    /// Callbacks waiting to be applied.
+    async fn pending_count(&self) -> usize {
+        let sql = "SELECT COUNT(*) FROM callback_events WHERE status = 'pending'";
+        let n: i64 = match &self.st.store {
+            Store::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Store::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        };
+        n as usize
+    }
+
+    /// Each stored callback's status, by the SHA-256 of its XML.
+    async fn callback_statuses(&self) -> std::collections::HashMap<String, String> {
+        use sqlx::Row;
+        let sql = "SELECT xml_sha256, status FROM callback_events";
+        let rows = match &self.st.store {
+            Store::Sqlite(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+            Store::Postgres(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        };
+        rows
+    }
+}
+
+/// Makes a burst of changes in the simulator and stores their callbacks as the bridge does
+/// when it answers WeCom's POST (stored, not applied yet).
+async fn burst(org: &Org, db: &Db, rng: &mut rand::rngs::StdRng) -> Vec<Change> {
+    use sha2::{Digest, Sha256};
+    let dir = db
+        .st
+        .store
+        .load_directory(db.tenant_id, &org.corpid)
+        .await
+        .unwrap();
+    let mut depts: Vec<i64> = dir
+        .departments
+        .values()
+        .filter(|d| d.active)
+        .map(|d| d.record.id)
+        .collect();
+    depts.sort();
+    // Members not disabled already (a disabled member who leaves stays disabled as
+    // before), and leading no one: a leader's departure also changes other members and
+    // departments, which WeCom reports with no callback of theirs (a reconcile's work).
+    let leaders: std::collections::HashSet<&str> = dir
+        .departments
+        .values()
+        .flat_map(|d| d.record.leaders.split(','))
+        .chain(
+            dir.users
+                .iter()
+                .flat_map(|u| u.record.direct_leader.split(',')),
+        )
+        .collect();
+    let mut members: Vec<String> = dir
+        .users
+        .iter()
+        .filter(|u| u.status != UserStatus::Disabled && !leaders.contains(u.record.userid.as_str()))
+        .map(|u| u.record.userid.clone())
+        .collect();
+    members.sort();
+    let http = reqwest::Client::new();
+    let admin = format!("{}/sim/admin/corps/{}", org.sim.base_url, org.corpid);
+    let call = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.unwrap();
+        assert!(r.status().is_success(), "sim admin: {}", r.status());
+    };
+    let mut changes = Vec::new();
+    let mut push = |xml: String, what: Effect| {
+        let sha = hex::encode(Sha256::digest(xml.as_bytes()));
+        changes.push(Change { xml, sha, what });
+    };
+    for i in 0..6i64 {
+        let id = 900_000 + i;
+        let parent = depts[rng.gen_range(0..depts.len())];
+        call(
+            http.post(format!("{admin}/departments"))
+                .json(&serde_json::json!({
+                    "id": id, "name": format!("崩溃测试{i}"), "parentid": parent
+                })),
+        )
+        .await;
+        let xml = callback_xml(&org.corpid, i as usize, &format!(
+            "<ChangeType><![CDATA[create_party]]></ChangeType><Id>{id}</Id><Name><![CDATA[崩溃测试{i}]]></Name><ParentId>{parent}</ParentId>"
+        ));
+        push(xml, Effect::Department(id));
+    }
+    for i in 0..60 {
+        let userid = format!("crash.new.{i}");
+        let dept = depts[rng.gen_range(0..depts.len())];
+        call(
+            http.post(format!("{admin}/members"))
+                .json(&serde_json::json!({
+                    "userid": userid, "name": format!("新人{i}"), "departments": [dept]
+                })),
+        )
+        .await;
+        let xml = callback_xml(
+            &org.corpid,
+            100 + i,
+            &format!(
+            "<ChangeType><![CDATA[create_user]]></ChangeType><UserID><![CDATA[{userid}]]></UserID>"
+        ),
+        );
+        push(xml, Effect::Created(userid));
+    }
+    // Disjoint members: the first 60 get a new position, the next 30 leave.
+    for (i, userid) in members.iter().take(60).enumerate() {
+        let position = format!("岗位{i}");
+        call(
+            http.patch(format!("{admin}/members/{userid}"))
+                .json(&serde_json::json!({ "position": position })),
+        )
+        .await;
+        let xml = callback_xml(&org.corpid, 200 + i, &format!(
+            "<ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[{userid}]]></UserID><Position><![CDATA[{position}]]></Position>"
+        ));
+        push(xml, Effect::Positioned(userid.clone(), position));
+    }
+    for (i, userid) in members.iter().skip(60).take(30).enumerate() {
+        call(http.delete(format!("{admin}/members/{userid}"))).await;
+        let xml = callback_xml(
+            &org.corpid,
+            300 + i,
+            &format!(
+            "<ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[{userid}]]></UserID>"
+        ),
+        );
+        push(xml, Effect::Deleted(userid.clone()));
+    }
+    for c in &changes {
+        let change_type = c.xml.split("<ChangeType><![CDATA[").nth(1).unwrap();
+        let change_type = &change_type[..change_type.find(']').unwrap()];
+        assert!(db
+            .st
+            .store
+            .enqueue_callback(db.tenant_id, &c.sha, change_type, &c.xml)
+            .await
+            .unwrap());
+    }
+    changes
+}
+
+/// After a kill: no callback lost or failed; every applied one's change is in the
+/// directory, and at most one pending one's (the one in flight: its change commits just
+/// before its mark); the database is consistent. Returns how many are still pending.
+async fn check_callbacks(db: &Db, org: &Org, changes: &[Change], label: &str) -> usize {
+    let statuses = db.callback_statuses().await;
+    let dir = db
+        .st
+        .store
+        .load_directory(db.tenant_id, &org.corpid)
+        .await
+        .unwrap();
+    let mut pending = 0;
+    let mut ahead = Vec::new();
+    for c in changes {
+        let status = statuses
+            .get(&c.sha)
+            .unwrap_or_else(|| panic!("{label}: a callback was lost: {:?}", c.what));
+        match status.as_str() {
+            "applied" => assert!(
+                c.what.visible(&dir),
+                "{label}: marked applied but not in the directory: {:?}",
+                c.what
+            ),
+            "pending" => {
+                pending += 1;
+                if c.what.visible(&dir) {
+                    ahead.push(&c.what);
+                }
+            }
+            other => panic!("{label}: callback {:?} is {other}", c.what),
+        }
+    }
+    assert!(
+        ahead.len() <= 1,
+        "{label}: pending callbacks already applied: {ahead:?}"
+    );
+    let bad = db.integrity().await;
+    assert!(bad.is_empty(), "{label}: {bad:?}");
+    pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_while_applying_callbacks_loses_none_and_the_next_start_finishes_them() {
+    let kills = env_usize("CRASH_KILLS", 6);
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("CRASH_SEED={seed} CRASH_KILLS={kills}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut engines = vec!["sqlite"];
+    if postgres_url().await.is_some() {
+        engines.push("postgres");
+    }
+    for engine in engines {
+        // Each engine gets its own org: the burst changes the simulator's directory.
+        let org = org(env_usize("CRASH_MEMBERS", 3_000).min(1_000)).await;
+        let db = org.fresh_db(engine).await;
+        let (code, out) = db.sync_to_end(&org).await;
+        assert_eq!(code, Some(0), "{out}");
+        let changes = burst(&org, &db, &mut rng).await;
+        let total = changes.len();
+        assert_eq!(
+            check_callbacks(&db, &org, &changes, engine).await,
+            total,
+            "stored, none applied yet"
+        );
+
+        // Kill `serve` at random points while its worker applies the burst: once the
+        // pending count falls to a random target below where this start found it, and a
+        // random few milliseconds later (so kills land inside a callback's work too).
+        let mut left = Vec::new();
+        let mut pending = total;
+        for k in 0..kills {
+            if pending <= 1 {
+                break;
+            }
+            let target = rng.gen_range(1..pending);
+            let extra = Duration::from_millis(rng.gen_range(0..15));
+            let mut child = db.serve(&org);
+            let started = Instant::now();
+            while db.pending_count().await > target && started.elapsed() < Duration::from_secs(60) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(extra).await;
+            let _ = child.kill(); // SIGKILL
+            tokio::task::spawn_blocking(move || child.wait().unwrap())
+                .await
+                .unwrap();
+            pending = check_callbacks(
+                &db,
+                &org,
+                &changes,
+                &format!("{engine} kill {k} at {target} pending + {extra:?}"),
+            )
+            .await;
+            left.push(pending);
+        }
+
+        // The next start applies the rest.
+        let mut child = db.serve(&org);
+        let started = Instant::now();
+        loop {
+            // Only counted while it runs: a check reads the marks and the directory apart.
+            let pending = db.pending_count().await;
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{engine}: {pending} callbacks still pending after a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(check_callbacks(&db, &org, &changes, engine).await, 0);
+        let dir = db
+            .st
+            .store
+            .load_directory(db.tenant_id, &org.corpid)
+            .await
+            .unwrap();
+        let missing: Vec<_> = changes.iter().filter(|c| !c.what.visible(&dir)).collect();
+        assert!(
+            missing.is_empty(),
+            "{engine}: not applied: {:?}",
+            missing.iter().map(|c| &c.what).collect::<Vec<_>>()
+        );
+
+        // Every run of callbacks ended, a killed one as interrupted.
+        let runs = db.runs().await;
+        assert!(
+            runs.iter().all(|r| r.status != RunStatus::Running),
+            "{engine}: a run is still running: {runs:?}"
+        );
+        let incremental: Vec<_> = runs
+            .iter()
+            .filter(|r| r.kind == RunKind::Incremental)
+            .collect();
+        assert_eq!(
+            incremental[0].status,
+            RunStatus::Succeeded,
+            "{:?}",
+            incremental[0]
+        );
+
+        // What the callbacks made is what WeCom says: a full reconcile finds nothing to do.
+        let before = db.directory(&org).await;
+        let (code, out) = db.sync_to_end(&org).await;
+        assert_eq!(code, Some(0), "{out}");
+        let after = db.directory(&org).await;
+        let changed: Vec<String> = diff_lines(&before, &after);
+        assert!(
+            changed.is_empty(),
+            "{engine}: the reconcile changed the directory:\n{}",
+            changed.join("\n")
+        );
+        let r = &db.runs().await[0];
+        assert_eq!(
+            (
+                r.kind,
+                r.status,
+                r.users_added,
+                r.users_updated,
+                r.users_disabled
+            ),
+            (RunKind::Full, RunStatus::Succeeded, 0, 0, 0),
+            "{engine}: {r:?}"
+        );
+        eprintln!(
+            "{engine}: {total} callbacks; pending after each kill: {left:?}; interrupted runs: {}",
+            incremental
+                .iter()
+                .filter(|r| r.status == RunStatus::Interrupted)
+                .count()
+        );
+        db.close().await;
+    }
+}
+
+/// Lines in only one of two canonical directories, marked `-` (before) or `+` (after).
+fn diff_lines(before: &str, after: &str) -> Vec<String> {
+    let a: std::collections::BTreeSet<&str> = before.lines().collect();
+    let b: std::collections::BTreeSet<&str> = after.lines().collect();
+    let mut out: Vec<String> = a.difference(&b).map(|l| format!("- {l}")).collect();
+    out.extend(b.difference(&a).map(|l| format!("+ {l}")));
+    out
 }
