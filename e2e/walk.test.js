@@ -466,6 +466,68 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await phone.check();
   });
 
+  step('7b apps: 数据看板 is bound to its own WeCom app (1000003); a too-wide app is refused by name; 张三 opens it from its WeCom entry', async () => {
+    // An app whose visible scope someone set to 数据平台组 and all of 市场部 (in WeCom's console).
+    await sim('POST', `/corps/${demo.corpid}/apps`, {
+      agentid: 1000009, name: '市场周报', secret: 'AcmeTooWideSecret000000000000000000000001',
+      trusted_ips: ['127.0.0.1', '::1'], scope: { parties: [5, 7] },
+    });
+    // The admin adds 数据看板, opening the demo's sample app, for every authorized member.
+    await page.goto(url('/console/apps/new'));
+    await page.fill('input[name=name_zh]', '数据看板');
+    await page.fill('input[name=name_en]', 'Dashboard');
+    await page.fill('input[name=slug]', 'dashboard');
+    await page.fill('input[name=url]', new URL('/', demo.sampleUrl).href);
+    await page.fill('input[name=category]', '数据');
+    await page.check('input[name=icon][value=chart]');
+    await page.check('input[name=access][value=everyone]');
+    await page.getByTestId('save-app').click();
+    await page.locator('tr[data-slug="dashboard"]').waitFor();
+    await page.locator('tr[data-slug="dashboard"] a').first().click();
+    await page.getByTestId('bind-form').waitFor();
+
+    // Binding the too-wide app is refused, naming what lies outside the workbench's scope.
+    await page.fill('[data-testid=bind-form] input[name=agentid]', '1000009');
+    await page.fill('[data-testid=bind-form] input[name=secret]', 'AcmeTooWideSecret000000000000000000000001');
+    admin.expectStatus(422, '/wecom');
+    await page.getByTestId('bind-app').click();
+    const refusal = page.getByTestId('bind-error');
+    await refusal.waitFor();
+    const why = await refusal.innerText();
+    assert.match(why, /市场周报/);
+    assert.match(why, /市场部/, 'a department outside the main scope is named');
+    assert.match(why, /缩小/, 'with the fix');
+    assert.equal(await page.inputValue('[data-testid=bind-form] input[name=secret]'), '', 'the Secret is not sent back');
+    await page.getByTestId('app-wecom').scrollIntoViewIfNeeded();
+    await shoot(page, '07-bind-refused', { doc: true });
+
+    // 数据看板's own app (数据平台组 and 徐婷, inside the main scope) is accepted.
+    await page.fill('[data-testid=bind-form] input[name=agentid]', '1000003');
+    await page.fill('[data-testid=bind-form] input[name=secret]', 'AcmeDashboardSecret00000000000000000000001');
+    await page.getByTestId('bind-app').click();
+    const bound = page.getByTestId('bound');
+    await bound.waitFor();
+    assert.match(await bound.innerText(), /数据看板/);
+    assert.equal((await page.getByTestId('app-home-url').innerText()).trim(), `${demo.base}/apps/dashboard`);
+    await page.getByTestId('app-wecom').scrollIntoViewIfNeeded();
+    await shoot(page, '07-bind-accepted', { doc: true });
+
+    // 张三 (数据平台组) opens 数据看板 from its own entry in WeCom: signed in silently through
+    // agentid 1000003 and landed in the app.
+    const phone = await wecomClient(browser, demo, 'zhangsan');
+    members.push(phone);
+    const p = await phone.newPage();
+    const asked = [];
+    p.on('request', (r) => { if (r.url().startsWith(`${demo.simUrl}/connect/oauth2/authorize`)) asked.push(r.url()); });
+    await p.goto(url('/apps/dashboard'));
+    await p.getByTestId('sample-app').waitFor();
+    assert.equal(asked.length, 1);
+    assert.equal(new URL(asked[0]).searchParams.get('agentid'), '1000003');
+    assert.equal((await p.getByTestId('sample-name').innerText()).trim(), '张三');
+    await shoot(p, '07-dashboard-from-wecom', { doc: true });
+    await phone.check();
+  });
+
   step('English: the key pages read in English', async () => {
     const pages = [
       ['/console?lang=en', 'en-overview'],

@@ -206,6 +206,64 @@ pub async fn bind(
     })
 }
 
+/// Unbinds the catalogue app from its own WeCom app: its sealed Secret is deleted and its
+/// home page signs members in through the main app again. Returns the agentid it was bound
+/// to (`None`: it was not bound).
+pub async fn unbind(
+    st: &AppState,
+    tenant: &Tenant,
+    app_id: i64,
+    actor: &Actor,
+) -> Result<Option<u32>, BindError> {
+    let audit = NewAudit {
+        tenant_id: tenant.id,
+        actor: actor.name.clone(),
+        action: "app.wecom.unbound",
+        detail: format!("app {app_id} unbound from its WeCom app; its Secret was deleted"),
+        ip: actor.ip.clone(),
+    };
+    match st
+        .store
+        .unbind_app_integration(tenant.id, app_id, &audit)
+        .await
+    {
+        Ok(a) => Ok(a.and_then(|a| u32::try_from(a).ok())),
+        Err(StoreError::NotFound(_)) => Err(BindError::AppNotFound(app_id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The app's own WeCom app as the console shows it.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub agentid: u32,
+    /// The WeCom app's name, from its `agent/get` at binding time.
+    pub name: String,
+    pub verified_at: Option<i64>,
+}
+
+/// The WeCom app the catalogue app `app_id` is bound to, if any.
+pub async fn binding_of(
+    st: &AppState,
+    tenant_id: i64,
+    app_id: i64,
+) -> Result<Option<Binding>, StoreError> {
+    let Some(a) = st.store.app_wecom_agentid(tenant_id, app_id).await? else {
+        return Ok(None);
+    };
+    let rec = st.store.integration(tenant_id, a).await?;
+    Ok(rec.map(|r| Binding {
+        agentid: u32::try_from(r.agentid).unwrap_or_default(),
+        name: r
+            .agent_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Agent>(j).ok())
+            .map(|a| a.name)
+            .unwrap_or_default(),
+        verified_at: r.verified_at,
+    }))
+}
+
 /// Expands both scopes through WeCom and applies the nested-scope rule.
 ///
 /// - `Depts(main)`: the main app's `department/list` (its visible departments, closed

@@ -111,16 +111,25 @@ impl Setup {
     /// A member's browser, signed in inside WeCom as `userid`.
     async fn member(&self, userid: &str) -> Browser {
         let b = Browser::new(self.env.bridge.addr, &self.env.domain);
+        self.in_wecom(&b, "/wecom/home", userid).await;
+        let home = b.get("/").await;
+        assert_eq!(home.status, 200, "{userid} signed in: {}", home.body);
+        b
+    }
+
+    /// Opens `path` inside the WeCom client as `userid`, following the bridge's local
+    /// redirects and WeCom's authorization; returns the first answer that goes elsewhere
+    /// (or is not a redirect), and the authorize URLs WeCom was asked for.
+    async fn in_wecom(&self, b: &Browser, path: &str, userid: &str) -> (Page, Vec<String>) {
         let http = no_redirects();
+        let mut asked = Vec::new();
         let mut p = b
-            .send(
-                http.get(b.url("/wecom/home"))
-                    .header("user-agent", WXWORK_UA),
-            )
+            .send(http.get(b.url(path)).header("user-agent", WXWORK_UA))
             .await;
-        for _ in 0..4 {
+        for _ in 0..6 {
             let Some(loc) = p.location.clone() else { break };
             if loc.starts_with(&self.env.sim.base_url) {
+                asked.push(loc.clone());
                 let r = http
                     .get(format!(
                         "{}&sim_userid={userid}",
@@ -146,9 +155,7 @@ impl Setup {
                 break;
             }
         }
-        let home = b.get("/").await;
-        assert_eq!(home.status, 200, "{userid} signed in: {}", home.body);
-        b
+        (p, asked)
     }
 
     async fn add_app(&self, fields: &[(&str, &str)]) -> Page {
@@ -780,5 +787,194 @@ async fn the_workbench_session_timeout_is_the_admins_choice() {
             .await
             .unwrap()
             .is_some());
+    }
+}
+
+/// An app bound to its own WeCom app (数据看板's role in the demo; here the test org's
+/// 报销, agentid 1000003, scope 后端组): bound from the console with the values to paste,
+/// refusals shown on the page, its home page signing members in through its own agentid,
+/// an outsider of the main scope refused at the door after the app's scope drifts, the
+/// policy on top, and unbinding or deleting the app removing its sealed Secret.
+#[tokio::test]
+async fn an_apps_own_wecom_app_is_bound_in_the_console_and_signs_members_in() {
+    use wecom_sim::fixtures::{SECOND_AGENTID, SECOND_SECRET};
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let env = &s.env;
+        let r = s
+            .add_app(&[
+                ("name_zh", "报销"),
+                ("slug", "expense"),
+                ("url", "https://expense.example.com/"),
+                ("access", "everyone"),
+                ("enabled", "on"),
+            ])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let id = s.app_id("expense").await;
+        let page = env.browser.get(&format!("/console/apps/{id}")).await;
+        assert_eq!(testid_count(&page.body, "bind-form"), 1);
+        assert_eq!(testid_count(&page.body, "bound"), 0);
+        let home_url = format!("http://{}/apps/expense", env.domain);
+        assert!(page.body.contains(&home_url), "the home page to paste");
+        let bind = |agentid: String, secret: &'static str| {
+            let csrf = s.csrf.clone();
+            async move {
+                env.browser
+                    .post(
+                        &format!("/console/apps/{id}/wecom"),
+                        &[
+                            ("csrf", csrf.as_str()),
+                            ("agentid", &agentid),
+                            ("secret", secret),
+                        ],
+                    )
+                    .await
+            }
+        };
+
+        // Refusals: each on the page, nothing stored, the Secret never sent back.
+        let r = bind(SECOND_AGENTID.to_string(), "not-the-secret").await;
+        assert_eq!(r.status, 502, "{}", r.body);
+        assert_eq!(testid_count(&r.body, "bind-error"), 1);
+        assert!(!r.body.contains("not-the-secret"));
+        let r = bind("abc".into(), SECOND_SECRET).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let r = bind(MAIN_AGENTID.to_string(), MAIN_SECRET).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("AgentId 1000002"), "{}", r.body);
+        env.sim_admin(
+            "POST",
+            &format!("/corps/{CORPID}/apps"),
+            serde_json::json!({"agentid": 1000010, "name": "太宽的应用",
+                   "secret": "test-secret-too-wide-000000000000000000001",
+                   "trusted_ips": ["127.0.0.1"], "scope": {"parties": [6]}}),
+        )
+        .await;
+        let r = bind(
+            "1000010".into(),
+            "test-secret-too-wide-000000000000000000001",
+        )
+        .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(
+            r.body.contains("太宽的应用") && r.body.contains("财务部"),
+            "the refusal names the app and its outsider: {}",
+            r.body
+        );
+        let st = &env.bridge.state;
+        assert_eq!(st.store.integrations(s.tenant_id).await.unwrap().len(), 1);
+
+        // Accepted.
+        let r = bind(SECOND_AGENTID.to_string(), SECOND_SECRET).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let page = env.browser.get(&format!("/console/apps/{id}")).await;
+        assert_eq!(testid_count(&page.body, "bound"), 1, "{}", page.body);
+        assert!(page.body.contains("AgentId <code>1000003</code>"));
+
+        // 张三 (后端组) opens the app from its own entry in WeCom: signed in through
+        // agentid 1000003 (the code is exchanged with that app's token, or WeCom would
+        // answer 50001), landing in the app.
+        let zhang = Browser::new(env.bridge.addr, &env.domain);
+        let (p, asked) = s.in_wecom(&zhang, "/apps/expense", "zhangsan").await;
+        assert_eq!(asked.len(), 1, "one WeCom round trip: {asked:?}");
+        assert!(asked[0].contains("agentid=1000003"), "{}", asked[0]);
+        assert_eq!(
+            p.location.as_deref(),
+            Some("https://expense.example.com/"),
+            "{}",
+            p.body
+        );
+        // Signed in: the next open goes straight on, with no WeCom round trip.
+        let (p, asked) = s.in_wecom(&zhang, "/apps/expense", "zhangsan").await;
+        assert!(asked.is_empty());
+        assert_eq!(p.location.as_deref(), Some("https://expense.example.com/"));
+
+        // The app's scope drifts in WeCom to 财务部 (outside the main scope): 周九 gets a
+        // WeCom code through the app, but is not in the directory, so stays outside.
+        env.sim_admin(
+            "PUT",
+            &format!("/corps/{CORPID}/apps/{SECOND_AGENTID}/scope"),
+            serde_json::json!({"parties": [3, 6]}),
+        )
+        .await;
+        let zhou = Browser::new(env.bridge.addr, &env.domain);
+        let (p, asked) = s.in_wecom(&zhou, "/apps/expense", "zhoujiu").await;
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            p.status, 403,
+            "refused at the door: {:?} {}",
+            p.location, p.body
+        );
+        assert!(
+            zhou.get("/").await.location.is_some(),
+            "no session for 周九"
+        );
+
+        // The policy applies on top: only 市场部 now.
+        let r = env
+            .browser
+            .post(
+                &format!("/console/apps/{id}"),
+                &[
+                    ("csrf", s.csrf.as_str()),
+                    ("name_zh", "报销"),
+                    ("slug", "expense"),
+                    ("url", "https://expense.example.com/"),
+                    ("access", "chosen"),
+                    ("d4", "on"),
+                    ("enabled", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let zhang2 = Browser::new(env.bridge.addr, &env.domain);
+        let (p, _) = s.in_wecom(&zhang2, "/apps/expense", "zhangsan").await;
+        assert_eq!(p.status, 403, "the policy refuses 张三: {:?}", p.location);
+        assert!(p.body.contains("报销"), "the refusal names the app");
+
+        // Unbinding: the Secret goes; the home page signs in through the workbench.
+        let r = env
+            .browser
+            .post(
+                &format!("/console/apps/{id}/wecom/unbind"),
+                &[("csrf", s.csrf.as_str())],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(st.store.integrations(s.tenant_id).await.unwrap().len(), 1);
+        let anon = Browser::new(env.bridge.addr, &env.domain);
+        let p = anon.get("/apps/expense").await;
+        assert_eq!(
+            p.location.as_deref(),
+            Some("/login?next=%2Fapps%2Fexpense%2Fopen")
+        );
+
+        // Deleting a bound app deletes its WeCom app's sealed Secret too.
+        let r = bind(SECOND_AGENTID.to_string(), SECOND_SECRET).await;
+        // The scope drifted above: binding again is refused, naming 财务部.
+        assert_eq!(r.status, 422, "{}", r.body);
+        env.sim_admin(
+            "PUT",
+            &format!("/corps/{CORPID}/apps/{SECOND_AGENTID}/scope"),
+            serde_json::json!({"parties": [3]}),
+        )
+        .await;
+        assert_eq!(
+            bind(SECOND_AGENTID.to_string(), SECOND_SECRET).await.status,
+            303
+        );
+        assert_eq!(st.store.integrations(s.tenant_id).await.unwrap().len(), 2);
+        let r = env
+            .browser
+            .post(
+                &format!("/console/apps/{id}/delete"),
+                &[("csrf", s.csrf.as_str())],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let left = st.store.integrations(s.tenant_id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].agentid, i64::from(MAIN_AGENTID));
     }
 }

@@ -127,16 +127,18 @@ pub fn state_key(st: &AppState) -> [u8; 32] {
     st.sealer.derive_key(STATE_KEY_PURPOSE)
 }
 
-/// Loads and opens the tenant's WeCom integration.
+/// Loads and opens the WeCom app a sign-in goes through: the tenant's main app, or
+/// (`agentid`) a model app's own app, bound to a catalogue app (issue 14).
 pub async fn integration(
     st: &AppState,
     tenant: &Tenant,
+    agentid: Option<u32>,
 ) -> Result<(OpenedIntegration, Option<String>), LoginError> {
-    let rec = st
-        .store
-        .main_integration(tenant.id)
-        .await?
-        .ok_or(LoginError::NotConfigured)?;
+    let rec = match agentid {
+        None => st.store.main_integration(tenant.id).await?,
+        Some(a) => st.store.integration(tenant.id, i64::from(a)).await?,
+    }
+    .ok_or(LoginError::NotConfigured)?;
     let opened = st
         .open_integration(&rec)
         .map_err(|e| LoginError::Internal(e.to_string()))?;
@@ -150,16 +152,18 @@ pub struct Begin {
 }
 
 /// Starts a WeCom sign-in: checks the domains, makes a fresh binding (cookie) and a
-/// MAC'd state bound to it, builds WeCom's URL. Writes nothing.
+/// MAC'd state bound to it, builds WeCom's URL. Writes nothing. `agentid` names a model
+/// app's own WeCom app (its home page); `None` is the main app.
 pub async fn begin_wecom(
     st: &AppState,
     tenant: &Tenant,
+    agentid: Option<u32>,
     request_host: &str,
     via: Via,
     return_to: &str,
     lang: wecom::oauth::Lang,
 ) -> Result<Begin, LoginError> {
-    let (opened, agent_json) = integration(st, tenant).await?;
+    let (opened, agent_json) = integration(st, tenant, agentid).await?;
     let redirect = redirect_uri(st, tenant).ok_or(LoginError::NotConfigured)?;
     // agent/get reports the trusted domain only, which governs the in-client flow;
     // the web-login callback domain is not readable through the API.
@@ -288,7 +292,9 @@ pub async fn finish_wecom(
             .redeem_login_state(&state_id, claims.redeemable_until(), now),
         st.store
             .login_config(tenant.id, login::LoginTarget::Workbench),
-        integration(st, tenant),
+        // The app the state was issued for: its code is exchanged with that app's token
+        // (another app's would be refused, 50001).
+        integration(st, tenant, Some(claims.agentid)),
     );
     if !redeemed? {
         return Err(LoginError::StateInvalid);
@@ -301,12 +307,11 @@ pub async fn finish_wecom(
     if !config?.is_enabled(login::IdentitySource::Wecom) {
         return Err(LoginError::SourceOff);
     }
-    let (opened, _) = integ?;
-    // Issued for another WeCom app (the integration changed meanwhile): its code
-    // would not be this app's.
-    if opened.agentid != claims.agentid {
-        return Err(LoginError::StateInvalid);
-    }
+    // The WeCom app was replaced or unbound meanwhile: its code cannot be exchanged.
+    let (opened, _) = integ.map_err(|e| match e {
+        LoginError::NotConfigured => LoginError::StateInvalid,
+        e => e,
+    })?;
     let client = st
         .wecom
         .get(&opened.corpid, &opened.secret)

@@ -343,5 +343,5 @@ async fn sign_in(
         wecom::ua::ClientKind::WeCom => auth::Via::Client,
         _ => auth::Via::Qr,
     };
-    crate::web::login::start(st, t, headers, via, back, l).await
+    crate::web::login::start(st, t, None, headers, via, back, l).await
 }

@@ -245,6 +245,15 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // The app's own WeCom app goes with it: its sealed Secret is kept nowhere else.
+            sqlx::query(
+                "DELETE FROM wecom_integrations WHERE tenant_id = $1 AND role = 'app'
+                 AND agentid = (SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2)",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             let n = sqlx::query("DELETE FROM apps WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
                 .bind(id)

@@ -280,6 +280,47 @@ impl Store {
         })
     }
 
+    /// Unbinds the catalogue app `app_id` from its own WeCom app: the link and the
+    /// integration (its sealed Secret) go, with the audit entry, in one transaction.
+    /// Returns the agentid it was bound to (`None`: it was not bound); `NotFound`: no app.
+    pub async fn unbind_app_integration(
+        &self,
+        tenant_id: i64,
+        app_id: i64,
+        audit: &NewAudit,
+    ) -> Result<Option<i64>> {
+        let now = now_ms();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let bound: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(app_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(bound) = bound else {
+                return Err(StoreError::NotFound(format!("app {app_id}")));
+            };
+            let Some(agentid) = bound else {
+                return Ok(None);
+            };
+            sqlx::query("UPDATE apps SET wecom_agentid = NULL, updated_at = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(now)
+                .bind(tenant_id)
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM wecom_integrations WHERE tenant_id = $1 AND agentid = $2 AND role = 'app'")
+                .bind(tenant_id)
+                .bind(agentid)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit, now);
+            tx.commit().await?;
+            Ok(Some(agentid))
+        })
+    }
+
     /// The agentid of the WeCom app `app_id` is bound to, if any (`NotFound`: no such app).
     pub async fn app_wecom_agentid(&self, tenant_id: i64, app_id: i64) -> Result<Option<i64>> {
         on_pool!(self, p => {

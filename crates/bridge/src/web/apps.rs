@@ -79,6 +79,26 @@ pub struct EditPage {
     pub uploaded_icon: bool,
     pub forward_auth_url: String,
     pub error: Option<String>,
+    /// The app's own WeCom app, if bound.
+    pub wecom: Option<crate::app_binding::Binding>,
+    /// What to paste into that WeCom app's settings: its home page and trusted domain.
+    pub home_url: String,
+    pub trusted_domain: String,
+    pub bind: BindView,
+}
+
+/// The binding form's state after a refused attempt: the message and the AgentId as typed
+/// (the Secret is never sent back).
+#[derive(Default)]
+pub struct BindView {
+    pub error: Option<(StatusCode, String)>,
+    pub agentid: String,
+}
+
+impl BindView {
+    pub fn message(&self) -> Option<&str> {
+        self.error.as_ref().map(|(_, m)| m.as_str())
+    }
 }
 
 fn draft_of(a: &App) -> AppDraft {
@@ -94,7 +114,26 @@ async fn edit_page(
     members: Option<String>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
+    edit_page_with(st, l, admin, id, d, members, error, BindView::default()).await
+}
+
+/// The edit page, with the binding form's state (`web::app_binding`).
+#[allow(clippy::too_many_arguments)]
+pub async fn edit_page_with(
+    st: &AppState,
+    l: Lang,
+    admin: &Admin,
+    id: Option<i64>,
+    d: AppDraft,
+    members: Option<String>,
+    error: Option<String>,
+    bind: BindView,
+) -> Result<Response, WebError> {
     let t = admin.tenant.id;
+    let wecom = match id {
+        Some(id) => crate::app_binding::binding_of(st, t, id).await?,
+        None => None,
+    };
     let (deps, tags) = st.store.directory_choices(t).await?;
     let empty = Chosen::default();
     let chosen = match &d.access {
@@ -136,12 +175,18 @@ async fn edit_page(
         icons: BUILTIN_ICONS,
         uploaded_icon: d.icon == "uploaded",
         forward_auth_url: format!("{base}/auth/verify?app={}", d.slug),
+        home_url: format!("{base}/apps/{}", d.slug),
+        trusted_domain: admin.tenant.domain.clone().unwrap_or_default(),
+        wecom,
         d,
         error: error.clone(),
+        bind,
     };
     let mut r = render(&page);
     if error.is_some() {
         *r.status_mut() = StatusCode::BAD_REQUEST;
+    } else if let Some((status, _)) = &page.bind.error {
+        *r.status_mut() = *status;
     }
     Ok(r)
 }
@@ -517,6 +562,60 @@ pub async fn open(
         r.headers_mut().append(SET_COOKIE, c);
     }
     Ok(r)
+}
+
+/// `GET /apps/{slug}`: the app's home page, to paste into its own WeCom app's settings
+/// (and a plain link to the app). A member with a session goes straight on. Otherwise
+/// sign-in goes through the app's own WeCom app when one is bound (silently inside WeCom,
+/// by QR code in a browser), else through the workbench's sign-in page. Either way the
+/// member lands on `/apps/{slug}/open`, where account status and the app's policy apply:
+/// someone in the WeCom app's scope but outside the directory is refused at the door.
+pub async fn home(
+    State(st): State<AppState>,
+    l: Lang,
+    CurrentTenant(t): CurrentTenant,
+    Extension(sessions): Extension<Arc<MemberSessions>>,
+    gate: Extension<Arc<Gate>>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let now = st_now();
+    let app = gate_of(&gate)
+        .app(&st, t.id, &slug, now)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("app {slug}")))?;
+    let open = format!(
+        "/apps/{}/open",
+        utf8_percent_encode(&app.slug, NON_ALPHANUMERIC)
+    );
+    let cookie = cookies::get(&headers, SESSION_COOKIE);
+    if sessions
+        .check(&st, &t, cookie.as_deref(), now)
+        .await?
+        .is_some()
+    {
+        return Ok(Redirect::to(&open).into_response());
+    }
+    let bound = crate::app_binding::binding_of(&st, t.id, app.id).await?;
+    let Some(b) = bound else {
+        return Ok(Redirect::to(&crate::web::login::login_path(&open)).into_response());
+    };
+    let config = st
+        .store
+        .login_config(t.id, crate::domain::login::LoginTarget::Workbench)
+        .await?;
+    if !config.is_enabled(crate::domain::login::IdentitySource::Wecom) {
+        return Err(crate::auth::LoginError::SourceOff.into());
+    }
+    let ua = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let via = match wecom::ua::detect(ua) {
+        wecom::ua::ClientKind::WeCom => crate::auth::Via::Client,
+        _ => crate::auth::Via::Qr,
+    };
+    crate::web::login::start(&st, &t, Some(b.agentid), &headers, via, &open, l).await
 }
 
 fn st_now() -> i64 {

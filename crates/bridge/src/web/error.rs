@@ -339,3 +339,75 @@ impl From<crate::oidc::OidcError> for WebError {
         }
     }
 }
+
+/// A refused binding of an app to its own WeCom app, as the status and the message shown
+/// above the binding form (the admin can act on it). `None`: not the admin's input; it
+/// goes through `From<BindError> for WebError`.
+pub fn bind_refusal(
+    e: &crate::app_binding::BindError,
+    l: crate::web::i18n::Lang,
+) -> Option<(StatusCode, String)> {
+    use crate::app_binding::BindError as E;
+    let zh = l.is_zh();
+    let pick = |z: String, e: String| if zh { z } else { e };
+    Some(match e {
+        E::NotConfigured => (
+            StatusCode::CONFLICT,
+            pick(
+                "请先在设置向导中配置企业微信主应用（工作台），再绑定模型应用自己的企业微信应用。".into(),
+                "Set up the main WeCom app (the workbench) in Setup first, then bind a model app's own WeCom app.".into(),
+            ),
+        ),
+        E::Fields(f) => (
+            StatusCode::BAD_REQUEST,
+            f.0.values()
+                .map(|(z, e)| pick(z.clone(), e.clone()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        E::IsMainApp(a) => (
+            StatusCode::BAD_REQUEST,
+            pick(
+                format!("AgentId {a} 是工作台主应用；请为模型应用在企业微信中另建一个自建应用，再填它的 AgentId。"),
+                e.to_string(),
+            ),
+        ),
+        E::Conflict(what) => (
+            StatusCode::CONFLICT,
+            pick(format!("无法绑定：{what}。一个企业微信应用只能绑定一个模型应用。"), format!("Cannot bind: {what}. A WeCom app can be bound to one model app only.")),
+        ),
+        E::Wecom(w) => {
+            let x = w.explain();
+            (
+                StatusCode::BAD_GATEWAY,
+                pick(
+                    format!("企业微信拒绝了该应用：{}。{}", x.title_zh, x.fix_zh),
+                    format!("WeCom refused the app: {}. {}", x.title_en, x.fix_en),
+                ),
+            )
+        }
+        E::OutsideMainScope {
+            agent_name,
+            outsiders,
+        } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pick(
+                format!("未绑定「{agent_name}」：{}", outsiders.message_zh()),
+                format!("{agent_name} was not bound: {}", outsiders.message_en()),
+            ),
+        ),
+        E::AppNotFound(_) | E::Store(_) | E::Seal(_) => return None,
+    })
+}
+
+impl From<crate::app_binding::BindError> for WebError {
+    fn from(e: crate::app_binding::BindError) -> Self {
+        use crate::app_binding::BindError as E;
+        match e {
+            E::AppNotFound(id) => WebError::NotFound(format!("app #{id}")),
+            E::Store(s) => WebError::Store(s),
+            E::Seal(s) => WebError::Internal(s.to_string()),
+            e => WebError::BadRequest(e.to_string()),
+        }
+    }
+}

@@ -142,7 +142,7 @@ pub async fn login_page(
     let kind = wecom::ua::detect(user_agent(&headers));
     let wecom_on = config.is_enabled(IdentitySource::Wecom);
     if kind == ClientKind::WeCom && wecom_on {
-        return start(&st, &t, &headers, Via::Client, &next, l).await;
+        return start(&st, &t, None, &headers, Via::Client, &next, l).await;
     }
     let page = LoginMemberPage {
         l,
@@ -194,14 +194,16 @@ pub async fn login_wecom(
         ClientKind::WeCom => Via::Client,
         _ => Via::Qr,
     };
-    start(&st, &t, &headers, via, &q.next, l).await
+    start(&st, &t, None, &headers, via, &q.next, l).await
 }
 
-/// Sends the member to WeCom (`via`), to come back to `next` (checked by the one
-/// return-path check in `auth::begin_wecom`).
+/// Sends the member to WeCom (`via`) through the main app, or through a model app's own
+/// WeCom app (`agentid`), to come back to `next` (checked by the one return-path check in
+/// `auth::begin_wecom`).
 pub async fn start(
     st: &AppState,
     t: &crate::domain::tenant::Tenant,
+    agentid: Option<u32>,
     headers: &HeaderMap,
     via: Via,
     next: &str,
@@ -214,7 +216,7 @@ pub async fn start(
     } else {
         wecom::oauth::Lang::En
     };
-    let begin = auth::begin_wecom(st, t, &host, via, next, lang).await?;
+    let begin = auth::begin_wecom(st, t, agentid, &host, via, next, lang).await?;
     let mut resp = Redirect::to(&begin.location).into_response();
     if let Ok(v) = HeaderValue::from_str(&begin.binding_cookie) {
         resp.headers_mut().append(SET_COOKIE, v);

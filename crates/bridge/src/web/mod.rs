@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod api_v1;
+pub mod app_binding;
 pub mod apps;
 pub mod auth;
 pub mod console;
@@ -150,6 +151,9 @@ pub fn router(st: AppState) -> Router {
         .route("/console/apps/{id}", get(apps::edit).post(apps::update))
         .route("/console/apps/{id}/delete", post(apps::delete))
         .route("/console/apps/{id}/icon", post(apps::upload_icon))
+        .route("/console/apps/{id}/wecom", post(app_binding::bind))
+        .route("/console/apps/{id}/wecom/unbind", post(app_binding::unbind))
+        .route("/apps/{slug}", get(apps::home))
         .route("/apps/{slug}/open", get(apps::open))
         .route("/apps/{slug}/icon", get(apps::uploaded_icon))
         .route("/auth/verify", get(apps::verify))
