@@ -490,5 +490,13 @@ async fn the_next_full_sync_warns_of_a_widened_app() {
             w.contains("reaches outside") && w.contains("财务部 (6)"),
             "{w}"
         );
+        // The overview shows it to the admin.
+        let home = env.browser.get("/console").await;
+        assert_eq!(home.status, 200);
+        let (_, warnings) = home
+            .body
+            .split_once("data-testid=\"sync-warnings\"")
+            .unwrap_or_else(|| panic!("no warnings on the overview: {}", home.body));
+        assert!(warnings.contains("财务部 (6)"), "{warnings}");
     }
 }

@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::credentials;
 use crate::domain::audit::NewAudit;
 use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
+use crate::domain::directory::{RunKind, RunReport};
 use crate::domain::integration::{verify_file_content, WecomCredentialsInput};
 use crate::domain::now_ms;
 use crate::domain::return_path;
@@ -76,6 +77,20 @@ pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<R
             "/console/setup/3",
         )
     };
+    // What the last reconcile found that needs the admin (e.g. an app's scope widened in
+    // WeCom), so it is seen without opening the run.
+    let last = st
+        .store
+        .list_sync_runs(t.id, Some(RunKind::Full), 1)
+        .await?
+        .into_iter()
+        .next();
+    let sync_warnings = last
+        .as_ref()
+        .and_then(|r| r.report_json.as_deref())
+        .and_then(|j| serde_json::from_str::<RunReport>(j).ok())
+        .map(|r| r.warnings)
+        .unwrap_or_default();
     Ok(render(&HomePage {
         l,
         nav: Some(nav(&admin, "home")),
@@ -83,6 +98,8 @@ pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<R
         mode_label: mode_label.into(),
         next_step: next_step.into(),
         next_href: next_href.into(),
+        sync_warnings,
+        sync_run_id: last.map(|r| r.id),
     }))
 }
 

@@ -75,6 +75,9 @@ pub struct HomePage {
     pub mode_label: String,
     pub next_step: String,
     pub next_href: String,
+    /// The last full sync's warnings (a bound app's widened scope among them), and its run.
+    pub sync_warnings: Vec<String>,
+    pub sync_run_id: Option<i64>,
 }
 
 /// The wizard's steps: number, Chinese and English titles.
