@@ -32,7 +32,7 @@ impl Store {
         password_hash: &str,
         must_change_password: bool,
     ) -> Result<i64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "INSERT INTO admins (tenant_id, username, password_hash, must_change_password, created_at)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -54,7 +54,7 @@ impl Store {
         tenant_id: i64,
         username: &str,
     ) -> Result<Option<AdminRecord>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT id, tenant_id, username, password_hash, must_change_password
                  FROM admins WHERE tenant_id = $1 AND username = $2",
@@ -77,7 +77,7 @@ impl Store {
     }
 
     pub async fn count_admins(&self, tenant_id: i64) -> Result<i64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query("SELECT COUNT(*) AS n FROM admins WHERE tenant_id = $1")
                 .bind(tenant_id)
                 .fetch_one(p)
@@ -93,15 +93,17 @@ impl Store {
         password_hash: &str,
         must_change: bool,
     ) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let n = sqlx::query("UPDATE admins SET password_hash = $1, must_change_password = $2 WHERE id = $3")
-                .bind(password_hash)
-                .bind(must_change)
-                .bind(admin_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n = sqlx::query(
+                "UPDATE admins SET password_hash = $1, must_change_password = $2 WHERE id = $3",
+            )
+            .bind(password_hash)
+            .bind(must_change)
+            .bind(admin_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if n == 0 {
                 return Err(StoreError::NotFound(format!("admin {admin_id}")));
             }
@@ -123,7 +125,7 @@ impl Store {
         now: i64,
         ip: Option<&str>,
     ) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO admin_sessions (id_hash, admin_id, tenant_id, csrf, created_at, last_seen_at, ip)
                  VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -141,7 +143,7 @@ impl Store {
     }
 
     pub async fn admin_session(&self, id_hash: &str) -> Result<Option<AdminSession>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT s.admin_id, s.tenant_id, a.username, s.csrf, s.created_at, s.last_seen_at, a.must_change_password
                  FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1",
@@ -165,7 +167,7 @@ impl Store {
     }
 
     pub async fn touch_admin_session(&self, id_hash: &str, now: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("UPDATE admin_sessions SET last_seen_at = $1 WHERE id_hash = $2")
                 .bind(now)
                 .bind(id_hash)
@@ -176,7 +178,7 @@ impl Store {
     }
 
     pub async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
                 .bind(id_hash)
                 .execute(p)

@@ -72,7 +72,7 @@ impl Store {
         scope: Scope,
         created_by: &str,
     ) -> Result<i64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let id: i64 = sqlx::query(
                 "INSERT INTO api_keys (tenant_id, name, prefix, token_sha256, scope, created_by, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -93,8 +93,11 @@ impl Store {
 
     pub async fn list_api_keys(&self, tenant_id: i64) -> Result<Vec<ApiKey>> {
         let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY id DESC");
-        on_pool!(self, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).fetch_all(p).await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .fetch_all(p)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(key_from_row!(r));
@@ -106,8 +109,12 @@ impl Store {
     /// The key whose token hashes to `token_sha256`, revoked or not, any tenant.
     pub async fn api_key_by_hash(&self, token_sha256: &str) -> Result<Option<ApiKey>> {
         let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE token_sha256 = $1");
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_sha256).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(token_sha256)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(key_from_row!(&r))),
                 None => Ok(None),
             }
@@ -119,8 +126,14 @@ impl Store {
         let sql = format!(
             "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING {KEY_COLS}"
         );
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(tenant_id).bind(id).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now_ms())
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(key_from_row!(&r))),
                 None => Ok(None),
             }
@@ -129,7 +142,7 @@ impl Store {
 
     /// Records a use; written at most once a minute per key (it is read in the console).
     pub async fn touch_api_key(&self, id: i64, now: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
             )
@@ -169,7 +182,7 @@ impl Store {
              AND u.id > $6
              ORDER BY u.id LIMIT $7"
         );
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(&like)
@@ -194,7 +207,7 @@ impl Store {
             Some(a) => (a.to_string(), String::new()),
             None => (String::new(), String::new()),
         };
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id, tenant_id, actor, action, detail, ip, at FROM audit_log
                  WHERE tenant_id = $1 AND id < $2

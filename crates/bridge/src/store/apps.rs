@@ -102,7 +102,7 @@ macro_rules! write_access {
 impl Store {
     /// Every app of the tenant, with its policy.
     pub async fn list_apps(&self, tenant_id: i64) -> Result<Vec<App>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows: Vec<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 // APP_COLS is a constant column list.
                 "SELECT {APP_COLS} FROM apps WHERE tenant_id = $1 ORDER BY position, id"
@@ -122,7 +122,7 @@ impl Store {
     }
 
     pub async fn app_by_slug(&self, tenant_id: i64, slug: &str) -> Result<Option<App>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let row: Option<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {APP_COLS} FROM apps WHERE tenant_id = $1 AND slug = $2"
             )))
@@ -142,7 +142,7 @@ impl Store {
     }
 
     pub async fn app_by_id(&self, tenant_id: i64, id: i64) -> Result<Option<App>> {
-        let slug: Option<String> = on_pool!(self, p => {
+        let slug: Option<String> = on_pool!(self, |p| {
             sqlx::query_scalar("SELECT slug FROM apps WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
                 .bind(id)
@@ -158,7 +158,7 @@ impl Store {
     /// Creates an app with its policy and the audit entry, in one transaction.
     pub async fn insert_app(&self, tenant_id: i64, d: &AppDraft, audit: &NewAudit) -> Result<i64> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO apps (tenant_id, slug, name_zh, name_en, icon, category, description, position,
@@ -197,7 +197,7 @@ impl Store {
         audit: &NewAudit,
     ) -> Result<bool> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             // An uploaded icon stays unless the admin picks a built-in one.
             let n = sqlx::query(
@@ -238,13 +238,15 @@ impl Store {
     /// Deletes an app (its policy and opens go with it) and unlinks its OIDC clients.
     pub async fn delete_app(&self, tenant_id: i64, id: i64, audit: &NewAudit) -> Result<bool> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            sqlx::query("UPDATE oidc_clients SET app_id = NULL WHERE tenant_id = $1 AND app_id = $2")
-                .bind(tenant_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE oidc_clients SET app_id = NULL WHERE tenant_id = $1 AND app_id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             // The app's own WeCom app goes with it: its sealed Secret is kept nowhere else.
             sqlx::query(
                 "DELETE FROM wecom_integrations WHERE tenant_id = $1 AND role = 'app'
@@ -278,7 +280,7 @@ impl Store {
         audit: &NewAudit,
     ) -> Result<bool> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE apps SET icon = 'uploaded', icon_kind = $1, icon_data = $2, updated_at = $3
@@ -306,7 +308,7 @@ impl Store {
         tenant_id: i64,
         slug: &str,
     ) -> Result<Option<(IconKind, Vec<u8>)>> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = on_pool!(self, p => {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT icon_kind, icon_data FROM apps WHERE tenant_id = $1 AND slug = $2 AND icon = 'uploaded'",
             )
@@ -323,7 +325,7 @@ impl Store {
     pub async fn member_placement(&self, tenant_id: i64, user_id: i64) -> Result<Placement> {
         // (department ids, (department, parent) pairs, direct tags, (tag, department)).
         type Rows = (Vec<i64>, Vec<(i64, i64)>, Vec<i64>, Vec<(i64, i64)>);
-        let (deps, parents, direct_tags, dept_tags): Rows = on_pool!(self, p => {
+        let (deps, parents, direct_tags, dept_tags): Rows = on_pool!(self, |p| {
             let deps: Vec<i64> = sqlx::query_scalar(
                 "SELECT department_id FROM user_departments WHERE tenant_id = $1 AND user_id = $2",
             )
@@ -379,7 +381,7 @@ impl Store {
 
     pub async fn record_app_open(&self, tenant_id: i64, app_id: i64, user_id: i64) -> Result<()> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO app_opens (app_id, user_id, tenant_id, opens, last_at) VALUES ($1, $2, $3, 1, $4)
                  ON CONFLICT (user_id, app_id) DO UPDATE SET opens = app_opens.opens + 1, last_at = excluded.last_at",
@@ -396,7 +398,7 @@ impl Store {
 
     /// (app id, opens, last opened) of one member.
     pub async fn app_opens_of(&self, tenant_id: i64, user_id: i64) -> Result<Vec<(i64, i64, i64)>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             Ok(sqlx::query_as(
                 "SELECT app_id, opens, last_at FROM app_opens WHERE tenant_id = $1 AND user_id = $2",
             )
@@ -416,7 +418,7 @@ impl Store {
         userids: &[String],
     ) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             for u in userids {
                 let id: Option<i64> = sqlx::query_scalar(
                     "SELECT user_id FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom' AND external_id = $2",
@@ -440,7 +442,7 @@ impl Store {
         ids: &[i64],
     ) -> Result<HashMap<i64, String>> {
         let mut out = HashMap::new();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             for id in ids {
                 let u: Option<String> = sqlx::query_scalar(
                     "SELECT display_id FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom' AND user_id = $2",

@@ -27,7 +27,7 @@ pub(crate) use insert_audit;
 
 impl Store {
     pub async fn audit(&self, e: &NewAudit) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             insert_audit!(p, e, now_ms());
             Ok(())
         })
@@ -40,7 +40,7 @@ impl Store {
         limit: i64,
         before_id: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id, tenant_id, actor, action, detail, ip, at FROM audit_log
                  WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",

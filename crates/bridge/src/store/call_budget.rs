@@ -30,7 +30,7 @@ impl StoreCallBudget {
         let pg = matches!(self.store, Store::Postgres(_));
         let now_s = (now_ms / 1000) as i64;
         let horizon = now_s - 3600 - GUARD_SECS as i64;
-        on_pool!(&self.store, p => {
+        on_pool!(&self.store, |p| {
             let mut tx = p.begin().await?;
             if pg {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -43,23 +43,31 @@ impl StoreCallBudget {
                 .bind(horizon)
                 .execute(&mut *tx)
                 .await?;
-            let rows = sqlx::query("SELECT second, calls FROM wecom_call_budget WHERE budget_key = $1")
-                .bind(key)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows =
+                sqlx::query("SELECT second, calls FROM wecom_call_budget WHERE budget_key = $1")
+                    .bind(key)
+                    .fetch_all(&mut *tx)
+                    .await?;
             let mut buckets = Vec::with_capacity(rows.len());
             for r in &rows {
                 let s: i64 = r.try_get("second")?;
                 let n: i64 = r.try_get("calls")?;
                 buckets.push((s.max(0) as u64, n.max(0) as u64));
             }
-            let blocked: Option<i64> = sqlx::query("SELECT until_ms FROM wecom_call_blocks WHERE budget_key = $1")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("until_ms"))
-                .transpose()?;
-            let lease = decide(&buckets, blocked.unwrap_or(0).max(0) as u64, now_ms, want, limits);
+            let blocked: Option<i64> =
+                sqlx::query("SELECT until_ms FROM wecom_call_blocks WHERE budget_key = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get("until_ms"))
+                    .transpose()?;
+            let lease = decide(
+                &buckets,
+                blocked.unwrap_or(0).max(0) as u64,
+                now_ms,
+                want,
+                limits,
+            );
             if let Lease::Granted(n) = lease {
                 sqlx::query(
                     "INSERT INTO wecom_call_budget (budget_key, second, calls) VALUES ($1, $2, $3)
@@ -94,7 +102,7 @@ impl CallBudget for StoreCallBudget {
 
     fn give_back<'a>(&'a self, key: &'a str, n: u32, taken_ms: u64) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let r: Result<(), sqlx::Error> = on_pool!(&self.store, p => {
+            let r: Result<(), sqlx::Error> = on_pool!(&self.store, |p| {
                 sqlx::query(
                     "UPDATE wecom_call_budget SET calls = CASE WHEN calls > $3 THEN calls - $3 ELSE 0 END
                      WHERE budget_key = $1 AND second = $2",
@@ -114,7 +122,7 @@ impl CallBudget for StoreCallBudget {
 
     fn block<'a>(&'a self, key: &'a str, until_ms: u64) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let r: Result<(), sqlx::Error> = on_pool!(&self.store, p => {
+            let r: Result<(), sqlx::Error> = on_pool!(&self.store, |p| {
                 sqlx::query(
                     "INSERT INTO wecom_call_blocks (budget_key, until_ms) VALUES ($1, $2)
                      ON CONFLICT (budget_key) DO UPDATE SET until_ms =

@@ -297,7 +297,7 @@ pub struct RetireIdentities {
 
 impl Store {
     pub async fn directory_policy(&self, tenant_id: i64) -> Result<DirectoryPolicy> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT new_user_status, max_disable_permille, reconcile_interval_secs
                  FROM directory_policies WHERE tenant_id = $1",
@@ -322,17 +322,19 @@ impl Store {
     /// Whether the tenant has a stored policy (else the defaults and the instance's
     /// reconcile interval apply).
     pub async fn has_directory_policy(&self, tenant_id: i64) -> Result<bool> {
-        on_pool!(self, p => {
-            Ok(sqlx::query("SELECT 1 AS one FROM directory_policies WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(p)
-                .await?
-                .is_some())
+        on_pool!(self, |p| {
+            Ok(
+                sqlx::query("SELECT 1 AS one FROM directory_policies WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_optional(p)
+                    .await?
+                    .is_some(),
+            )
         })
     }
 
     pub async fn put_directory_policy(&self, tenant_id: i64, pol: &DirectoryPolicy) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO directory_policies (tenant_id, new_user_status, max_disable_permille, reconcile_interval_secs, updated_at)
                  VALUES ($1, $2, $3, $4, $5)
@@ -656,7 +658,7 @@ impl Store {
     }
 
     pub async fn load_department(&self, tenant_id: i64, id: i64) -> Result<Option<CurrentDept>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT id, parent_id, name, name_en, sort_order, leaders, active FROM departments WHERE tenant_id = $1 AND id = $2",
             )
@@ -691,12 +693,14 @@ impl Store {
     ) -> Result<Vec<UserKey>> {
         let corpid = corpid.to_ascii_lowercase();
         let pg = matches!(self, Store::Postgres(_));
-        on_pool!(self, p => {
-            let rows = sqlx::query("SELECT user_id FROM user_departments WHERE tenant_id = $1 AND department_id = $2")
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_all(p)
-                .await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT user_id FROM user_departments WHERE tenant_id = $1 AND department_id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
             let mut ids = Vec::with_capacity(rows.len());
             for r in &rows {
                 ids.push(r.try_get::<i64, _>("user_id")?);
@@ -726,12 +730,14 @@ impl Store {
 
     /// Users not disabled, for the mass-disable guard of an incremental change.
     pub async fn active_user_count(&self, tenant_id: i64) -> Result<i64> {
-        on_pool!(self, p => {
-            Ok(sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1 AND status <> 'disabled'")
-                .bind(tenant_id)
-                .fetch_one(p)
-                .await?
-                .try_get("n")?)
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1 AND status <> 'disabled'",
+            )
+            .bind(tenant_id)
+            .fetch_one(p)
+            .await?
+            .try_get("n")?)
         })
     }
 
@@ -753,7 +759,7 @@ impl Store {
         let corpid = corpid.to_ascii_lowercase();
         let pg = matches!(self, Store::Postgres(_));
         let max_binds = if pg { PG_MAX_BINDS } else { MAX_BINDS };
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2")
                 .bind(now)
@@ -774,18 +780,30 @@ impl Store {
             for chunk in diff.departments_upsert.chunks(JSON_ROWS) {
                 let rows = json_rows(chunk.iter().map(|d| {
                     let r = &d.record;
-                    (r.id, r.parent_id, &r.name, &r.name_en, r.sort_order, &r.leaders)
+                    (
+                        r.id,
+                        r.parent_id,
+                        &r.name,
+                        &r.name_en,
+                        r.sort_order,
+                        &r.leaders,
+                    )
                 }))?;
                 sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                    .bind(tenant_id).bind(now).bind(rows)
-                    .execute(&mut *tx).await?;
+                    .bind(tenant_id)
+                    .bind(now)
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
             }
             for chunk in diff.departments_removed.chunks(max_binds) {
                 let sql = format!(
                     "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
                     in_list(chunk.len(), 3)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                    .bind(tenant_id)
+                    .bind(now);
                 for d in chunk {
                     q = q.bind(d.id);
                 }
@@ -843,17 +861,37 @@ impl Store {
                 for chunk in pairs.chunks(JSON_ROWS) {
                     let rows = json_rows(chunk.iter().map(|(u, id)| {
                         let r = &u.record;
-                        (id, &r.name, u.status.as_str(), u.disabled_reason.map(|d| d.as_str()), &r.position,
-                            &r.alias, &r.telephone, &r.mobile, &r.email, r.main_department, r.wecom_status,
-                            &r.direct_leader, &r.extattr)
+                        (
+                            id,
+                            &r.name,
+                            u.status.as_str(),
+                            u.disabled_reason.map(|d| d.as_str()),
+                            &r.position,
+                            &r.alias,
+                            &r.telephone,
+                            &r.mobile,
+                            &r.email,
+                            r.main_department,
+                            r.wecom_status,
+                            &r.direct_leader,
+                            &r.extattr,
+                        )
                     }))?;
                     sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql.clone())))
-                        .bind(tenant_id).bind(now).bind(rows)
-                        .execute(&mut *tx).await?;
-                    let rows = json_rows(chunk.iter().map(|(u, id)| (&u.key, id, &u.record.userid)))?;
+                        .bind(tenant_id)
+                        .bind(now)
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows =
+                        json_rows(chunk.iter().map(|(u, id)| (&u.key, id, &u.record.userid)))?;
                     sqlx::query(sqlx::AssertSqlSafe(eng(pg, identity_sql.clone())))
-                        .bind(tenant_id).bind(&corpid).bind(now).bind(rows)
-                        .execute(&mut *tx).await?;
+                        .bind(tenant_id)
+                        .bind(&corpid)
+                        .bind(now)
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
 
@@ -864,7 +902,12 @@ impl Store {
                     member_rows.extend(u.record.departments.iter().map(|m| (id, m)));
                 }
             }
-            let moved: Vec<i64> = diff.users_updated.iter().filter(|u| u.departments_changed).map(|u| u.user_id).collect();
+            let moved: Vec<i64> = diff
+                .users_updated
+                .iter()
+                .filter(|u| u.departments_changed)
+                .map(|u| u.user_id)
+                .collect();
             for chunk in moved.chunks(max_binds) {
                 let sql = format!(
                     "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
@@ -887,10 +930,16 @@ impl Store {
                 json_source(pg, 2)
             );
             for chunk in member_rows.chunks(JSON_ROWS) {
-                let rows = json_rows(chunk.iter().map(|(id, m)| (id, m.department_id, m.sort_order, m.is_leader)))?;
+                let rows = json_rows(
+                    chunk
+                        .iter()
+                        .map(|(id, m)| (id, m.department_id, m.sort_order, m.is_leader)),
+                )?;
                 sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                    .bind(tenant_id).bind(rows)
-                    .execute(&mut *tx).await?;
+                    .bind(tenant_id)
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
             }
 
             // Updated users: one statement each (a re-sync changes few).
@@ -918,11 +967,13 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     if status == UserStatus::Disabled {
-                        sqlx::query("DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2")
-                            .bind(tenant_id)
-                            .bind(u.user_id)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2",
+                        )
+                        .bind(tenant_id)
+                        .bind(u.user_id)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
                 if u.link_identity {
@@ -952,20 +1003,34 @@ impl Store {
                     .bind(u.user_id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| StoreError::unique(e, format!("WeCom userid {}", u.record.userid)))?;
+                    .map_err(|e| {
+                        StoreError::unique(e, format!("WeCom userid {}", u.record.userid))
+                    })?;
                 }
             }
 
             // Disabled users, grouped by reason; their sessions end in this transaction.
-            for reason in [DisabledReason::LeftScope, DisabledReason::LeftWecom, DisabledReason::WecomDisabled, DisabledReason::Admin] {
-                let group: Vec<_> = diff.users_disabled.iter().filter(|d| d.reason == reason).collect();
+            for reason in [
+                DisabledReason::LeftScope,
+                DisabledReason::LeftWecom,
+                DisabledReason::WecomDisabled,
+                DisabledReason::Admin,
+            ] {
+                let group: Vec<_> = diff
+                    .users_disabled
+                    .iter()
+                    .filter(|d| d.reason == reason)
+                    .collect();
                 for chunk in group.chunks(max_binds) {
                     let list = in_list(chunk.len(), 4);
                     let sql = format!(
                         "UPDATE users SET status = 'disabled', disabled_reason = $2, updated_at = $3
                          WHERE tenant_id = $1 AND id IN ({list})"
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(reason.as_str()).bind(now);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                        .bind(tenant_id)
+                        .bind(reason.as_str())
+                        .bind(now);
                     for d in chunk {
                         q = q.bind(d.user_id);
                     }
@@ -973,10 +1038,22 @@ impl Store {
                 }
             }
             let ended: Vec<i64> = diff.users_disabled.iter().map(|d| d.user_id).collect();
-            let cleared: Vec<i64> = diff.users_disabled.iter().filter(|d| d.clear_memberships).map(|d| d.user_id).collect();
-            for (table, set) in [("user_sessions", &ended), ("user_departments", &cleared), ("tag_users", &cleared)] {
+            let cleared: Vec<i64> = diff
+                .users_disabled
+                .iter()
+                .filter(|d| d.clear_memberships)
+                .map(|d| d.user_id)
+                .collect();
+            for (table, set) in [
+                ("user_sessions", &ended),
+                ("user_departments", &cleared),
+                ("tag_users", &cleared),
+            ] {
                 for chunk in set.chunks(max_binds) {
-                    let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})", in_list(chunk.len(), 2));
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})",
+                        in_list(chunk.len(), 2)
+                    );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                     for id in chunk {
                         q = q.bind(*id);
@@ -990,7 +1067,13 @@ impl Store {
                 // Member keys → internal ids: new users above, the rest from the store.
                 let mut want: BTreeSet<&str> = BTreeSet::new();
                 for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
-                    want.extend(t.record.users.iter().map(String::as_str).filter(|k| !ids.contains_key(k)));
+                    want.extend(
+                        t.record
+                            .users
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|k| !ids.contains_key(k)),
+                    );
                 }
                 let want: Vec<&str> = want.into_iter().collect();
                 let mut stored: HashMap<String, i64> = HashMap::with_capacity(want.len());
@@ -1000,7 +1083,9 @@ impl Store {
                          WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
                         in_list(chunk.len(), 3)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id).bind(&corpid);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                        .bind(tenant_id)
+                        .bind(&corpid);
                     for k in chunk {
                         q = q.bind(*k);
                     }
@@ -1016,15 +1101,27 @@ impl Store {
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
                     for t in chunk {
-                        q = q.bind(tenant_id).bind(t.record.id).bind(&t.record.name).bind(true);
+                        q = q
+                            .bind(tenant_id)
+                            .bind(t.record.id)
+                            .bind(&t.record.name)
+                            .bind(true);
                     }
                     q.execute(&mut *tx).await?;
                 }
-                let rewritten: Vec<i64> = diff.tags_upsert.iter().filter(|t| t.members_changed).map(|t| t.record.id)
-                    .chain(diff.tags_removed.iter().map(|t| t.0)).collect();
+                let rewritten: Vec<i64> = diff
+                    .tags_upsert
+                    .iter()
+                    .filter(|t| t.members_changed)
+                    .map(|t| t.record.id)
+                    .chain(diff.tags_removed.iter().map(|t| t.0))
+                    .collect();
                 for table in ["tag_users", "tag_departments"] {
                     for chunk in rewritten.chunks(max_binds) {
-                        let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})", in_list(chunk.len(), 2));
+                        let sql = format!(
+                            "DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})",
+                            in_list(chunk.len(), 2)
+                        );
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                         for id in chunk {
                             q = q.bind(*id);
@@ -1035,10 +1132,19 @@ impl Store {
                 let mut tu: Vec<(i64, i64)> = Vec::new();
                 let mut td: Vec<(i64, i64)> = Vec::new();
                 for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
-                    tu.extend(t.record.users.iter().filter_map(|k| ids.get(k.as_str()).or_else(|| stored.get(k))).map(|id| (t.record.id, *id)));
+                    tu.extend(
+                        t.record
+                            .users
+                            .iter()
+                            .filter_map(|k| ids.get(k.as_str()).or_else(|| stored.get(k)))
+                            .map(|id| (t.record.id, *id)),
+                    );
                     td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
                 }
-                for (table, col, rows) in [("tag_users", "user_id", &tu), ("tag_departments", "department_id", &td)] {
+                for (table, col, rows) in [
+                    ("tag_users", "user_id", &tu),
+                    ("tag_departments", "department_id", &td),
+                ] {
                     let sql = format!(
                         "INSERT INTO {table} (tenant_id, tag_id, {col}) SELECT $1, {} FROM {}",
                         json_cols(pg, &["bigint", "bigint"]),
@@ -1046,12 +1152,17 @@ impl Store {
                     );
                     for chunk in rows.chunks(JSON_ROWS) {
                         sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                            .bind(tenant_id).bind(json_rows(chunk.iter())?)
-                            .execute(&mut *tx).await?;
+                            .bind(tenant_id)
+                            .bind(json_rows(chunk.iter())?)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
                 for chunk in diff.tags_removed.chunks(max_binds) {
-                    let sql = format!("UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})", in_list(chunk.len(), 2));
+                    let sql = format!(
+                        "UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})",
+                        in_list(chunk.len(), 2)
+                    );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
                     for t in chunk {
                         q = q.bind(t.0);
@@ -1091,10 +1202,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom_open'")
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom_open'",
+                )
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
             }
 
             // The run's end, in the same transaction as its changes.
@@ -1134,7 +1247,7 @@ impl Store {
 
     /// The tenant's third-party identities (an imported directory not switched yet).
     pub async fn imported_identities(&self, tenant_id: i64) -> Result<Vec<ImportedIdentity>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT i.user_id, i.corpid, i.external_id, i.source_agentid, u.name FROM user_identities i
                  JOIN users u ON u.id = i.user_id WHERE i.tenant_id = $1 AND i.kind = 'wecom_open' ORDER BY i.user_id",
@@ -1168,7 +1281,7 @@ impl Store {
         status: UserStatus,
     ) -> Result<Vec<i64>> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut ids = Vec::with_capacity(members.len());
             for m in members {
@@ -1207,7 +1320,7 @@ impl Store {
         &self,
         tenant_id: i64,
     ) -> Result<Vec<(String, i64, Option<String>)>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT external_id, user_id, relinked_userid FROM retired_identities WHERE tenant_id = $1 ORDER BY user_id",
             )
@@ -1216,7 +1329,11 @@ impl Store {
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push((r.try_get("external_id")?, r.try_get("user_id")?, r.try_get("relinked_userid")?));
+                out.push((
+                    r.try_get("external_id")?,
+                    r.try_get("user_id")?,
+                    r.try_get("relinked_userid")?,
+                ));
             }
             Ok(out)
         })
@@ -1224,7 +1341,7 @@ impl Store {
 
     /// Whether the pool was closed (the server stopped): background tasks end then.
     pub fn is_closed(&self) -> bool {
-        on_pool!(self, p => p.is_closed())
+        on_pool!(self, |p| p.is_closed())
     }
 }
 

@@ -124,7 +124,7 @@ impl Store {
     /// under another agentid replaces the tenant's main app (there is at most one). An
     /// agentid already bound in the other role is refused (`Conflict`), never converted.
     pub async fn put_integration(&self, r: &IntegrationRecord) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             if r.role == IntegrationRole::Main {
                 sqlx::query("DELETE FROM wecom_integrations WHERE tenant_id = $1 AND role = 'main' AND agentid <> $2")
@@ -147,8 +147,10 @@ impl Store {
 
     /// The tenant's main WeCom app (the workbench app the directory follows), if set up.
     pub async fn main_integration(&self, tenant_id: i64) -> Result<Option<IntegrationRecord>> {
-        on_pool!(self, p => {
-            let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND role = 'main'");
+        on_pool!(self, |p| {
+            let sql = format!(
+                "SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND role = 'main'"
+            );
             let r = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .fetch_optional(p)
@@ -163,8 +165,10 @@ impl Store {
         tenant_id: i64,
         agentid: i64,
     ) -> Result<Option<IntegrationRecord>> {
-        on_pool!(self, p => {
-            let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND agentid = $2");
+        on_pool!(self, |p| {
+            let sql = format!(
+                "SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1 AND agentid = $2"
+            );
             let r = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(agentid)
@@ -176,7 +180,7 @@ impl Store {
 
     /// Every WeCom app of the tenant, the main one first.
     pub async fn integrations(&self, tenant_id: i64) -> Result<Vec<IntegrationRecord>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let sql = format!(
                 "SELECT {COLS} FROM wecom_integrations WHERE tenant_id = $1
                  ORDER BY CASE role WHEN 'main' THEN 0 ELSE 1 END, agentid"
@@ -191,7 +195,7 @@ impl Store {
 
     /// Integrations (of every tenant) whose values are sealed under an older version.
     pub async fn integrations_sealed_before(&self, version: i32) -> Result<Vec<IntegrationRecord>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let sql = format!("SELECT {COLS} FROM wecom_integrations WHERE seal_version < $1 ORDER BY tenant_id, agentid");
             let rows = sqlx::query_as::<_, IntegrationRow>(sqlx::AssertSqlSafe(sql))
                 .bind(version)
@@ -210,7 +214,7 @@ impl Store {
         from_version: i32,
         v: &Resealed,
     ) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let n = sqlx::query(
                 "UPDATE wecom_integrations SET secret_sealed = $1, callback_token_sealed = $2,
                     callback_aes_key_sealed = $3, seal_version = $4
@@ -242,14 +246,15 @@ impl Store {
     ) -> Result<()> {
         debug_assert_eq!(r.role, IntegrationRole::App);
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let previous: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
-                    .bind(r.tenant_id)
-                    .bind(app_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let previous: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(r.tenant_id)
+            .bind(app_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(previous) = previous else {
                 return Err(StoreError::NotFound(format!("app {app_id}")));
             };
@@ -290,14 +295,15 @@ impl Store {
         audit: &NewAudit,
     ) -> Result<Option<i64>> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let bound: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant_id)
-                    .bind(app_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let bound: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(app_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(bound) = bound else {
                 return Err(StoreError::NotFound(format!("app {app_id}")));
             };
@@ -323,25 +329,28 @@ impl Store {
 
     /// The agentid of the WeCom app `app_id` is bound to, if any (`NotFound`: no such app).
     pub async fn app_wecom_agentid(&self, tenant_id: i64, app_id: i64) -> Result<Option<i64>> {
-        on_pool!(self, p => {
-            let v: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant_id)
-                    .bind(app_id)
-                    .fetch_optional(p)
-                    .await?;
+        on_pool!(self, |p| {
+            let v: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT wecom_agentid FROM apps WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(app_id)
+            .fetch_optional(p)
+            .await?;
             v.ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))
         })
     }
 
     /// The catalogue app bound to the WeCom app `agentid`, if any.
     pub async fn app_of_wecom_agentid(&self, tenant_id: i64, agentid: i64) -> Result<Option<i64>> {
-        on_pool!(self, p => {
-            Ok(sqlx::query_scalar("SELECT id FROM apps WHERE tenant_id = $1 AND wecom_agentid = $2")
-                .bind(tenant_id)
-                .bind(agentid)
-                .fetch_optional(p)
-                .await?)
+        on_pool!(self, |p| {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM apps WHERE tenant_id = $1 AND wecom_agentid = $2",
+            )
+            .bind(tenant_id)
+            .bind(agentid)
+            .fetch_optional(p)
+            .await?)
         })
     }
 
@@ -351,7 +360,7 @@ impl Store {
         agentid: i64,
         agent_json: &str,
     ) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("UPDATE wecom_integrations SET agent_json = $1, verified_at = $2 WHERE tenant_id = $3 AND agentid = $4")
                 .bind(agent_json)
                 .bind(now_ms())
@@ -364,7 +373,7 @@ impl Store {
     }
 
     pub async fn set_callback_verified(&self, tenant_id: i64, agentid: i64, at: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("UPDATE wecom_integrations SET callback_verified_at = $1 WHERE tenant_id = $2 AND agentid = $3")
                 .bind(at)
                 .bind(tenant_id)
@@ -381,7 +390,7 @@ impl Store {
         filename: &str,
         content: &str,
     ) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO domain_verifications (tenant_id, filename, content, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, filename) DO UPDATE SET content = excluded.content, created_at = excluded.created_at",
@@ -397,12 +406,14 @@ impl Store {
     }
 
     pub async fn verify_file(&self, tenant_id: i64, filename: &str) -> Result<Option<String>> {
-        on_pool!(self, p => {
-            let r = sqlx::query("SELECT content FROM domain_verifications WHERE tenant_id = $1 AND filename = $2")
-                .bind(tenant_id)
-                .bind(filename)
-                .fetch_optional(p)
-                .await?;
+        on_pool!(self, |p| {
+            let r = sqlx::query(
+                "SELECT content FROM domain_verifications WHERE tenant_id = $1 AND filename = $2",
+            )
+            .bind(tenant_id)
+            .bind(filename)
+            .fetch_optional(p)
+            .await?;
             match r {
                 Some(r) => Ok(Some(r.try_get("content")?)),
                 None => Ok(None),
@@ -411,7 +422,7 @@ impl Store {
     }
 
     pub async fn list_verify_files(&self, tenant_id: i64) -> Result<Vec<(String, String)>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query("SELECT filename, content FROM domain_verifications WHERE tenant_id = $1 ORDER BY filename")
                 .bind(tenant_id)
                 .fetch_all(p)
@@ -425,13 +436,15 @@ impl Store {
     }
 
     pub async fn delete_verify_file(&self, tenant_id: i64, filename: &str) -> Result<bool> {
-        on_pool!(self, p => {
-            let n = sqlx::query("DELETE FROM domain_verifications WHERE tenant_id = $1 AND filename = $2")
-                .bind(tenant_id)
-                .bind(filename)
-                .execute(p)
-                .await?
-                .rows_affected();
+        on_pool!(self, |p| {
+            let n = sqlx::query(
+                "DELETE FROM domain_verifications WHERE tenant_id = $1 AND filename = $2",
+            )
+            .bind(tenant_id)
+            .bind(filename)
+            .execute(p)
+            .await?
+            .rows_affected();
             Ok(n > 0)
         })
     }

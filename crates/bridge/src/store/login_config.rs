@@ -10,7 +10,7 @@ use sqlx::Row;
 impl Store {
     pub async fn login_config(&self, tenant_id: i64, target: LoginTarget) -> Result<LoginConfig> {
         let key = target.key();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT source, enabled FROM login_sources WHERE tenant_id = $1 AND target = $2",
             )
@@ -20,9 +20,14 @@ impl Store {
             .await?;
             let mut pairs = Vec::with_capacity(rows.len());
             for r in &rows {
-                pairs.push((r.try_get::<String, _>("source")?, r.try_get::<bool, _>("enabled")?));
+                pairs.push((
+                    r.try_get::<String, _>("source")?,
+                    r.try_get::<bool, _>("enabled")?,
+                ));
             }
-            Ok(LoginConfig::from_rows(pairs.iter().map(|(s, e)| (s.as_str(), *e))))
+            Ok(LoginConfig::from_rows(
+                pairs.iter().map(|(s, e)| (s.as_str(), *e)),
+            ))
         })
     }
 
@@ -36,7 +41,7 @@ impl Store {
     ) -> Result<()> {
         let key = target.key();
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for (src, on) in &config.sources {
                 sqlx::query(

@@ -78,9 +78,11 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of either engine.
+/// Runs `$body` with `$pool` bound to the concrete pool of either engine. Written like a
+/// closure (`on_pool!(self, |p| { … })`) so rustfmt formats the body, but it is not one:
+/// `?` and `return` in the body act on the enclosing function.
 macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite($pool) => $body,
             $crate::store::Store::Postgres($pool) => $body,
@@ -176,6 +178,6 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await)
+        on_pool!(self, |p| p.close().await)
     }
 }

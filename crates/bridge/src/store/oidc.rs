@@ -170,7 +170,7 @@ impl Store {
     pub async fn insert_oidc_client(&self, c: &Client) -> Result<()> {
         let redirects = serde_json::to_string(&c.redirect_uris).unwrap_or_default();
         let logouts = serde_json::to_string(&c.post_logout_redirect_uris).unwrap_or_default();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO oidc_clients (client_id, tenant_id, app_id, name, kind, secret_hash, redirect_uris,
                    post_logout_redirect_uris, id_token_alg, synthesize_email, email_domain, groups_full_path, created_at, updated_at)
@@ -202,8 +202,13 @@ impl Store {
         let sql = format!(
             "SELECT {CLIENT_COLS} FROM oidc_clients WHERE tenant_id = $1 AND client_id = $2"
         );
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(client_id).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(client_id)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(client_from_row!(&r))),
                 None => Ok(None),
             }
@@ -214,8 +219,11 @@ impl Store {
         let sql = format!(
             "SELECT {CLIENT_COLS} FROM oidc_clients WHERE tenant_id = $1 ORDER BY name, client_id"
         );
-        on_pool!(self, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).fetch_all(p).await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .fetch_all(p)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(client_from_row!(r));
@@ -232,7 +240,7 @@ impl Store {
         secret_hash: &str,
         now: i64,
     ) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let n = sqlx::query(
                 "UPDATE oidc_clients SET secret_hash = $1, updated_at = $2
                  WHERE tenant_id = $3 AND client_id = $4 AND kind = 'confidential'",
@@ -250,7 +258,7 @@ impl Store {
 
     /// Deletes a client and every grant and token it holds.
     pub async fn delete_oidc_client(&self, tenant_id: i64, client_id: &str) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "DELETE FROM oidc_tokens WHERE grant_id IN
@@ -292,8 +300,13 @@ impl Store {
         let sql = format!(
             "SELECT {KEY_COLS} FROM oidc_keys WHERE tenant_id = $1 AND alg = $2 AND retired_at IS NULL"
         );
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(alg.as_str()).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(alg.as_str())
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(key_from_row!(&r))),
                 None => Ok(None),
             }
@@ -303,8 +316,13 @@ impl Store {
     /// One key by kid (active or retired) of a tenant.
     pub async fn oidc_key(&self, tenant_id: i64, kid: &str) -> Result<Option<OidcKeyRecord>> {
         let sql = format!("SELECT {KEY_COLS} FROM oidc_keys WHERE tenant_id = $1 AND kid = $2");
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(kid).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(kid)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(key_from_row!(&r))),
                 None => Ok(None),
             }
@@ -321,8 +339,12 @@ impl Store {
             "SELECT {KEY_COLS} FROM oidc_keys WHERE tenant_id = $1 AND (retired_at IS NULL OR retired_at > $2)
              ORDER BY created_at DESC, kid"
         );
-        on_pool!(self, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(retired_after).fetch_all(p).await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(retired_after)
+                .fetch_all(p)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(key_from_row!(r));
@@ -335,7 +357,7 @@ impl Store {
     /// instance won the race); `retire` is the kid it replaces, retired at `k.created_at`
     /// in the same transaction. Returns whether `k` became active.
     pub async fn put_oidc_key(&self, k: &OidcKeyRecord, retire: Option<&str>) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             if let Some(old) = retire {
                 let n = sqlx::query(
@@ -372,7 +394,7 @@ impl Store {
     // ---------------------------------------------------------------- codes
 
     pub async fn insert_oidc_code(&self, c: &OidcCode) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO oidc_codes (code_hash, tenant_id, client_id, user_id, redirect_uri, scope, nonce,
                    code_challenge, auth_time, locale, expires_at)
@@ -404,7 +426,7 @@ impl Store {
         code_hash: &str,
         now: i64,
     ) -> Result<CodeRedemption> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let r = sqlx::query(
                 "UPDATE oidc_codes SET redeemed_at = $1 WHERE code_hash = $2 AND tenant_id = $3 AND redeemed_at IS NULL
@@ -469,7 +491,7 @@ impl Store {
         g: &OidcGrant,
         t: &NewTokenPair,
     ) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE oidc_codes SET grant_id = $1 WHERE code_hash = $2 AND reused = FALSE AND grant_id IS NULL",
@@ -530,8 +552,12 @@ impl Store {
              FROM oidc_tokens t JOIN oidc_grants g ON g.id = t.grant_id
              WHERE t.token_hash = $1 AND t.tenant_id = $2"
         );
-        on_pool!(self, p => {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_hash).bind(tenant_id).fetch_optional(p).await?;
+        on_pool!(self, |p| {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(token_hash)
+                .bind(tenant_id)
+                .fetch_optional(p)
+                .await?;
             match r {
                 None => Ok(None),
                 Some(r) => Ok(Some(OidcTokenRecord {
@@ -555,7 +581,7 @@ impl Store {
         retry: bool,
         now: i64,
     ) -> Result<Rotation> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             if retry {
                 sqlx::query("DELETE FROM oidc_tokens WHERE parent_hash = $1")
@@ -601,7 +627,7 @@ impl Store {
 
     /// Revokes a grant: it and all its tokens are deleted.
     pub async fn revoke_oidc_grant(&self, grant_id: &str) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM oidc_tokens WHERE grant_id = $1")
                 .bind(grant_id)
@@ -617,7 +643,7 @@ impl Store {
     }
 
     pub async fn delete_oidc_token(&self, token_hash: &str) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM oidc_tokens WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(p)
@@ -630,7 +656,7 @@ impl Store {
     /// so its replay is still recognised), grants left without tokens, and codes well past
     /// their expiry.
     pub async fn prune_oidc(&self, now: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM oidc_tokens WHERE expires_at < $1")
                 .bind(now)
                 .execute(p)
@@ -659,8 +685,12 @@ impl Store {
         let sql = format!(
             "SELECT {GRANT_COLS} FROM oidc_grants g WHERE g.tenant_id = $1 AND g.user_id = $2 ORDER BY g.created_at"
         );
-        on_pool!(self, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(user_id).fetch_all(p).await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_all(p)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(grant_from_row!(r));
@@ -671,16 +701,18 @@ impl Store {
 
     /// The department names above `department_id` (itself last), root first.
     pub async fn department_path(&self, tenant_id: i64, department_id: i64) -> Result<Vec<String>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut names = Vec::new();
             let mut id = department_id;
             // Bounded walk: WeCom nests departments at most 15 levels deep.
             for _ in 0..32 {
-                let r = sqlx::query("SELECT parent_id, name FROM departments WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant_id)
-                    .bind(id)
-                    .fetch_optional(p)
-                    .await?;
+                let r = sqlx::query(
+                    "SELECT parent_id, name FROM departments WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(p)
+                .await?;
                 let Some(r) = r else { break };
                 names.push(r.try_get::<String, _>("name")?);
                 let parent: i64 = r.try_get("parent_id")?;

@@ -14,7 +14,7 @@ pub struct PoolUsage {
 impl Store {
     /// One round trip (`SELECT 1`).
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("SELECT 1").execute(p).await?;
             Ok(())
         })
@@ -49,7 +49,7 @@ impl Store {
     }
 
     pub fn pool_usage(&self) -> PoolUsage {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let size = p.size();
             let idle = p.num_idle() as u32;
             PoolUsage {
@@ -62,7 +62,7 @@ impl Store {
 
     /// (pending callbacks of every tenant, when the oldest of them was received).
     pub async fn pending_callback_stats(&self) -> Result<(i64, Option<i64>)> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM callback_events WHERE status = 'pending'",
             )

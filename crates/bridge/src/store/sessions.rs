@@ -42,7 +42,7 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM login_state_redemptions WHERE expires_at < $1")
                 .bind(now)
                 .execute(p)
@@ -63,7 +63,7 @@ impl Store {
     /// instance reads the same row.
     pub async fn session_key_sealed(&self, make: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
         let fresh = make();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO session_keys (id, key_sealed, created_at) VALUES (1, $1, $2)
                  ON CONFLICT (id) DO NOTHING",
@@ -82,7 +82,7 @@ impl Store {
     /// Records a successful sign-in in one transaction: the session row, the user's
     /// last login, the audit entry.
     pub async fn start_user_session(&self, s: &NewUserSession<'_>, audit: &NewAudit) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO user_sessions (id_hash, tenant_id, user_id, via, created_at, last_seen_at, ip, user_agent)
@@ -111,17 +111,19 @@ impl Store {
 
     /// Whether the session row still exists (it is deleted when the session ends).
     pub async fn user_session_exists(&self, id_hash: &str) -> Result<bool> {
-        on_pool!(self, p => {
-            Ok(sqlx::query("SELECT 1 AS one FROM user_sessions WHERE id_hash = $1")
-                .bind(id_hash)
-                .fetch_optional(p)
-                .await?
-                .is_some())
+        on_pool!(self, |p| {
+            Ok(
+                sqlx::query("SELECT 1 AS one FROM user_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .fetch_optional(p)
+                    .await?
+                    .is_some(),
+            )
         })
     }
 
     pub async fn touch_user_session(&self, id_hash: &str, now: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("UPDATE user_sessions SET last_seen_at = $1 WHERE id_hash = $2")
                 .bind(now)
                 .bind(id_hash)
@@ -133,7 +135,7 @@ impl Store {
 
     /// Ends one session of a tenant; false when there was none.
     pub async fn delete_user_session(&self, tenant_id: i64, id_hash: &str) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let n = sqlx::query("DELETE FROM user_sessions WHERE tenant_id = $1 AND id_hash = $2")
                 .bind(tenant_id)
                 .bind(id_hash)
@@ -146,7 +148,7 @@ impl Store {
 
     /// Ends every session of some users; returns how many ended.
     pub async fn delete_sessions_of_users(&self, tenant_id: i64, user_ids: &[i64]) -> Result<u64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut n = 0;
             for id in user_ids {
@@ -167,7 +169,7 @@ impl Store {
         tenant_id: i64,
         user_id: i64,
     ) -> Result<Vec<UserSessionRecord>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id_hash, user_id, via, created_at, last_seen_at, ip, user_agent FROM user_sessions
                  WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC",
@@ -194,7 +196,7 @@ impl Store {
 
     /// Revocation log rows with id > `after`, oldest first, at most `limit`.
     pub async fn revocations_after(&self, after: i64, limit: i64) -> Result<Vec<Revocation>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id, id_hash, at FROM session_revocations WHERE id > $1 ORDER BY id LIMIT $2",
             )
@@ -219,7 +221,7 @@ impl Store {
     /// `log_before`, always keeping the newest log row so readers can tell where the
     /// sequence stands.
     pub async fn prune_member_sessions(&self, sessions_before: i64, log_before: i64) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM user_sessions WHERE created_at < $1")
                 .bind(sessions_before)
                 .execute(p)

@@ -139,7 +139,7 @@ pub(crate) use finish_query;
 impl Store {
     pub async fn create_sync_run(&self, r: &NewSyncRun) -> Result<i64> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             Ok(sqlx::query(
                 "INSERT INTO sync_runs (tenant_id, run_trigger, kind, status, actor, forced, started_at, heartbeat_at)
                  VALUES ($1, $2, $3, 'running', $4, $5, $6, $6) RETURNING id",
@@ -164,7 +164,7 @@ impl Store {
         total: i64,
         rate_wait_secs: Option<i64>,
     ) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "UPDATE sync_runs SET phase = $1, progress_done = $2, progress_total = $3, heartbeat_at = $4,
                     rate_wait_secs = $6
@@ -187,7 +187,7 @@ impl Store {
     /// ends its record in the apply's own transaction ([`Store::apply_directory_diff`]).
     pub async fn finish_sync_run(&self, run_id: i64, f: &SyncRunFinish) -> Result<()> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             finish_query!(f, now, run_id).execute(p).await?;
             Ok(())
         })
@@ -196,7 +196,7 @@ impl Store {
     /// Replaces a finished run's report (the apply's duration is known only after its
     /// commit, which already recorded the outcome).
     pub async fn set_sync_run_report(&self, run_id: i64, report_json: &str) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("UPDATE sync_runs SET report_json = $1 WHERE id = $2")
                 .bind(report_json)
                 .bind(run_id)
@@ -210,7 +210,7 @@ impl Store {
     /// of the tenant's sync lock, so they cannot really be running. Each gets a message
     /// saying what it left behind ([`interrupted_message`]).
     pub async fn interrupt_stale_runs(&self, tenant_id: i64, except: i64) -> Result<u64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id, kind, phase, progress_done, progress_total FROM sync_runs
                  WHERE tenant_id = $1 AND status = 'running' AND id <> $2",
@@ -224,7 +224,12 @@ impl Store {
                 let kind: String = r.try_get("kind")?;
                 let kind: RunKind = kind.parse().map_err(StoreError::Corrupt)?;
                 let phase: String = r.try_get("phase")?;
-                let msg = interrupted_message(kind, &phase, r.try_get("progress_done")?, r.try_get("progress_total")?);
+                let msg = interrupted_message(
+                    kind,
+                    &phase,
+                    r.try_get("progress_done")?,
+                    r.try_get("progress_total")?,
+                );
                 n += sqlx::query(
                     "UPDATE sync_runs SET status = 'interrupted', error = $1, rate_wait_secs = NULL, finished_at = heartbeat_at
                      WHERE id = $2 AND status = 'running'",
@@ -241,8 +246,13 @@ impl Store {
 
     pub async fn sync_run(&self, tenant_id: i64, id: i64) -> Result<Option<SyncRun>> {
         let sql = format!("SELECT {RUN_COLS} FROM sync_runs WHERE tenant_id = $1 AND id = $2");
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(id).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(run_from_row!(&r))),
                 None => Ok(None),
             }
@@ -259,7 +269,7 @@ impl Store {
         let sql = format!(
             "SELECT {RUN_COLS} FROM sync_runs WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) ORDER BY id DESC LIMIT $3"
         );
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(kind.map(|k| k.as_str()).unwrap_or(""))
@@ -276,7 +286,7 @@ impl Store {
 
     /// When the last successful full sync of the tenant finished.
     pub async fn last_full_sync_at(&self, tenant_id: i64) -> Result<Option<i64>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             Ok(sqlx::query(
                 "SELECT MAX(finished_at) AS at FROM sync_runs WHERE tenant_id = $1 AND kind = 'full' AND status = 'succeeded'",
             )
@@ -289,7 +299,7 @@ impl Store {
 
     /// When the tenant's last full sync (whatever its outcome) started.
     pub async fn last_full_attempt_at(&self, tenant_id: i64) -> Result<Option<i64>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             Ok(sqlx::query("SELECT MAX(started_at) AS at FROM sync_runs WHERE tenant_id = $1 AND kind = 'full'")
                 .bind(tenant_id)
                 .fetch_one(p)
@@ -307,7 +317,7 @@ impl Store {
         change_type: &str,
         payload: &str,
     ) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             Ok(sqlx::query(
                 "INSERT INTO callback_events (tenant_id, xml_sha256, change_type, payload, status, received_at)
                  VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (tenant_id, xml_sha256) DO NOTHING",
@@ -330,7 +340,7 @@ impl Store {
         tenant_id: i64,
         limit: i64,
     ) -> Result<Vec<PendingCallback>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT id, tenant_id, change_type, payload FROM callback_events
                  WHERE status = 'pending' AND tenant_id = $1 ORDER BY id LIMIT $2",
@@ -354,10 +364,12 @@ impl Store {
 
     /// Tenants with callbacks waiting (after a restart, or a missed wake-up).
     pub async fn tenants_with_pending_callbacks(&self) -> Result<Vec<i64>> {
-        on_pool!(self, p => {
-            let rows = sqlx::query("SELECT DISTINCT tenant_id FROM callback_events WHERE status = 'pending'")
-                .fetch_all(p)
-                .await?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT DISTINCT tenant_id FROM callback_events WHERE status = 'pending'",
+            )
+            .fetch_all(p)
+            .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(r.try_get("tenant_id")?);
@@ -381,15 +393,17 @@ impl Store {
         c: &crate::domain::directory::DiffCounts,
     ) -> Result<()> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            sqlx::query("UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4")
-                .bind(status)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE sync_runs SET phase = 'callbacks', progress_done = $1, progress_total = $2, users_added = $3,
                     users_updated = $4, users_disabled = $5, users_moved = $6, heartbeat_at = $7
@@ -411,14 +425,16 @@ impl Store {
     }
 
     pub async fn mark_callback(&self, id: i64, status: &str, error: Option<&str>) -> Result<()> {
-        on_pool!(self, p => {
-            sqlx::query("UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4")
-                .bind(status)
-                .bind(error)
-                .bind(now_ms())
-                .bind(id)
-                .execute(p)
-                .await?;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE callback_events SET status = $1, error = $2, applied_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(p)
+            .await?;
             Ok(())
         })
     }
@@ -428,14 +444,18 @@ impl Store {
         &self,
         tenant_id: i64,
     ) -> Result<Vec<(String, String, Option<String>)>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query("SELECT change_type, status, error FROM callback_events WHERE tenant_id = $1 ORDER BY id")
                 .bind(tenant_id)
                 .fetch_all(p)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push((r.try_get("change_type")?, r.try_get("status")?, r.try_get("error")?));
+                out.push((
+                    r.try_get("change_type")?,
+                    r.try_get("status")?,
+                    r.try_get("error")?,
+                ));
             }
             Ok(out)
         })
@@ -443,12 +463,14 @@ impl Store {
 
     /// Forgets handled callbacks received before `before` (kept ≥ 24 h for dedup).
     pub async fn purge_callbacks(&self, before: i64) -> Result<u64> {
-        on_pool!(self, p => {
-            Ok(sqlx::query("DELETE FROM callback_events WHERE status <> 'pending' AND received_at < $1")
-                .bind(before)
-                .execute(p)
-                .await?
-                .rows_affected())
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "DELETE FROM callback_events WHERE status <> 'pending' AND received_at < $1",
+            )
+            .bind(before)
+            .execute(p)
+            .await?
+            .rows_affected())
         })
     }
 }

@@ -39,7 +39,7 @@ impl Store {
             "INSERT INTO tenants (slug, name, edition, domain, integration_mode, created_at)
              VALUES ($1, $2, $3, $4, 'none', $5) RETURNING {COLS}"
         );
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(slug)
                 .bind(name)
@@ -48,14 +48,16 @@ impl Store {
                 .bind(now_ms())
                 .fetch_one(p)
                 .await
-                .map_err(|e| StoreError::unique(e, format!("tenant {slug:?} or domain {domain:?}")))?;
+                .map_err(|e| {
+                    StoreError::unique(e, format!("tenant {slug:?} or domain {domain:?}"))
+                })?;
             Ok(tenant_from_row!(&r))
         })
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let sql = format!("SELECT {COLS} FROM tenants ORDER BY id");
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
@@ -67,7 +69,7 @@ impl Store {
 
     async fn tenant_where(&self, clause: &str, arg: TenantKey<'_>) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {COLS} FROM tenants WHERE {clause}");
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let q = sqlx::query(sqlx::AssertSqlSafe(sql));
             let q = match arg {
                 TenantKey::Id(id) => q.bind(id),
@@ -97,7 +99,7 @@ impl Store {
 
     async fn update_tenant(&self, id: i64, column: &str, value: Option<&str>) -> Result<Tenant> {
         let sql = format!("UPDATE tenants SET {column} = $1 WHERE id = $2 RETURNING {COLS}");
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(value)
                 .bind(id)
@@ -131,7 +133,7 @@ impl Store {
         audit: &crate::domain::audit::NewAudit,
     ) -> Result<()> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE tenants SET member_session_idle_secs = $1 WHERE id = $2")
                 .bind(secs)

@@ -10,7 +10,7 @@ impl Store {
     pub async fn login_locked_until(&self, keys: &[String]) -> Result<i64> {
         let mut until = 0i64;
         for k in keys {
-            let r = on_pool!(self, p => {
+            let r = on_pool!(self, |p| {
                 sqlx::query("SELECT locked_until FROM login_throttle WHERE throttle_key = $1")
                     .bind(k)
                     .fetch_optional(p)
@@ -27,7 +27,7 @@ impl Store {
     /// from zero again when the last one was before `forget_before`. Rows forgotten
     /// and unlocked are dropped on the way.
     pub async fn login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<i64> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query(
                 "DELETE FROM login_throttle WHERE last_failure_at < $1 AND locked_until < $2",
             )
@@ -56,7 +56,7 @@ impl Store {
     /// Locks `key` until `until`. `true` if this starts a lockout (the key was not
     /// locked at `now`), `false` if it extends one already running.
     pub async fn login_lock(&self, key: &str, now: i64, until: i64) -> Result<bool> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let started = sqlx::query(
                 "UPDATE login_throttle SET locked_until = $2
                  WHERE throttle_key = $1 AND locked_until <= $3",
@@ -84,7 +84,7 @@ impl Store {
 
     /// Forgets `key`'s failures (a successful sign-in of the account).
     pub async fn login_success(&self, key: &str) -> Result<()> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
                 .bind(key)
                 .execute(p)
@@ -95,7 +95,7 @@ impl Store {
 
     /// (failures, locked_until) of `key`, for tests and the console.
     pub async fn login_throttle_state(&self, key: &str) -> Result<Option<(i64, i64)>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(
                 "SELECT failures, locked_until FROM login_throttle WHERE throttle_key = $1",
             )

@@ -40,16 +40,20 @@ impl StoreTokenCache {
     }
 
     async fn read(&self, key: &str) -> Result<Option<CachedToken>, String> {
-        let row: Option<(Vec<u8>, i64)> = on_pool!(&self.store, p => {
-            let r = sqlx::query("SELECT token_sealed, use_until_ms FROM wecom_tokens WHERE cache_key = $1")
-                .bind(key)
-                .fetch_optional(p)
-                .await
-                .map_err(|e| e.to_string())?;
+        let row: Option<(Vec<u8>, i64)> = on_pool!(&self.store, |p| {
+            let r = sqlx::query(
+                "SELECT token_sealed, use_until_ms FROM wecom_tokens WHERE cache_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| e.to_string())?;
             match r {
                 Some(r) => Some((
-                    r.try_get::<Vec<u8>, _>("token_sealed").map_err(|e| e.to_string())?,
-                    r.try_get::<i64, _>("use_until_ms").map_err(|e| e.to_string())?,
+                    r.try_get::<Vec<u8>, _>("token_sealed")
+                        .map_err(|e| e.to_string())?,
+                    r.try_get::<i64, _>("use_until_ms")
+                        .map_err(|e| e.to_string())?,
                 )),
                 None => None,
             }
@@ -78,7 +82,7 @@ impl StoreTokenCache {
     ) -> Result<CachedToken, wecom::Error> {
         let pg = matches!(self.store, Store::Postgres(_));
         let sealed_ctx = context(key);
-        on_pool!(&self.store, p => {
+        on_pool!(&self.store, |p| {
             // Any database failure before the fetch falls back to fetching directly.
             macro_rules! or_fetch {
                 ($e:expr) => {
@@ -93,21 +97,30 @@ impl StoreTokenCache {
             }
             let mut tx = or_fetch!(p.begin().await);
             if pg {
-                or_fetch!(sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await);
+                or_fetch!(
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                );
             }
-            let row = or_fetch!(sqlx::query("SELECT token_sealed, use_until_ms FROM wecom_tokens WHERE cache_key = $1")
+            let row = or_fetch!(
+                sqlx::query(
+                    "SELECT token_sealed, use_until_ms FROM wecom_tokens WHERE cache_key = $1"
+                )
                 .bind(key)
                 .fetch_optional(&mut *tx)
-                .await);
+                .await
+            );
             if let Some(r) = row {
                 let sealed: Vec<u8> = or_fetch!(r.try_get("token_sealed"));
                 let until: i64 = or_fetch!(r.try_get("use_until_ms"));
                 // Another instance refreshed meanwhile: use its token.
                 if let Ok(token) = self.sealer.open_string(&sealed_ctx, &sealed) {
-                    let t = CachedToken { token, use_until_ms: until.max(0) as u64 };
+                    let t = CachedToken {
+                        token,
+                        use_until_ms: until.max(0) as u64,
+                    };
                     if t.is_fresh(wecom::token::now_ms()) && Some(t.token.as_str()) != stale {
                         return Ok(t);
                     }
@@ -181,7 +194,7 @@ impl TokenCache for StoreTokenCache {
         Box::pin(async move {
             self.mem.invalidate(key, token).await;
             let hash = token_hash(token);
-            let r: Result<(), sqlx::Error> = on_pool!(&self.store, p => {
+            let r: Result<(), sqlx::Error> = on_pool!(&self.store, |p| {
                 sqlx::query("DELETE FROM wecom_tokens WHERE cache_key = $1 AND token_hash = $2")
                     .bind(key)
                     .bind(&hash)

@@ -50,7 +50,7 @@ impl Store {
         let corp = corpid.to_ascii_lowercase();
         let key = u.userid.to_ascii_lowercase();
         let main = u.departments.first().map(|d| d.0);
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let existing = sqlx::query(
                 "SELECT user_id FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id = $3",
@@ -149,12 +149,14 @@ impl Store {
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO tag_users (tenant_id, tag_id, user_id) VALUES ($1, $2, $3)")
-                    .bind(tenant_id)
-                    .bind(id)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO tag_users (tenant_id, tag_id, user_id) VALUES ($1, $2, $3)",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(user_id)
@@ -163,7 +165,7 @@ impl Store {
 
     /// Identities, departments (main first) and tags of one user.
     pub async fn user_extras(&self, tenant_id: i64, user_id: i64) -> Result<UserExtras> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut x = UserExtras::default();
             for r in sqlx::query(
                 "SELECT kind, corpid, display_id FROM user_identities WHERE tenant_id = $1 AND user_id = $2 ORDER BY kind, corpid",
@@ -213,7 +215,7 @@ impl Store {
         &self,
         tenant_id: i64,
     ) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>)> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut deps = Vec::new();
             for r in sqlx::query("SELECT id, name FROM departments WHERE tenant_id = $1 AND active ORDER BY name, id")
                 .bind(tenant_id)
@@ -223,10 +225,12 @@ impl Store {
                 deps.push((r.try_get("id")?, r.try_get("name")?));
             }
             let mut tags = Vec::new();
-            for r in sqlx::query("SELECT id, name FROM tags WHERE tenant_id = $1 AND active ORDER BY name, id")
-                .bind(tenant_id)
-                .fetch_all(p)
-                .await?
+            for r in sqlx::query(
+                "SELECT id, name FROM tags WHERE tenant_id = $1 AND active ORDER BY name, id",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await?
             {
                 tags.push((r.try_get("id")?, r.try_get("name")?));
             }
@@ -244,7 +248,7 @@ impl Store {
         lo: i64,
         hi: i64,
     ) -> Result<std::collections::HashMap<i64, String>> {
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT user_id, display_id FROM user_identities
                  WHERE tenant_id = $1 AND kind = 'wecom' AND user_id >= $2 AND user_id <= $3",
@@ -256,7 +260,10 @@ impl Store {
             .await?;
             let mut out = std::collections::HashMap::with_capacity(rows.len());
             for r in &rows {
-                out.insert(r.try_get::<i64, _>("user_id")?, r.try_get::<String, _>("display_id")?);
+                out.insert(
+                    r.try_get::<i64, _>("user_id")?,
+                    r.try_get::<String, _>("display_id")?,
+                );
             }
             Ok(out)
         })

@@ -55,8 +55,13 @@ pub struct UserFilter {
 impl Store {
     pub async fn user_by_id(&self, tenant_id: i64, user_id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2");
-        on_pool!(self, p => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(user_id).fetch_optional(p).await? {
+        on_pool!(self, |p| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(p)
+                .await?
+            {
                 Some(r) => Ok(Some(user_from_row!(&r))),
                 None => Ok(None),
             }
@@ -74,7 +79,7 @@ impl Store {
             "SELECT {USER_COLS} FROM users u JOIN user_identities i ON i.user_id = u.id
              WHERE i.tenant_id = $1 AND i.kind = 'wecom' AND i.corpid = $2 AND i.external_id = $3"
         );
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let r = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(corpid.to_ascii_lowercase())
@@ -98,7 +103,7 @@ impl Store {
         reason: Option<DisabledReason>,
     ) -> Result<u64> {
         let now = now_ms();
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut changed = 0;
             for id in user_ids {
@@ -157,7 +162,7 @@ impl Store {
         let list_sql = format!("SELECT {USER_COLS} FROM users u WHERE {FILTER} ORDER BY u.name, u.id LIMIT $6 OFFSET $7");
         let count_sql = format!("SELECT COUNT(*) AS n FROM users u WHERE {FILTER}");
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
-        on_pool!(self, p => {
+        on_pool!(self, |p| {
             macro_rules! binds {
                 ($q:expr) => {
                     $q.bind(tenant_id)
@@ -169,7 +174,9 @@ impl Store {
                         .bind(f.offset.max(0))
                 };
             }
-            let rows = binds!(sqlx::query(sqlx::AssertSqlSafe(list_sql))).fetch_all(p).await?;
+            let rows = binds!(sqlx::query(sqlx::AssertSqlSafe(list_sql)))
+                .fetch_all(p)
+                .await?;
             let total: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql))
                 .bind(tenant_id)
                 .bind(like.clone().unwrap_or_default())
