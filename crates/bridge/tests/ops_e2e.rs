@@ -378,6 +378,22 @@ async fn metrics_after_a_sync_and_a_sign_in() {
             .await
             .unwrap();
         assert_eq!(o.status.as_str(), "succeeded");
+        // A change callback, stored and applied in the background: its lag is measured.
+        let xml = "<xml><ToUserName><![CDATA[x]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[lisi]]></UserID></xml>";
+        bridge::sync::incremental::receive(st, tenant.id, xml)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !st
+            .store
+            .pending_callbacks(tenant.id, 1)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(started.elapsed().as_secs() < 20, "the callback was applied");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // New members are unauthorized by default: the sign-in is refused, by that cause.
         let p = member_sign_in(&env, "zhangsan").await;
         assert_eq!(p.status, 403, "{}", p.body);
@@ -408,6 +424,7 @@ async fn metrics_after_a_sync_and_a_sign_in() {
             ("wecom_token_refreshes_total", "counter"),
             ("wecom_bridge_callbacks_pending", "gauge"),
             ("wecom_bridge_callback_oldest_pending_seconds", "gauge"),
+            ("wecom_bridge_callback_lag_seconds", "histogram"),
             ("wecom_bridge_db_pool_connections", "gauge"),
             ("wecom_bridge_db_pool_max_connections", "gauge"),
         ]
@@ -422,7 +439,7 @@ async fn metrics_after_a_sync_and_a_sign_in() {
             *name
         })
         .collect();
-        assert_eq!(want.len(), 12);
+        assert_eq!(want.len(), 13);
         assert!(
             sum(
                 &samples,
@@ -486,6 +503,15 @@ async fn metrics_after_a_sync_and_a_sign_in() {
                 &samples,
                 "http_requests_total",
                 &[("route", "/auth/wecom/callback"), ("status", "403")]
+            ) >= 1.0,
+            "{}",
+            m.body
+        );
+        assert!(
+            sum(
+                &samples,
+                "wecom_bridge_callback_lag_seconds_count",
+                &[("status", "applied")]
             ) >= 1.0,
             "{}",
             m.body

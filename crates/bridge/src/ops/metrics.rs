@@ -106,6 +106,11 @@ fn describe() {
         Unit::Seconds,
         "Length of the waits for WeCom's rate limits"
     );
+    describe_histogram!(
+        "wecom_bridge_callback_lag_seconds",
+        Unit::Seconds,
+        "Time from a callback's receipt to its application, by outcome (applied, failed)"
+    );
     describe_gauge!(
         "wecom_bridge_callbacks_pending",
         "WeCom change callbacks received and not yet applied"
@@ -185,6 +190,12 @@ pub fn sync_run(kind: RunKind, trigger: Trigger, status: RunStatus, took: Durati
         "status" => status.as_str()
     )
     .record(took.as_secs_f64());
+}
+
+/// A stored callback was handled, `lag_ms` after it was received.
+pub fn callback_handled(status: &'static str, lag_ms: i64) {
+    metrics::histogram!("wecom_bridge_callback_lag_seconds", "status" => status)
+        .record(lag_ms.max(0) as f64 / 1000.0);
 }
 
 /// Reads the gauges that are state rather than events (pool, pending callbacks).

@@ -108,6 +108,8 @@ pub struct PendingCallback {
     pub tenant_id: i64,
     pub change_type: String,
     pub payload: String,
+    /// When the bridge stored it (ms): the start of its lag.
+    pub received_at: i64,
 }
 
 /// The statement that ends a run: `finish_query!(&SyncRunFinish, now, run_id)`, run on a
@@ -342,7 +344,7 @@ impl Store {
     ) -> Result<Vec<PendingCallback>> {
         on_pool!(self, |p| {
             let rows = sqlx::query(
-                "SELECT id, tenant_id, change_type, payload FROM callback_events
+                "SELECT id, tenant_id, change_type, payload, received_at FROM callback_events
                  WHERE status = 'pending' AND tenant_id = $1 ORDER BY id LIMIT $2",
             )
             .bind(tenant_id)
@@ -356,6 +358,7 @@ impl Store {
                     tenant_id: r.try_get("tenant_id")?,
                     change_type: r.try_get("change_type")?,
                     payload: r.try_get("payload")?,
+                    received_at: r.try_get("received_at")?,
                 });
             }
             Ok(out)

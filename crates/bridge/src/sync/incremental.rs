@@ -134,6 +134,7 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
                     &ctx.counts,
                 )
                 .await?;
+            crate::ops::metrics::callback_handled(status, crate::domain::now_ms() - p.received_at);
             handled += 1;
         }
         reconcile |= ctx.reconcile;
