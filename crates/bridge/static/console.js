@@ -53,3 +53,12 @@ document.addEventListener('change', (ev) => {
   reader.onload = () => { form.elements.data.value = String(reader.result); };
   reader.readAsDataURL(input.files[0]);
 });
+
+// Users page: the header checkbox ticks or clears every row on the page.
+document.querySelectorAll('[data-select-all]').forEach((all) => {
+  all.addEventListener('change', () => {
+    all.closest('table').querySelectorAll('tbody input[type=checkbox]').forEach((box) => {
+      box.checked = all.checked;
+    });
+  });
+});

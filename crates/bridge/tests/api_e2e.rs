@@ -523,6 +523,7 @@ async fn every_endpoint() {
             .await
             .json();
         assert_eq!(v["changing"], 0, "already authorized");
+
         for (body, status, code) in [
             (
                 json!({"action": "promote", "user_ids": [zhangsan.id]}),
@@ -983,4 +984,71 @@ async fn cli_set_wecom_is_checked_live() {
         .iter()
         .any(|e| e.actor == "operator" && e.action == "wecom.credentials.saved"));
     api.env.bridge.stop().await;
+}
+
+#[tokio::test]
+async fn users_status_by_filter() {
+    for db in database_urls().await {
+        let api = setup(&db, |_| {}).await;
+        let (_, read) = api.key("monitoring", "read").await;
+        let (_, rw) = api.key("ci", "read_write").await;
+        let zhangsan = api
+            .env
+            .bridge
+            .state
+            .store
+            .user_by_wecom_userid(api.tenant_id, wecom_sim::fixtures::CORPID, "zhangsan")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let body = json!({"action": "authorize", "user_ids": [zhangsan]});
+        api.call("POST", "/api/v1/users/status", Some(&rw), Some(body))
+            .await
+            .json();
+        // By filter: the dry run counts whom the users list shows for the same filter.
+        let listed = api
+            .get("/api/v1/users?status=unauthorized&limit=500", &read)
+            .await["users"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(listed >= 1);
+        let body =
+            json!({"action": "authorize", "filter": {"status": "unauthorized"}, "dry_run": true});
+        let v = api
+            .call("POST", "/api/v1/users/status", Some(&rw), Some(body))
+            .await
+            .json();
+        assert_eq!(
+            (
+                v["matched"].clone(),
+                v["changing"].clone(),
+                v["applied"].clone()
+            ),
+            (json!(listed), json!(listed), json!(false))
+        );
+        // Applied by filter, there and back: 张三 unauthorized, then authorized again.
+        for (action, status) in [("unauthorize", "authorized"), ("authorize", "unauthorized")] {
+            let body =
+                json!({"action": action, "filter": {"search": "zhangsan", "status": status}});
+            let v = api
+                .call("POST", "/api/v1/users/status", Some(&rw), Some(body))
+                .await
+                .json();
+            assert_eq!(
+                (v["applied"].clone(), v["changing_ids"].clone()),
+                (json!(true), json!([zhangsan])),
+                "{action}"
+            );
+        }
+        api.call(
+            "POST",
+            "/api/v1/users/status",
+            Some(&rw),
+            Some(json!({"action": "disable", "user_ids": [zhangsan], "filter": {}})),
+        )
+        .await
+        .problem(400, "bad_request");
+    }
 }

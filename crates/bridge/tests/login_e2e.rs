@@ -1073,6 +1073,65 @@ async fn users_page_filters_and_shows_a_user() {
             audit.iter().filter(|(_, x)| x == "user.authorized").count(),
             2
         );
+        // Nothing ticked: back to the same filtered list, saying what to do.
+        let r = a
+            .post(
+                "/console/users",
+                &[
+                    ("csrf", &s.csrf),
+                    ("action", "disable"),
+                    ("f_status", "authorized"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/console/users?status=authorized&notice=none")
+        );
+        let p = a.get(r.location.as_deref().unwrap()).await;
+        assert!(p.body.contains("data-testid=\"notice\""), "{}", p.body);
+        // Everyone matching the filter (研发中心's direct members): counted first, then
+        // applied to exactly them, and the filter is kept.
+        let dept2 = [
+            ("csrf", s.csrf.as_str()),
+            ("action", "unauthorize"),
+            ("scope", "filter"),
+            ("f_department", "2"),
+        ];
+        let listed = rows(&a.get("/console/users?department=2").await);
+        assert!(listed >= 1);
+        let c = a.post("/console/users", &dept2).await;
+        assert_eq!(c.status, 200, "{}", c.body);
+        assert!(
+            c.body.contains(&format!("data-count=\"{listed}\""))
+                && c.body.contains("confirm-filter"),
+            "{}",
+            c.body
+        );
+        let mut confirmed = dept2.to_vec();
+        confirmed.push(("confirm", "yes"));
+        let r = a.post("/console/users", &confirmed).await;
+        let done = r.location.unwrap();
+        assert!(
+            done.starts_with("/console/users?department=2&done=unauthorize:"),
+            "{done}"
+        );
+        let p = a.get("/console/users?department=2&status=authorized").await;
+        assert_eq!(rows(&p), 0, "all of 研发中心 unauthorized");
+        // Put back as it was.
+        let r = a
+            .post(
+                "/console/users",
+                &[
+                    ("csrf", s.csrf.as_str()),
+                    ("action", "authorize"),
+                    ("scope", "filter"),
+                    ("f_department", "2"),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303);
         // Without the console CSRF token nothing changes.
         let r = a
             .post(

@@ -1,7 +1,7 @@
 //! Operator commands: `users authorize|unauthorize|disable` (a dry-run count first, the
 //! change only with `--yes`) and `audit export` (CSV). Each prints what to do on error.
 
-use super::{change_status, AdminError, StatusAction, StatusOrder};
+use super::{change_status, AdminError, Selection, StatusAction, StatusOrder};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::domain::audit::AuditEntry;
@@ -61,89 +61,67 @@ pub async fn users(
     let tenant = crate::operator::tenant(&st.store, slug)
         .await
         .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
-    let mut ids = sel.ids;
-    if let Some(d) = sel.department {
-        let mut after = 0;
-        loop {
-            let page = st
-                .store
-                .users_by_cursor(
-                    tenant.id,
-                    &UserCursorQuery {
-                        department_subtree: Some(d),
-                        after_id: after,
-                        limit: 500,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            ids.extend(page.iter().map(|u| u.id));
+    let selection = match (sel.department, sel.ids.is_empty()) {
+        (Some(d), true) => Selection::Filter(UserCursorQuery {
+            department_subtree: Some(d),
+            ..Default::default()
+        }),
+        (None, false) => Selection::Ids(&sel.ids),
+        (Some(_), false) => return Err("name the users one way: --department or --ids".into()),
+        (None, true) => return Err("name the users: --department <id> or --ids 1,2,3".into()),
+    };
+    let sessions = crate::auth::MemberSessions::new(&st.cfg);
+    let explain = |e: AdminError| match e {
+        AdminError::NotFound(m) => {
+            format!("{m} not found: check the ids on the console's Users page")
         }
-        if ids.is_empty() {
+        other => other.to_string(),
+    };
+    let dry = change_status(
+        st,
+        &sessions,
+        tenant.id,
+        StatusOrder {
+            selection: selection.clone(),
+            action,
+            dry_run: true,
+        },
+        "operator",
+        None,
+    )
+    .await
+    .map_err(explain)?;
+    if dry.matched == 0 {
+        if let Some(d) = sel.department {
             return Err(format!(
                 "no user is in department {d} or below it: check the id on the console's Users page, or run a sync first"
             ));
         }
     }
-    if ids.is_empty() {
-        return Err("name the users: --department <id> or --ids 1,2,3".into());
-    }
-    let sessions = crate::auth::MemberSessions::new(&st.cfg);
-    let mut out = String::new();
-    let mut total = (0, 0);
-    for chunk in ids.chunks(500) {
-        let r = change_status(
-            st,
-            &sessions,
-            tenant.id,
-            StatusOrder {
-                ids: chunk,
-                action,
-                dry_run: true,
-            },
-            "operator",
-            None,
-        )
-        .await
-        .map_err(|e| match e {
-            AdminError::NotFound(m) => {
-                format!("{m} not found: check the ids on the console's Users page")
-            }
-            other => other.to_string(),
-        })?;
-        total.0 += r.matched;
-        total.1 += r.changing.len();
-    }
-    out.push_str(&format!(
+    let mut out = format!(
         "dry run: {} users named, {} would change\n",
-        total.0, total.1
-    ));
+        dry.matched,
+        dry.changing.len()
+    );
     if !yes {
         out.push_str("nothing changed; run again with --yes to apply\n");
         return Ok(out);
     }
-    let mut changed = 0;
-    for chunk in ids.chunks(500) {
-        let r = change_status(
-            st,
-            &sessions,
-            tenant.id,
-            StatusOrder {
-                ids: chunk,
-                action,
-                dry_run: false,
-            },
-            "operator",
-            None,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        changed += r.changing.len();
-    }
-    out.push_str(&format!("changed {changed} users\n"));
+    let done = change_status(
+        st,
+        &sessions,
+        tenant.id,
+        StatusOrder {
+            selection,
+            action,
+            dry_run: false,
+        },
+        "operator",
+        None,
+    )
+    .await
+    .map_err(explain)?;
+    out.push_str(&format!("changed {} users\n", done.changing.len()));
     Ok(out)
 }
 

@@ -8,7 +8,7 @@ use crate::domain::api_key::{check_name, ApiKey, Bucket, Scope, TOKEN_PREFIX};
 use crate::domain::audit::NewAudit;
 use crate::domain::login::{IdentitySource, LoginConfig, LoginConfigError, LoginTarget};
 use crate::domain::user::{DisabledReason, User, UserStatus};
-use crate::store::StoreError;
+use crate::store::{StoreError, UserCursorQuery, UserFilter};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -172,6 +172,13 @@ pub enum StatusAction {
 }
 
 impl StatusAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Unauthorize => "unauthorize",
+            Self::Disable => "disable",
+        }
+    }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "authorize" => Some(Self::Authorize),
@@ -201,14 +208,101 @@ pub struct StatusChange {
     pub applied: bool,
 }
 
-/// A status change asked for: these users (at most 500), this action, or only a count.
+/// Whom a status change is for: users named by id (at most 500), or everyone matching a
+/// filter (the Users page's or the API's; at most [`FILTER_LIMIT`]).
+#[derive(Clone, Debug)]
+pub enum Selection<'a> {
+    Ids(&'a [i64]),
+    /// The API's and the CLI's filter (a department with its subtree).
+    Filter(UserCursorQuery),
+    /// The console Users page's filter (a department's direct members), as listed there.
+    Page(UserFilter),
+}
+
+/// Users one filtered status change may reach: beyond it, narrow the filter.
+pub const FILTER_LIMIT: usize = 100_000;
+
+/// A status change asked for: these users, this action, or only a count.
 pub struct StatusOrder<'a> {
-    pub ids: &'a [i64],
+    pub selection: Selection<'a>,
     pub action: StatusAction,
     pub dry_run: bool,
 }
 
-/// Changes the status of the users named (at most 500); a dry run only counts.
+/// The users a selection names, in id order. An unknown id is an error (nothing changes).
+pub async fn select_users(
+    st: &AppState,
+    tenant_id: i64,
+    selection: &Selection<'_>,
+) -> Result<Vec<User>> {
+    match selection {
+        Selection::Ids(ids) => {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() {
+                return Err(AdminError::Invalid(
+                    "no users named: give user ids, or a filter".into(),
+                ));
+            }
+            if ids.len() > 500 {
+                return Err(AdminError::Invalid(
+                    "at most 500 user ids at a time; for more, use a filter".into(),
+                ));
+            }
+            let users = st.store.users_by_ids(tenant_id, &ids).await?;
+            if let Some(missing) = ids.iter().find(|id| !users.iter().any(|u| u.id == **id)) {
+                return Err(AdminError::NotFound(format!("user {missing}")));
+            }
+            Ok(users)
+        }
+        Selection::Filter(q) => {
+            let mut out = Vec::new();
+            let mut q = q.clone();
+            q.after_id = 0;
+            q.limit = 1000;
+            loop {
+                let page = st.store.users_by_cursor(tenant_id, &q).await?;
+                let Some(last) = page.last() else { break };
+                q.after_id = last.id;
+                out.extend(page);
+                if out.len() > FILTER_LIMIT {
+                    return Err(AdminError::Invalid(format!(
+                        "the filter matches more than {FILTER_LIMIT} users; narrow it"
+                    )));
+                }
+            }
+            Ok(out)
+        }
+        Selection::Page(f) => {
+            let mut f = f.clone();
+            f.limit = 1000;
+            f.offset = 0;
+            let mut out = Vec::new();
+            loop {
+                let (page, total) = st.store.list_users(tenant_id, &f).await?;
+                if total as usize > FILTER_LIMIT {
+                    return Err(AdminError::Invalid(format!(
+                        "the filter matches more than {FILTER_LIMIT} users; narrow it"
+                    )));
+                }
+                let n = page.len() as i64;
+                out.extend(page);
+                if n < f.limit {
+                    break;
+                }
+                f.offset += n;
+            }
+            out.sort_by_key(|u| u.id);
+            out.dedup_by_key(|u| u.id);
+            Ok(out)
+        }
+    }
+}
+
+/// Authorizes, unauthorizes or disables the users selected; a dry run only counts. The
+/// change and one audit entry per changed user commit together, and this instance's
+/// session cache drops the sessions that ended.
 pub async fn change_status(
     st: &AppState,
     sessions: &crate::auth::MemberSessions,
@@ -217,61 +311,43 @@ pub async fn change_status(
     actor: &str,
     ip: Option<String>,
 ) -> Result<StatusChange> {
-    let StatusOrder {
-        ids,
-        action,
-        dry_run,
-    } = order;
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Err(AdminError::Invalid("user_ids is empty".into()));
-    }
-    if ids.len() > 500 {
-        return Err(AdminError::Invalid("at most 500 users at a time".into()));
-    }
-    let (status, reason, audit_action) = action.target();
-    let mut users: Vec<User> = Vec::with_capacity(ids.len());
-    for id in &ids {
-        match st.store.user_by_id(tenant_id, *id).await? {
-            Some(u) => users.push(u),
-            None => return Err(AdminError::NotFound(format!("user {id}"))),
-        }
-    }
+    let users = select_users(st, tenant_id, &order.selection).await?;
+    let (status, reason, audit_action) = order.action.target();
     let changing: Vec<&User> = users.iter().filter(|u| u.status != status).collect();
     let out = StatusChange {
         matched: users.len(),
         changing: changing.iter().map(|u| u.id).collect(),
-        applied: !dry_run,
+        applied: !order.dry_run,
     };
-    if dry_run {
+    if order.dry_run || users.is_empty() {
         return Ok(out);
     }
+    let audits: Vec<NewAudit> = changing
+        .iter()
+        .map(|u| NewAudit {
+            tenant_id,
+            actor: actor.to_string(),
+            action: audit_action,
+            detail: format!(
+                "user {} ({}): {} → {}",
+                u.id,
+                u.name,
+                u.status.as_str(),
+                status.as_str()
+            ),
+            ip: ip.clone(),
+        })
+        .collect();
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     st.store
-        .set_users_status(tenant_id, &ids, status, reason)
+        .set_users_status_audited(tenant_id, &ids, status, reason, &audits)
         .await?;
+    // Unauthorized and disabled users lose their sessions (by trigger); make that take
+    // effect on this instance now rather than at the next log read.
     sessions
         .poll(st)
         .await
         .map_err(|e| AdminError::Internal(e.to_string()))?;
-    for u in changing {
-        st.store
-            .audit(&NewAudit {
-                tenant_id,
-                actor: actor.to_string(),
-                action: audit_action,
-                detail: format!(
-                    "user {} ({}): {} → {}",
-                    u.id,
-                    u.name,
-                    u.status.as_str(),
-                    status.as_str()
-                ),
-                ip: ip.clone(),
-            })
-            .await?;
-    }
     Ok(out)
 }
 

@@ -91,6 +91,17 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Ids per `IN (…)` list: well under SQLite's 32,766 and PostgreSQL's 65,535 binds.
+pub(crate) const IN_CHUNK: usize = 500;
+
+/// `$first, $first+1, …` for an `IN (…)` list of `n` binds after `first - 1` others.
+pub(crate) fn in_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// WAL pages after which a committer checkpoints on its own (SQLite's default is 1,000).
 const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 

@@ -1,7 +1,9 @@
 //! Reading users and changing their account status: what sign-in and user management
 //! need. Directory sync writes users through `store::directory`.
 
-use super::{on_pool, Result, Store, StoreError};
+use super::audit::insert_audit;
+use super::{in_list, on_pool, Result, Store, StoreError, IN_CHUNK};
+use crate::domain::audit::NewAudit;
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, User, UserStatus};
 use sqlx::Row;
@@ -93,8 +95,7 @@ impl Store {
         })
     }
 
-    /// Sets the status of some users of a tenant; disabling ends their sessions in the
-    /// same transaction. Returns how many users changed.
+    /// Sets the status of these users (disabling also ends their sessions).
     pub async fn set_users_status(
         &self,
         tenant_id: i64,
@@ -102,34 +103,79 @@ impl Store {
         status: UserStatus,
         reason: Option<DisabledReason>,
     ) -> Result<u64> {
+        self.set_users_status_audited(tenant_id, user_ids, status, reason, &[])
+            .await
+    }
+
+    /// Sets the status of these users (disabling also ends their sessions) and writes the
+    /// audit entries, in one transaction. Returns how many users changed.
+    pub async fn set_users_status_audited(
+        &self,
+        tenant_id: i64,
+        user_ids: &[i64],
+        status: UserStatus,
+        reason: Option<DisabledReason>,
+        audits: &[NewAudit],
+    ) -> Result<u64> {
         let now = now_ms();
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut changed = 0;
-            for id in user_ids {
-                changed += sqlx::query(
+            for ids in user_ids.chunks(IN_CHUNK) {
+                let sql = format!(
                     "UPDATE users SET status = $1, disabled_reason = $2, updated_at = $3
-                     WHERE tenant_id = $4 AND id = $5 AND (status <> $1 OR disabled_reason IS DISTINCT FROM $2)",
-                )
-                .bind(status.as_str())
-                .bind(reason.map(|r| r.as_str()))
-                .bind(now)
-                .bind(tenant_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if status == UserStatus::Disabled {
-                    sqlx::query("DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2")
-                        .bind(tenant_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                     WHERE tenant_id = $4 AND id IN ({}) AND (status <> $1 OR disabled_reason IS DISTINCT FROM $2)",
+                    in_list(5, ids.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status.as_str())
+                    .bind(reason.map(|r| r.as_str()))
+                    .bind(now)
+                    .bind(tenant_id);
+                for id in ids {
+                    q = q.bind(id);
                 }
+                changed += q.execute(&mut *tx).await?.rows_affected();
+                if status == UserStatus::Disabled {
+                    let sql = format!(
+                        "DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id IN ({})",
+                        in_list(2, ids.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
+                    for id in ids {
+                        q = q.bind(id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            for a in audits {
+                insert_audit!(&mut *tx, a, now);
             }
             tx.commit().await?;
             Ok(changed)
         })
+    }
+
+    /// The tenant's users with these ids, in id order; unknown ids are left out.
+    pub async fn users_by_ids(&self, tenant_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {USER_COLS} FROM users u WHERE u.tenant_id = $1 AND u.id IN ({}) ORDER BY u.id",
+                in_list(2, chunk.len())
+            );
+            on_pool!(self, |p| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant_id);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for r in q.fetch_all(p).await? {
+                    out.push(user_from_row!(&r));
+                }
+            });
+        }
+        out.sort_by_key(|u| u.id);
+        Ok(out)
     }
 
     /// A page of users matching `f`, ordered by name, and the total matching.

@@ -376,13 +376,7 @@ async fn users_list(
     q: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<UserPage>> {
     let q = query(q)?;
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(
-            s.parse()
-                .map_err(|_| WebError::BadRequest(format!("unknown status {s:?}")))?,
-        ),
-    };
+    let status = parse_status(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let users = st
         .store
@@ -473,11 +467,38 @@ async fn user_one(
 pub struct StatusRequest {
     /// authorize | unauthorize | disable
     pub action: String,
-    /// At most 500 user ids.
+    /// At most 500 user ids. Give these or `filter`, not both.
+    #[serde(default)]
     pub user_ids: Vec<i64>,
+    /// Everyone matching this filter (at most 100,000 users). Count first with `dry_run`.
+    #[serde(default)]
+    pub filter: Option<StatusFilter>,
     /// Count only: nothing changes.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// The users list's filters, all optional; an empty filter means every user.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct StatusFilter {
+    /// authorized, unauthorized or disabled.
+    pub status: Option<String>,
+    /// Members of this department or of any department below it.
+    pub department: Option<i64>,
+    /// Members with this tag.
+    pub tag: Option<i64>,
+    /// Substring of name, alias, position or WeCom userid (case-insensitive).
+    pub search: Option<String>,
+}
+
+fn parse_status(s: Option<&str>) -> Result<Option<crate::domain::user::UserStatus>, WebError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| WebError::BadRequest(format!("unknown status {s:?}"))),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -491,7 +512,7 @@ pub struct StatusResult {
     pub applied: bool,
 }
 
-/// Authorize, unauthorize or disable users by id; `dry_run` counts first.
+/// Authorize, unauthorize or disable users by id or by filter; `dry_run` counts first.
 #[utoipa::path(post, path = "/api/v1/users/status", tag = "users", request_body = StatusRequest,
     responses((status = 200, body = StatusResult),
         (status = 400, content_type = "application/problem+json"),
@@ -511,12 +532,25 @@ async fn users_status(
             req.action
         ))
     })?;
+    let selection = match (&req.filter, req.user_ids.is_empty()) {
+        (Some(f), true) => admin::Selection::Filter(UserCursorQuery {
+            search: f.search.clone(),
+            status: parse_status(f.status.as_deref())?,
+            department_subtree: f.department.filter(|d| *d > 0),
+            tag_id: f.tag.filter(|t| *t > 0),
+            ..Default::default()
+        }),
+        (None, _) => admin::Selection::Ids(&req.user_ids),
+        (Some(_), false) => {
+            return Err(WebError::BadRequest("give user_ids or filter, not both".into()).into())
+        }
+    };
     let r = admin::change_status(
         &st,
         &sessions,
         c.tenant.id,
         admin::StatusOrder {
-            ids: &req.user_ids,
+            selection,
             action,
             dry_run: req.dry_run,
         },

@@ -3,10 +3,11 @@
 //! a user's WeCom identity, departments, tags, last login and sessions (revoke).
 //! Every change is audited.
 
+use crate::admin::{self, Selection, StatusAction, StatusOrder};
 use crate::app::AppState;
 use crate::auth::MemberSessions;
 use crate::domain::audit::NewAudit;
-use crate::domain::user::{DisabledReason, User, UserStatus};
+use crate::domain::user::{User, UserStatus};
 use crate::store::{UserExtras, UserFilter, UserSessionRecord};
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
@@ -42,46 +43,19 @@ pub fn status_label(l: Lang, s: UserStatus) -> &'static str {
     }
 }
 
-/// A bulk action on users.
+/// A bulk action on users, as the console shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Authorize,
-    Unauthorize,
-    Disable,
-}
+pub struct Action(pub StatusAction);
 
 impl Action {
-    fn parse(s: &str) -> Option<Action> {
-        match s {
-            "authorize" => Some(Action::Authorize),
-            "unauthorize" => Some(Action::Unauthorize),
-            "disable" => Some(Action::Disable),
-            _ => None,
-        }
-    }
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Authorize => "authorize",
-            Action::Unauthorize => "unauthorize",
-            Action::Disable => "disable",
-        }
+        self.0.as_str()
     }
     pub fn label(self, l: &Lang) -> &'static str {
-        match self {
-            Action::Authorize => l.t("授权", "Authorize"),
-            Action::Unauthorize => l.t("取消授权", "Unauthorize"),
-            Action::Disable => l.t("停用", "Disable"),
-        }
-    }
-    fn target(self) -> (UserStatus, Option<DisabledReason>, &'static str) {
-        match self {
-            Action::Authorize => (UserStatus::Authorized, None, "user.authorized"),
-            Action::Unauthorize => (UserStatus::Unauthorized, None, "user.unauthorized"),
-            Action::Disable => (
-                UserStatus::Disabled,
-                Some(DisabledReason::Admin),
-                "user.disabled",
-            ),
+        match self.0 {
+            StatusAction::Authorize => l.t("授权", "Authorize"),
+            StatusAction::Unauthorize => l.t("取消授权", "Unauthorize"),
+            StatusAction::Disable => l.t("停用", "Disable"),
         }
     }
 }
@@ -108,6 +82,8 @@ pub struct UsersPage {
     pub departments: Vec<(i64, String)>,
     pub tags: Vec<(i64, String)>,
     pub done: Option<String>,
+    /// Why the last bulk action did nothing (e.g. no user was ticked).
+    pub notice: Option<String>,
 }
 
 impl UsersPage {
@@ -151,6 +127,8 @@ pub struct ListQuery {
     offset: Option<i64>,
     #[serde(default)]
     done: Option<String>,
+    #[serde(default)]
+    notice: Option<String>,
 }
 
 fn id_param(v: &Option<String>) -> i64 {
@@ -209,6 +187,16 @@ pub async fn list(
         departments,
         tags,
         done: q.done,
+        notice: match q.notice.as_deref() {
+            Some("none") => Some(
+                l.t(
+                    "没有选中任何用户：先勾选用户，或使用“对筛选出的全部用户”。",
+                    "No user was ticked: tick users first, or use “everyone matching this filter”.",
+                )
+                .to_string(),
+            ),
+            _ => None,
+        },
     }))
 }
 
@@ -219,16 +207,88 @@ pub struct ConfirmPage {
     pub nav: Option<Nav>,
     pub csrf: String,
     pub action: Action,
+    /// The users the action is for (the first [`CONFIRM_SHOWN`] are listed).
     pub users: Vec<User>,
+    /// Set when the action is for everyone matching the Users page's filter.
+    pub filter: Option<FilterFields>,
 }
 
-/// The bulk form: `action`, one `u<id>=on` per ticked user, `confirm=yes` once confirmed.
+/// Users listed by name on the confirmation page; the rest are counted.
+pub const CONFIRM_SHOWN: usize = 100;
+
+impl ConfirmPage {
+    fn shown(&self) -> &[User] {
+        &self.users[..self.users.len().min(CONFIRM_SHOWN)]
+    }
+    fn more(&self) -> usize {
+        self.users.len().saturating_sub(CONFIRM_SHOWN)
+    }
+}
+
+/// The Users page's filter, carried through the confirmation as hidden fields.
+#[derive(Clone, Debug, Default)]
+pub struct FilterFields {
+    pub q: String,
+    pub status: String,
+    pub department: i64,
+    pub tag: i64,
+}
+
+impl FilterFields {
+    fn of(f: &HashMap<String, String>) -> Self {
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        FilterFields {
+            q: get("f_q"),
+            status: get("f_status"),
+            department: get("f_department").trim().parse().unwrap_or(0),
+            tag: get("f_tag").trim().parse().unwrap_or(0),
+        }
+    }
+    fn user_filter(&self) -> UserFilter {
+        UserFilter {
+            query: Some(self.q.clone()).filter(|s| !s.trim().is_empty()),
+            status: self.status.parse::<UserStatus>().ok(),
+            department_id: (self.department > 0).then_some(self.department),
+            tag_id: (self.tag > 0).then_some(self.tag),
+            limit: PAGE,
+            offset: 0,
+        }
+    }
+    /// `/console/users?` with the filter (none: the plain list), ready for one more
+    /// parameter.
+    fn list_url(&self) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let mut q = Vec::new();
+        if !self.q.is_empty() {
+            q.push(format!("q={}", enc(&self.q)));
+        }
+        if !self.status.is_empty() {
+            q.push(format!("status={}", enc(&self.status)));
+        }
+        if self.department > 0 {
+            q.push(format!("department={}", self.department));
+        }
+        if self.tag > 0 {
+            q.push(format!("tag={}", self.tag));
+        }
+        q.push(String::new());
+        format!("/console/users?{}", q.join("&"))
+    }
+}
+
+/// The bulk form: `action`; `scope=filter` for everyone matching the page's filter
+/// (`f_q`, `f_status`, `f_department`, `f_tag`), else one `u<id>=on` per ticked user;
+/// `confirm=yes` once confirmed. Parsed here, done by `admin::change_status`.
 #[derive(Deserialize)]
 pub struct BulkForm {
     #[serde(default)]
     action: String,
     #[serde(default)]
     confirm: String,
+    #[serde(default)]
+    scope: String,
     #[serde(flatten)]
     rest: HashMap<String, String>,
 }
@@ -241,66 +301,55 @@ pub async fn bulk(
     f: AdminForm<BulkForm>,
 ) -> Result<Response> {
     let t = f.admin.tenant.id;
-    let action = Action::parse(&f.form.action)
+    let action = StatusAction::parse(&f.form.action)
+        .map(Action)
         .ok_or_else(|| WebError::BadRequest(format!("unknown action {:?}", f.form.action)))?;
-    let mut ids: Vec<i64> = f
+    let fields = FilterFields::of(&f.form.rest);
+    let ids: Vec<i64> = f
         .form
         .rest
         .keys()
         .filter_map(|k| k.strip_prefix('u')?.parse().ok())
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Err(WebError::BadRequest(
-            l.t("请先选择用户。", "Select at least one user first.")
-                .into(),
-        ));
+    let by_filter = f.form.scope == "filter";
+    if !by_filter && ids.is_empty() {
+        // Back to the same filtered list, saying what to do.
+        return Ok(Redirect::to(&format!("{}notice=none", fields.list_url())).into_response());
     }
-    if ids.len() > 500 {
-        return Err(WebError::BadRequest("at most 500 users at a time".into()));
-    }
-    let mut users = Vec::with_capacity(ids.len());
-    for id in &ids {
-        match st.store.user_by_id(t, *id).await? {
-            Some(u) => users.push(u),
-            None => return Err(WebError::NotFound(format!("user {id}"))),
-        }
-    }
+    let selection = if by_filter {
+        Selection::Page(fields.user_filter())
+    } else {
+        Selection::Ids(&ids)
+    };
     if f.form.confirm != "yes" {
+        let users = admin::select_users(&st, t, &selection).await?;
         return Ok(render(&ConfirmPage {
             l,
             nav: Some(nav(&f.admin)),
             csrf: f.admin.csrf().to_string(),
             action,
             users,
+            filter: by_filter.then_some(fields),
         }));
     }
-    let (status, reason, audit_action) = action.target();
-    let changed = st.store.set_users_status(t, &ids, status, reason).await?;
-    // Unauthorized and disabled users lose their sessions (by trigger); make that
-    // take effect on this instance now rather than at the next log read.
-    sessions.poll(&st).await?;
-    for u in users.iter().filter(|u| u.status != status) {
-        st.store
-            .audit(&NewAudit {
-                tenant_id: t,
-                actor: f.admin.actor(),
-                action: audit_action,
-                detail: format!(
-                    "user {} ({}): {} → {}",
-                    u.id,
-                    u.name,
-                    u.status.as_str(),
-                    status.as_str()
-                ),
-                ip: ip.clone(),
-            })
-            .await?;
-    }
+    let r = admin::change_status(
+        &st,
+        &sessions,
+        t,
+        StatusOrder {
+            selection,
+            action: action.0,
+            dry_run: false,
+        },
+        &f.admin.actor(),
+        ip,
+    )
+    .await?;
     Ok(Redirect::to(&format!(
-        "/console/users?done={}:{changed}",
-        action.as_str()
+        "{}done={}:{}",
+        fields.list_url(),
+        action.as_str(),
+        r.changing.len()
     ))
     .into_response())
 }
