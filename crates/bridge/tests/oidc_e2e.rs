@@ -1205,24 +1205,13 @@ async fn an_unauthorized_member_gets_a_page_not_a_code() {
     }
 }
 
-/// Moves the stored instants of the provider's rows `ms` into the past, as if that much
-/// time had gone by. (Until the app state has an injectable clock, this stands in for
-/// advancing it; no test sleeps.)
-async fn time_passes(s: &Setup, sql: &str) {
-    match &s.env.bridge.state.store {
-        bridge::store::Store::Sqlite(p) => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        bridge::store::Store::Postgres(p) => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-    }
+/// Time goes by: the bridge's clock moves forward (no test sleeps).
+fn time_passes(s: &Setup, ms: u64) {
+    s.env
+        .bridge
+        .state
+        .clock
+        .advance(std::time::Duration::from_millis(ms));
 }
 
 #[tokio::test]
@@ -1233,7 +1222,7 @@ async fn an_expired_code_is_refused() {
         let m = s.member(WXWORK_UA);
         let code = s.code(&m, &rp, &[], "zhangsan").await;
         // 61 s later (codes live 60 s).
-        time_passes(&s, "UPDATE oidc_codes SET expires_at = expires_at - 61000").await;
+        time_passes(&s, 61_000);
         let a = s.exchange(&rp, &code, None).await;
         assert_eq!(
             (a.status, a.json["error"].as_str()),
@@ -1255,11 +1244,7 @@ async fn refresh_reuse_after_the_grace_revokes_the_grant() {
         let r2 = a.json["refresh_token"].as_str().unwrap();
         let at2 = a.json["access_token"].as_str().unwrap();
         // 11 s after the rotation (the retry grace is 10 s), r1 comes back: a replay.
-        time_passes(
-            &s,
-            "UPDATE oidc_tokens SET rotated_at = rotated_at - 11000 WHERE rotated_at IS NOT NULL",
-        )
-        .await;
+        time_passes(&s, 11_000);
         let replay = s.refresh(&rp, r1).await;
         assert_eq!(
             (replay.status, replay.json["error"].as_str()),
@@ -1323,19 +1308,13 @@ async fn housekeeping_drops_expired_tokens_and_empty_grants_only() {
         let rp = s.confidential().await;
         let old = s.login(&rp, &[]).await;
         // 31 days later for this grant's tokens: they have all expired.
-        time_passes(
-            &s,
-            "UPDATE oidc_tokens SET expires_at = expires_at - 2678400000",
-        )
-        .await;
-        time_passes(
-            &s,
-            "UPDATE oidc_grants SET created_at = created_at - 120000",
-        )
-        .await;
+        time_passes(&s, 2_678_400_000);
         let live = s.login(&rp, &[]).await;
         let store = &s.env.bridge.state.store;
-        store.prune_oidc(bridge::domain::now_ms()).await.unwrap();
+        store
+            .prune_oidc(s.env.bridge.state.clock.now_ms())
+            .await
+            .unwrap();
         assert_eq!(
             s.grants().await,
             1,

@@ -486,7 +486,8 @@ impl MemberSessions {
     ) -> Result<String, LoginError> {
         let key = self.key(st).await?;
         let sid = random_token();
-        let now = now_ms();
+        // The state's clock: session lifetimes are what tests move instead of sleeping.
+        let now = st.clock.now_ms();
         let id_hash = sha256_hex(&sid);
         st.store
             .start_user_session(

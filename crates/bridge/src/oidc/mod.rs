@@ -87,9 +87,10 @@ impl Provider {
     }
 }
 
-/// Every expiry of the provider reads the time here.
-pub fn now_ms(_st: &AppState) -> i64 {
-    crate::domain::now_ms()
+/// Every expiry of the provider reads the time here: the state's clock, which tests
+/// move instead of sleeping.
+pub fn now_ms(st: &AppState) -> i64 {
+    st.clock.now_ms()
 }
 
 /// The tenant's issuer: its public base URL (from its configured domain, never the Host).

@@ -537,7 +537,7 @@ pub async fn open(
     Path(slug): Path<String>,
     Query(q): Query<OpenQuery>,
 ) -> Result<Response, WebError> {
-    let now = st_now();
+    let now = st.clock.now_ms();
     let app = gate_of(&gate)
         .app(&st, m.tenant.id, &slug, now)
         .await?
@@ -579,7 +579,7 @@ pub async fn home(
     headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
-    let now = st_now();
+    let now = st.clock.now_ms();
     let app = gate_of(&gate)
         .app(&st, t.id, &slug, now)
         .await?
@@ -618,10 +618,6 @@ pub async fn home(
     crate::web::login::start(&st, &t, Some(b.agentid), &headers, via, &open, l).await
 }
 
-fn st_now() -> i64 {
-    crate::domain::now_ms()
-}
-
 #[derive(Deserialize, Default)]
 pub struct VerifyQuery {
     #[serde(default)]
@@ -649,7 +645,7 @@ pub async fn verify(
             "forward auth needs the app: /auth/verify?app={short name}".into(),
         ));
     }
-    let now = st_now();
+    let now = st.clock.now_ms();
     let cookie = cookies::get(&headers, SESSION_COOKIE);
     let session = sessions.check(&st, &t, cookie.as_deref(), now).await?;
     let verdict = apps::verify(

@@ -7,7 +7,6 @@ use crate::app::AppState;
 use crate::auth::{self, CallbackQuery, LoginError, MemberSessions, RequestInfo, Via};
 use crate::domain::audit::NewAudit;
 use crate::domain::login::{self, DomainProblem, IdentitySource, LoginTarget};
-use crate::domain::now_ms;
 use crate::domain::return_path;
 use crate::domain::user::{DisabledReason, User, UserStatus};
 use crate::web::cookies;
@@ -58,7 +57,7 @@ impl FromRequestParts<AppState> for Member {
         let sessions = sessions_of(parts)?;
         let cookie = cookies::get(&parts.headers, auth::SESSION_COOKIE);
         let checked = sessions
-            .check(st, &tenant, cookie.as_deref(), now_ms())
+            .check(st, &tenant, cookie.as_deref(), st.clock.now_ms())
             .await?
             .ok_or_else(|| WebError::Redirect(login_path(&next)))?;
         let user = st
@@ -131,7 +130,7 @@ pub async fn login_page(
     // Already signed in: no second round trip through WeCom.
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
     if sessions
-        .check(&st, &t, cookie.as_deref(), now_ms())
+        .check(&st, &t, cookie.as_deref(), st.clock.now_ms())
         .await?
         .is_some()
     {
@@ -279,7 +278,10 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     let cookie = cookies::get(&headers, auth::SESSION_COOKIE);
-    if let Some(s) = sessions.check(&st, &t, cookie.as_deref(), now_ms()).await? {
+    if let Some(s) = sessions
+        .check(&st, &t, cookie.as_deref(), st.clock.now_ms())
+        .await?
+    {
         sessions.end(&st, t.id, &s.id_hash).await?;
         st.store
             .audit(&NewAudit {

@@ -63,7 +63,7 @@ pub async fn home(
     Query(q): Query<HomeQuery>,
     m: Member,
 ) -> Result<Response, WebError> {
-    let now = crate::domain::now_ms();
+    let now = st.clock.now_ms();
     let t = m.tenant.id;
     let (extras, apps, card, opens) = tokio::join!(
         st.store.user_extras(t, m.user.id),
