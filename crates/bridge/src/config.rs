@@ -115,7 +115,10 @@ impl Default for Config {
             admin_session_max_secs: 12 * 3600,
             member_session_idle_secs: 2 * 3600,
             member_session_max_secs: 24 * 3600,
-            member_session_revocation_poll_ms: 1000,
+            // Half the 1 s within which a revocation must reach every instance (issue
+            // 18): a check reads the log when its copy is older than this, so a session
+            // ended elsewhere is refused after at most this long plus one query.
+            member_session_revocation_poll_ms: 500,
             bootstrap_edition: crate::domain::tenant::Edition::Professional,
             bootstrap_domain: String::new(),
             bootstrap_name: "Default".into(),
