@@ -99,7 +99,7 @@ pub(crate) fn in_list(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(",")
 }
 
 /// WAL pages after which a committer checkpoints on its own (SQLite's default is 1,000).

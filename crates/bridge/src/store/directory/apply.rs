@@ -1,0 +1,517 @@
+//! Applying a directory diff: one transaction, batched statements.
+
+use super::*;
+use crate::domain::directory::{DirectoryDiff, Membership};
+use crate::domain::now_ms;
+use crate::domain::user::{DisabledReason, UserStatus};
+use crate::store::audit::insert_audit;
+use crate::store::sync_runs::finish_query;
+use crate::store::{on_pool, Result, Store, StoreError, SyncRunFinish};
+use sqlx::Row;
+use std::collections::{BTreeSet, HashMap};
+
+impl Store {
+    /// Applies a diff in one transaction. `run_id`'s record is touched first, which also
+    /// takes SQLite's write lock before the new user ids are reserved. `retire` moves the
+    /// tenant's third-party identities out of `user_identities` (the switch). `end` (a
+    /// full sync) ends the run's record in the same transaction, with the app snapshot,
+    /// the tenant's mode and the audit line; without a record to end nothing is applied.
+    pub async fn apply_directory_diff(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        run_id: i64,
+        diff: &DirectoryDiff,
+        retire: Option<&RetireIdentities>,
+        end: Option<RunEnd<'_>>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let corpid = corpid.to_ascii_lowercase();
+        let pg = matches!(self, Store::Postgres(_));
+        let max_binds = if pg { PG_MAX_BINDS } else { MAX_BINDS };
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+
+            // Departments: upserts in batches, removals by id.
+            let sql = format!(
+                "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
+                 SELECT $1, {}, TRUE, $2 FROM {} WHERE TRUE
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
+                    name = excluded.name, name_en = excluded.name_en, sort_order = excluded.sort_order,
+                    leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
+                json_cols(pg, &["bigint", "bigint", "text", "text", "bigint", "text"]),
+                json_source(pg, 3)
+            );
+            for chunk in diff.departments_upsert.chunks(JSON_ROWS) {
+                let rows = json_rows(chunk.iter().map(|d| {
+                    let r = &d.record;
+                    (
+                        r.id,
+                        r.parent_id,
+                        &r.name,
+                        &r.name_en,
+                        r.sort_order,
+                        &r.leaders,
+                    )
+                }))?;
+                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                    .bind(tenant_id)
+                    .bind(now)
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in diff.departments_removed.chunks(max_binds) {
+                let sql = format!(
+                    "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
+                    in_list(3, chunk.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                    .bind(tenant_id)
+                    .bind(now);
+                for d in chunk {
+                    q = q.bind(d.id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+
+            // New users: reserve ids, then users, identities and memberships in batches.
+            let mut ids: HashMap<&str, i64> = HashMap::new();
+            if !diff.users_added.is_empty() {
+                let n = diff.users_added.len() as i64;
+                let reserved: Vec<i64> = if pg {
+                    let rows = sqlx::query("SELECT nextval(pg_get_serial_sequence('users', 'id')) AS id FROM generate_series(1, $1) AS s")
+                        .bind(n)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut v = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        v.push(r.try_get::<i64, _>("id")?);
+                    }
+                    v
+                } else {
+                    // SQLite: this transaction holds the write lock, so MAX(id) is stable.
+                    let m: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM users")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("m")?;
+                    (m + 1..=m + n).collect()
+                };
+                // In key order, so ids rise with the identities' primary key: every index
+                // of the new rows grows at its end instead of at random pages.
+                let mut added: Vec<_> = diff.users_added.iter().collect();
+                added.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                let pairs: Vec<_> = added.into_iter().zip(reserved.iter().copied()).collect();
+                for (u, id) in &pairs {
+                    ids.insert(u.key.as_str(), *id);
+                }
+                // Rows travel as one JSON text per statement, unpacked by the database in C
+                // (SQLite's jsonb_each hands out parsed binary JSON; its json_each hands out
+                // text that each ->> parses again, 3x slower); binding each value through
+                // sqlx costs microseconds apiece.
+                let user_sql = format!(
+                    "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
+                        mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
+                     SELECT {c0}, $1, {rest}, $2, $2 FROM {src}",
+                    c0 = json_col(pg, 0, "bigint"),
+                    rest = json_cols_from(pg, 1, &["text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text", "text"]),
+                    src = json_source(pg, 3)
+                );
+                let identity_sql = format!(
+                    "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                     SELECT $1, 'wecom', $2, {}, $3 FROM {}",
+                    json_cols(pg, &["text", "bigint", "text"]),
+                    json_source(pg, 4)
+                );
+                for chunk in pairs.chunks(JSON_ROWS) {
+                    let rows = json_rows(chunk.iter().map(|(u, id)| {
+                        let r = &u.record;
+                        (
+                            id,
+                            &r.name,
+                            u.status.as_str(),
+                            u.disabled_reason.map(|d| d.as_str()),
+                            &r.position,
+                            &r.alias,
+                            &r.telephone,
+                            &r.mobile,
+                            &r.email,
+                            r.main_department,
+                            r.wecom_status,
+                            &r.direct_leader,
+                            &r.extattr,
+                        )
+                    }))?;
+                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql.clone())))
+                        .bind(tenant_id)
+                        .bind(now)
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows =
+                        json_rows(chunk.iter().map(|(u, id)| (&u.key, id, &u.record.userid)))?;
+                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, identity_sql.clone())))
+                        .bind(tenant_id)
+                        .bind(&corpid)
+                        .bind(now)
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+
+            // Memberships of new users, and of updated users whose memberships changed.
+            let mut member_rows: Vec<(i64, &Membership)> = Vec::new();
+            for u in &diff.users_added {
+                if let Some(&id) = ids.get(u.key.as_str()) {
+                    member_rows.extend(u.record.departments.iter().map(|m| (id, m)));
+                }
+            }
+            let moved: Vec<i64> = diff
+                .users_updated
+                .iter()
+                .filter(|u| u.departments_changed)
+                .map(|u| u.user_id)
+                .collect();
+            for chunk in moved.chunks(max_binds) {
+                let sql = format!(
+                    "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
+                    in_list(2, chunk.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for u in diff.users_updated.iter().filter(|u| u.departments_changed) {
+                member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
+            }
+            // In primary-key order: the inserts append to the index instead of scattering.
+            member_rows.sort_unstable_by_key(|(id, m)| (*id, m.department_id));
+            let sql = format!(
+                "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) SELECT $1, {} FROM {}",
+                json_cols(pg, &["bigint", "bigint", "bigint", "boolean"]),
+                json_source(pg, 2)
+            );
+            for chunk in member_rows.chunks(JSON_ROWS) {
+                let rows = json_rows(
+                    chunk
+                        .iter()
+                        .map(|(id, m)| (id, m.department_id, m.sort_order, m.is_leader)),
+                )?;
+                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                    .bind(tenant_id)
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            // Updated users: one statement each (a re-sync changes few).
+            for u in &diff.users_updated {
+                if u.row_changed() {
+                    let r = &u.record;
+                    sqlx::query(
+                        "UPDATE users SET name = $1, position = $2, alias = $3, telephone = $4, mobile = $5, email = $6,
+                            main_department = $7, wecom_status = $8, direct_leader = $9, extattr = $10, updated_at = $11
+                         WHERE tenant_id = $12 AND id = $13",
+                    )
+                    .bind(&r.name).bind(&r.position).bind(&r.alias).bind(&r.telephone).bind(&r.mobile)
+                    .bind(&r.email).bind(r.main_department).bind(r.wecom_status).bind(&r.direct_leader)
+                    .bind(&r.extattr).bind(now).bind(tenant_id).bind(u.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((status, reason)) = u.status {
+                    sqlx::query("UPDATE users SET status = $1, disabled_reason = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
+                        .bind(status.as_str())
+                        .bind(reason.map(|r| r.as_str()))
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(u.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if status == UserStatus::Disabled {
+                        sqlx::query(
+                            "DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2",
+                        )
+                        .bind(tenant_id)
+                        .bind(u.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                if u.link_identity {
+                    sqlx::query(
+                        "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
+                         VALUES ($1, 'wecom', $2, $3, $4, $5, $6)",
+                    )
+                    .bind(tenant_id)
+                    .bind(&corpid)
+                    .bind(&u.key)
+                    .bind(u.user_id)
+                    .bind(&u.record.userid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::unique(e, format!("WeCom userid {}", u.record.userid)))?;
+                } else if u.display_changed {
+                    // A userid change (or a new spelling): same internal user, new key.
+                    sqlx::query(
+                        "UPDATE user_identities SET external_id = $1, display_id = $2
+                         WHERE tenant_id = $3 AND kind = 'wecom' AND corpid = $4 AND user_id = $5",
+                    )
+                    .bind(&u.key)
+                    .bind(&u.record.userid)
+                    .bind(tenant_id)
+                    .bind(&corpid)
+                    .bind(u.user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        StoreError::unique(e, format!("WeCom userid {}", u.record.userid))
+                    })?;
+                }
+            }
+
+            // Disabled users, grouped by reason; their sessions end in this transaction.
+            for reason in [
+                DisabledReason::LeftScope,
+                DisabledReason::LeftWecom,
+                DisabledReason::WecomDisabled,
+                DisabledReason::Admin,
+            ] {
+                let group: Vec<_> = diff
+                    .users_disabled
+                    .iter()
+                    .filter(|d| d.reason == reason)
+                    .collect();
+                for chunk in group.chunks(max_binds) {
+                    let list = in_list(4, chunk.len());
+                    let sql = format!(
+                        "UPDATE users SET status = 'disabled', disabled_reason = $2, updated_at = $3
+                         WHERE tenant_id = $1 AND id IN ({list})"
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                        .bind(tenant_id)
+                        .bind(reason.as_str())
+                        .bind(now);
+                    for d in chunk {
+                        q = q.bind(d.user_id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            let ended: Vec<i64> = diff.users_disabled.iter().map(|d| d.user_id).collect();
+            let cleared: Vec<i64> = diff
+                .users_disabled
+                .iter()
+                .filter(|d| d.clear_memberships)
+                .map(|d| d.user_id)
+                .collect();
+            for (table, set) in [
+                ("user_sessions", &ended),
+                ("user_departments", &cleared),
+                ("tag_users", &cleared),
+            ] {
+                for chunk in set.chunks(max_binds) {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})",
+                        in_list(2, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+
+            // Tags: upsert, rewrite the members of changed ones, deactivate removed ones.
+            if !diff.tags_upsert.is_empty() || !diff.tags_removed.is_empty() {
+                // Member keys → internal ids: new users above, the rest from the store.
+                let mut want: BTreeSet<&str> = BTreeSet::new();
+                for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
+                    want.extend(
+                        t.record
+                            .users
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|k| !ids.contains_key(k)),
+                    );
+                }
+                let want: Vec<&str> = want.into_iter().collect();
+                let mut stored: HashMap<String, i64> = HashMap::with_capacity(want.len());
+                for chunk in want.chunks(max_binds) {
+                    let sql = format!(
+                        "SELECT external_id, user_id FROM user_identities
+                         WHERE tenant_id = $1 AND kind = 'wecom' AND corpid = $2 AND external_id IN ({})",
+                        in_list(3, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
+                        .bind(tenant_id)
+                        .bind(&corpid);
+                    for k in chunk {
+                        q = q.bind(*k);
+                    }
+                    for r in q.fetch_all(&mut *tx).await? {
+                        stored.insert(r.try_get("external_id")?, r.try_get("user_id")?);
+                    }
+                }
+                for chunk in diff.tags_upsert.chunks(max_binds / 4) {
+                    let sql = format!(
+                        "INSERT INTO tags (tenant_id, id, name, active) VALUES {}
+                         ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, active = excluded.active",
+                        values(chunk.len(), 4, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                    for t in chunk {
+                        q = q
+                            .bind(tenant_id)
+                            .bind(t.record.id)
+                            .bind(&t.record.name)
+                            .bind(true);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                let rewritten: Vec<i64> = diff
+                    .tags_upsert
+                    .iter()
+                    .filter(|t| t.members_changed)
+                    .map(|t| t.record.id)
+                    .chain(diff.tags_removed.iter().map(|t| t.0))
+                    .collect();
+                for table in ["tag_users", "tag_departments"] {
+                    for chunk in rewritten.chunks(max_binds) {
+                        let sql = format!(
+                            "DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})",
+                            in_list(2, chunk.len())
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                }
+                let mut tu: Vec<(i64, i64)> = Vec::new();
+                let mut td: Vec<(i64, i64)> = Vec::new();
+                for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
+                    tu.extend(
+                        t.record
+                            .users
+                            .iter()
+                            .filter_map(|k| ids.get(k.as_str()).or_else(|| stored.get(k)))
+                            .map(|id| (t.record.id, *id)),
+                    );
+                    td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
+                }
+                for (table, col, rows) in [
+                    ("tag_users", "user_id", &tu),
+                    ("tag_departments", "department_id", &td),
+                ] {
+                    let sql = format!(
+                        "INSERT INTO {table} (tenant_id, tag_id, {col}) SELECT $1, {} FROM {}",
+                        json_cols(pg, &["bigint", "bigint"]),
+                        json_source(pg, 2)
+                    );
+                    for chunk in rows.chunks(JSON_ROWS) {
+                        sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
+                            .bind(tenant_id)
+                            .bind(json_rows(chunk.iter())?)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for chunk in diff.tags_removed.chunks(max_binds) {
+                    let sql = format!(
+                        "UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})",
+                        in_list(2, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
+                    for t in chunk {
+                        q = q.bind(t.0);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+
+            // The switch: third-party identities leave user_identities (no more sign-in
+            // through them) and are kept in retired_identities for the record.
+            if let Some(ret) = retire {
+                let rows = sqlx::query(
+                    "SELECT corpid, external_id, user_id, display_id, source_agentid FROM user_identities
+                     WHERE tenant_id = $1 AND kind = 'wecom_open'",
+                )
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &rows {
+                    let ext: String = r.try_get("external_id")?;
+                    sqlx::query(
+                        "INSERT INTO retired_identities (tenant_id, kind, corpid, external_id, user_id, display_id,
+                            source_agentid, relinked_userid, retired_at, run_id)
+                         VALUES ($1, 'wecom_open', $2, $3, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT (tenant_id, kind, corpid, external_id) DO UPDATE SET
+                            relinked_userid = excluded.relinked_userid, retired_at = excluded.retired_at, run_id = excluded.run_id",
+                    )
+                    .bind(tenant_id)
+                    .bind(r.try_get::<String, _>("corpid")?)
+                    .bind(&ext)
+                    .bind(r.try_get::<i64, _>("user_id")?)
+                    .bind(r.try_get::<String, _>("display_id")?)
+                    .bind(r.try_get::<Option<i64>, _>("source_agentid")?)
+                    .bind(ret.relinked.get(&ext))
+                    .bind(now)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "DELETE FROM user_identities WHERE tenant_id = $1 AND kind = 'wecom_open'",
+                )
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+
+            // The run's end, in the same transaction as its changes.
+            if let Some(end) = end {
+                if let Some((agentid, agent)) = end.agent_json {
+                    sqlx::query("UPDATE wecom_integrations SET agent_json = $1, verified_at = $2 WHERE tenant_id = $3 AND agentid = $4")
+                        .bind(agent)
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(agentid)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(mode) = end.integration_mode {
+                    sqlx::query("UPDATE tenants SET integration_mode = $1 WHERE id = $2")
+                        .bind(mode.as_str())
+                        .bind(tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(a) = end.audit {
+                    insert_audit!(&mut *tx, &a, now);
+                }
+                let ended = finish_query!(end.finish, now, run_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended != 1 {
+                    // No record to end: apply nothing rather than changes no run accounts for.
+                    return Err(StoreError::NotFound(format!("sync run {run_id}")));
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
