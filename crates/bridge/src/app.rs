@@ -81,6 +81,41 @@ fn context_of(version: i32, tenant_id: i64, agentid: i64, field: &str) -> String
     }
 }
 
+/// Checks that `sealer` opens what the database already holds sealed, so an instance
+/// started with another key than its cluster's is refused at start (issue 18) instead of
+/// failing at every sign-in, sync and callback. Tried: the first tenant's WeCom secret
+/// that exists, then the member-session key (created here, sealed under this key, on a
+/// database that has none yet, so every later start has something to check against).
+/// `Err` names what did not open.
+pub async fn check_instance_key(store: &Store, sealer: &Sealer) -> Result<(), String> {
+    for t in store.list_tenants().await.map_err(|e| e.to_string())? {
+        let recs = store.integrations(t.id).await.map_err(|e| e.to_string())?;
+        if let Some(r) = recs.first() {
+            let ctx = context_of(r.seal_version, r.tenant_id, r.agentid, "secret");
+            if sealer.open(&ctx, &r.secret_sealed).is_err() {
+                return Err(format!(
+                    "the WeCom secret of tenant {:?} (app {})",
+                    t.slug, r.agentid
+                ));
+            }
+            break;
+        }
+    }
+    let sealed = store
+        .session_key_sealed(|| {
+            use rand::RngCore;
+            let mut k = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut k);
+            sealer.seal(crate::auth::SEAL_CONTEXT, &k)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if sealer.open(crate::auth::SEAL_CONTEXT, &sealed).is_err() {
+        return Err("the member-session key".into());
+    }
+    Ok(())
+}
+
 /// Re-seals every integration sealed under an older context (rows carried over by
 /// migration 0045) under `seal_context`. Idempotent: a re-sealed row is not selected
 /// again, and a row another instance re-sealed first is left alone. A row that does not

@@ -43,6 +43,13 @@ pub enum LaunchError {
     Io(#[from] std::io::Error),
     #[error("first start: {0}")]
     Bootstrap(String),
+    #[error(
+        "the instance key cannot open {0}, sealed in this database under another key. \
+         Every instance on one database must use the same key, the one it was first started \
+         with: set instance_key, WECOM_BRIDGE_INSTANCE_KEY or WECOM_BRIDGE_INSTANCE_KEY_FILE \
+         to it (or copy its instance.key into this instance's data_dir)"
+    )]
+    WrongInstanceKey(String),
 }
 
 /// Created on first start: the tenant and its admin's one-time password.
@@ -143,6 +150,12 @@ fn cfg_header_ms(st: &AppState) -> u64 {
 /// Serves the bridge on `listener`: migrations, first-start bootstrap, then HTTP.
 pub async fn launch(cfg: Config, listener: TcpListener) -> Result<ServerHandle, LaunchError> {
     let (store, sealer) = open(&cfg).await?;
+    // Several instances share one database and must share its key: refuse to serve with
+    // one that cannot open what the others sealed.
+    if let Err(what) = app::check_instance_key(&store, &sealer).await {
+        store.close().await;
+        return Err(LaunchError::WrongInstanceKey(what));
+    }
     let addr = listener.local_addr()?;
     let bootstrap = if store.list_tenants().await?.is_empty() {
         let domain = if cfg.bootstrap_domain.is_empty() {

@@ -16,7 +16,10 @@
 //!   1 s (measured per instance and printed);
 //! - one `gettoken` for the whole cluster, and one more after WeCom revokes the token
 //!   while every instance holds it (the simulator's counters);
-//! - a change callback delivered to every instance at once is applied once.
+//! - a change callback delivered to every instance at once is applied once;
+//! - the scheduled reconcile runs once per interval for the cluster, never two at once;
+//! - an instance SIGKILLed while applying a burst of callbacks: the others apply the
+//!   rest, none lost, each stored once, at most the one in flight applied twice.
 //!
 //! Knob: CLUSTER_MEMBERS (members of the generated org, default 5,000).
 
@@ -946,14 +949,413 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
     );
 
     eprintln!(
-        "cluster: gettoken {gettokens} before WeCom revoked the token, {after_revoke} after; callback applied in {} ms; {:.1} s in all",
+        "cluster: gettoken {gettokens} before WeCom revoked the token, {after_revoke} after; callback applied in {} ms",
         since.elapsed().as_millis(),
-        t0.elapsed().as_secs_f64()
     );
+
+    // ---- The scheduled reconcile runs once per interval for the cluster, not once per
+    // instance: every instance looks each second whether it is due; the tenant lock lets
+    // one run it. (2 s here, set in the store: the console allows 1 min at least.)
+    let interval_ms = 2_000;
+    let phase_started = bridge::domain::now_ms();
+    c.st.store
+        .put_directory_policy(
+            c.tenant_id,
+            &bridge::domain::directory::DirectoryPolicy {
+                reconcile_interval_secs: interval_ms / 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let since = Instant::now();
+    let scheduled = loop {
+        let mut runs: Vec<_> =
+            c.st.store
+                .list_sync_runs(c.tenant_id, None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| {
+                    r.trigger == bridge::domain::directory::Trigger::Schedule
+                        && r.started_at >= phase_started
+                })
+                .collect();
+        runs.sort_by_key(|r| r.started_at);
+        if runs.iter().filter(|r| r.finished_at.is_some()).count() >= 3 {
+            break runs;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(40),
+            "fewer than 3 scheduled reconciles in 40 s: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let finished: Vec<_> = scheduled
+        .iter()
+        .filter(|r| r.finished_at.is_some())
+        .collect();
+    for w in finished.windows(2) {
+        let (p, n) = (w[0], w[1]);
+        assert!(
+            n.started_at >= p.finished_at.unwrap(),
+            "two scheduled reconciles of the tenant overlapped: {p:?} {n:?}"
+        );
+        // Due one interval after the last one ended: a second instance starting its own
+        // as soon as the lock is free would start sooner.
+        assert!(
+            n.started_at - p.finished_at.unwrap() >= interval_ms,
+            "a scheduled reconcile started {} ms after the previous one ended, within the {interval_ms} ms interval: run once per instance?",
+            n.started_at - p.finished_at.unwrap()
+        );
+    }
+    assert!(
+        finished.iter().all(|r| r.status == RunStatus::Succeeded),
+        "{finished:?}"
+    );
+    eprintln!(
+        "cluster: scheduled reconciles every {interval_ms} ms: started at +{:?} ms, each {:?} ms",
+        finished
+            .iter()
+            .map(|r| r.started_at - phase_started)
+            .collect::<Vec<_>>(),
+        finished
+            .iter()
+            .map(|r| r.finished_at.unwrap() - r.started_at)
+            .collect::<Vec<_>>()
+    );
+
+    // ---- SIGKILL an instance while it applies a burst of callbacks: the others apply
+    // the rest; none is lost, each is stored once, and at most the one in flight is
+    // applied twice (its change commits just before its mark).
+    c.st.store
+        .put_directory_policy(
+            c.tenant_id,
+            &bridge::domain::directory::DirectoryPolicy {
+                reconcile_interval_secs: 0,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let since = Instant::now();
+    while c
+        .st
+        .store
+        .list_sync_runs(c.tenant_id, None, 5)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.finished_at.is_none())
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "a reconcile never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // WeCom answers user/get slowly, so the burst takes a few seconds to apply.
+    c.sim_admin("POST", "/latencies", json!({"path": "user/get", "ms": 100}))
+        .await;
+    let burst: Vec<(String, String)> = people[10..40]
+        .iter()
+        .enumerate()
+        .map(|(i, (uid, _))| (uid.clone(), format!("突发岗位{i}")))
+        .collect();
+    let user_gets = c.counter("user/get").await;
+    let target = cc;
+    for (k, (uid, position)) in burst.iter().enumerate() {
+        c.sim_admin(
+            "PATCH",
+            &format!("/corps/{}/members/{uid}", c.corpid),
+            json!({"position": position}),
+        )
+        .await;
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+             <CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>\
+             <ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[{uid}]]></UserID>\
+             <Position><![CDATA[{position}]]></Position></xml>",
+            corp = c.corpid,
+            now = bridge::domain::now_ms() / 1000 + k as i64,
+        );
+        let ts = (bridge::domain::now_ms() / 1000).to_string();
+        let enc = crypt.encrypt_message(&xml, &ts, &format!("burst{k}"));
+        let r = c
+            .http
+            .post(format!(
+                "{}/wecom/callback?msg_signature={}&timestamp={}&nonce={}",
+                c.base(target),
+                enc.msg_signature,
+                enc.timestamp,
+                enc.nonce
+            ))
+            .header("host", DOMAIN)
+            .header("content-type", "text/xml")
+            .body(enc.envelope_xml(&c.corpid, &c.agentid.to_string()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "C stores callback {k}");
+    }
+    let pending = |c: &Cluster| {
+        let Store::Postgres(p) = &c.st.store else {
+            unreachable!()
+        };
+        let p = p.clone();
+        let tenant = c.tenant_id;
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM callback_events WHERE tenant_id = $1 AND status = 'pending'",
+            )
+            .bind(tenant)
+            .fetch_one(&p)
+            .await
+            .unwrap()
+        }
+    };
+    let n = burst.len() as i64;
+    let since = Instant::now();
+    // Kill C once it has applied a few, well before it is through.
+    let at_kill = loop {
+        let left = pending(&c).await;
+        if left <= n - 3 {
+            break left;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "C applies nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    c.nodes[target].child.kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    c.nodes[target].child.wait().unwrap();
+    let left_by_c = pending(&c).await;
+    assert!(
+        left_by_c > 0,
+        "C was killed in the middle of the burst ({at_kill} of {n} pending)"
+    );
+    let mut resumed = None;
+    loop {
+        let left = pending(&c).await;
+        if resumed.is_none() && left < left_by_c {
+            resumed = Some(killed.elapsed());
+        }
+        if left == 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "{left} callbacks still pending 20 s after C was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = killed.elapsed();
+    let dir = c.directory().await;
+    for (uid, position) in &burst {
+        assert!(
+            dir.users
+                .iter()
+                .any(|u| &u.record.userid == uid && &u.record.position == position),
+            "{uid}'s change is applied after C was killed"
+        );
+    }
+    let stored = c.st.store.list_callbacks(c.tenant_id).await.unwrap();
+    assert_eq!(
+        stored.len() as i64,
+        n + 1,
+        "each callback stored once (the burst and the earlier one)"
+    );
+    assert!(stored.iter().all(|x| x.1 == "applied"), "{stored:?}");
+    let gets = c.counter("user/get").await - user_gets;
+    assert!(
+        gets == n as u64 || gets == n as u64 + 1,
+        "{gets} user/get for {n} callbacks: each applied once, the one in flight at the kill at most twice"
+    );
+    eprintln!(
+        "cluster: {n} callbacks sent to C, C killed with {left_by_c} pending; another instance resumed {} ms after the kill and finished {} ms after it; {gets} user/get",
+        resumed.unwrap_or_default().as_millis(),
+        drained.as_millis()
+    );
+    c.sim_admin("DELETE", "/latencies", json!({})).await;
+    eprintln!("cluster: {:.1} s in all", t0.elapsed().as_secs_f64());
+
     for n in &mut c.nodes {
         let _ = n.child.kill();
         let _ = n.child.wait();
     }
     c.st.store.close().await;
     let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// The shared key: an instance with another key is refused at start
+
+fn new_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+/// `wecom-bridge serve` on `url` with `key`, on a free port.
+fn serve_with(url: &str, key: &str, dir: &std::path::Path, api_base: &str) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"))
+        .arg("serve")
+        .env("WECOM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WECOM_BRIDGE_DATABASE_URL", url)
+        .env("WECOM_BRIDGE_DATA_DIR", dir)
+        .env("WECOM_BRIDGE_INSTANCE_KEY", key)
+        .env_remove("WECOM_BRIDGE_INSTANCE_KEY_FILE")
+        .env("WECOM_BRIDGE_WECOM_API_BASE", api_base)
+        .env("WECOM_BRIDGE_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .env_remove(bridge::testing::CRASH_AT_VAR)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, port)
+}
+
+/// Waits (≤ 30 s) for the child to exit; its exit code and stderr. Panics, after
+/// killing it, if it is still running then (it started instead of refusing).
+async fn refused(mut child: Child, what: &str) -> (Option<i32>, String) {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: the instance started instead of refusing the key");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `serve` with `key` and waits until it is ready; then stops it.
+async fn starts_with(url: &str, key: &str, dir: &std::path::Path, api_base: &str, what: &str) {
+    let (mut child, port) = serve_with(url, key, dir, api_base);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read as _;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("{what}: the instance exited ({s}): {err}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_key_cannot_open_the_stored_secrets_is_refused_at_start() {
+    use wecom_sim::fixtures::{CORPID, MAIN_AGENTID, MAIN_SECRET};
+    let sim = wecom_sim::launch(
+        wecom_sim::Sim::from_scenario(wecom_sim::fixtures::small_org()),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let api = sim.api_base();
+    for url in bridge::testing::database_urls().await {
+        let engine = url.split(':').next().unwrap().to_string();
+        let dir = std::env::temp_dir().join(format!("bridge-key-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k1, k2) = (new_key(), new_key());
+
+        // A tenant's WeCom secret sealed under k1 (set up in this process).
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let created =
+            bridge::operator::create_tenant(&store, "default", "Key", Edition::Professional, None)
+                .await
+                .unwrap();
+        let cfg = Config {
+            data_dir: dir.clone(),
+            database_url: url.clone(),
+            wecom_api_base: api.clone(),
+            instance_key: k1.clone(),
+            ..Config::default()
+        };
+        let st = AppState::new(cfg, store, bridge::seal::Sealer::from_base64(&k1).unwrap());
+        bridge::setup::save_credentials(
+            &st,
+            &created.tenant,
+            &bridge::domain::integration::WecomCredentialsInput {
+                corpid: CORPID.into(),
+                agentid: MAIN_AGENTID.to_string(),
+                secret: MAIN_SECRET.into(),
+            },
+            &bridge::setup::Actor {
+                name: "test".into(),
+                ip: None,
+            },
+        )
+        .await
+        .unwrap();
+        st.store.close().await;
+
+        let (child, _) = serve_with(&url, &k2, &dir, &api);
+        let (code, err) = refused(child, &format!("{engine}: another key")).await;
+        assert_eq!(code, Some(2), "{engine}: {err}");
+        assert!(
+            err.contains("the instance key cannot open the WeCom secret of tenant \"default\"")
+                && err.contains("Every instance on one database must use the same key"),
+            "{engine}: the refusal says what and what to do: {err}"
+        );
+        // The right key starts, and then seals the member-session key under it.
+        starts_with(&url, &k1, &dir, &api, &format!("{engine}: the right key")).await;
+
+        // A database without WeCom secrets: the member-session key is checked.
+        let url2 = if engine == "sqlite" {
+            bridge::testing::sqlite_url()
+        } else {
+            postgres_url().await.unwrap()
+        };
+        starts_with(
+            &url2,
+            &k1,
+            &dir,
+            &api,
+            &format!("{engine}: a fresh database"),
+        )
+        .await;
+        let (child, _) = serve_with(&url2, &k2, &dir, &api);
+        let (code, err) = refused(child, &format!("{engine}: another key, no secrets")).await;
+        assert_eq!(code, Some(2), "{engine}: {err}");
+        assert!(
+            err.contains("the instance key cannot open the member-session key"),
+            "{engine}: {err}"
+        );
+        for u in [&url, &url2] {
+            if let Some(path) = u.strip_prefix("sqlite://") {
+                let file = std::path::Path::new(path.split('?').next().unwrap_or(path));
+                if let Some(d) = file.parent() {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

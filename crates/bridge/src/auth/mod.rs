@@ -44,7 +44,8 @@ pub const STATE_TTL_MS: i64 = oauth_state::TTL_MS;
 const STATE_KEY_PURPOSE: &str = "member-oauth-state";
 /// A hole in the revocation log is waited for this long before it is stepped over.
 const GAP_GRACE_MS: i64 = 10 * 60 * 1000;
-const SEAL_CONTEXT: &str = "member-session-key";
+/// The member-session key's seal context (also the start-up key check's, in `app`).
+pub(crate) const SEAL_CONTEXT: &str = "member-session-key";
 
 /// Defined once, in `credentials`; re-exported for the callers of the member sign-in
 /// and the OIDC provider.
