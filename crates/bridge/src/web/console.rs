@@ -544,20 +544,17 @@ async fn save_credentials(
             // Keep what was typed (never the secret) and say what is wrong beside it.
             p.form_corpid = input.corpid.clone();
             p.form_agentid = input.agentid.clone();
-            let status = match e {
-                SetupError::Edition(_) => axum::http::StatusCode::FORBIDDEN,
-                SetupError::Fields(fe) => {
-                    p.field_errors = fe;
-                    axum::http::StatusCode::BAD_REQUEST
-                }
+            let Some(status) = crate::web::error::setup_refusal(&e) else {
+                return Err(e.into());
+            };
+            match e {
+                SetupError::Fields(fe) => p.field_errors = fe,
                 SetupError::Wecom(w) => {
                     p.wecom_hint = w.api().and_then(|a| a.hint()).map(str::to_string);
                     p.wecom_error = Some(w.explain());
-                    axum::http::StatusCode::BAD_REQUEST
                 }
-                SetupError::Store(s) => return Err(s.into()),
-                SetupError::Seal(s) => return Err(WebError::Internal(s.to_string())),
-            };
+                _ => {}
+            }
             let mut resp = render(&p);
             *resp.status_mut() = status;
             Ok(resp)

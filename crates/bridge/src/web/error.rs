@@ -1,5 +1,7 @@
 //! Every handler error is a `WebError`, mapped to an HTTP response here and only here:
-//! an HTML page for people, or `{"error": {"code", "message"}}` for JSON clients.
+//! an HTML page for people, or `{"error": {"code", "message"}}` for JSON clients. The
+//! services' errors (sign-in, sync, set-up, app binding, admin, OIDC) get their status
+//! here too; a sign-in problem's page itself is drawn by `web::login::problem_page`.
 
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -48,7 +50,7 @@ impl WebError {
             WebError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             WebError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            WebError::Login(e) => crate::web::login::status_of(e),
+            WebError::Login(e) => login_status(e),
             WebError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -249,6 +251,60 @@ impl IntoResponse for WebError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         resp
+    }
+}
+
+/// The HTTP status of each sign-in problem.
+pub fn login_status(e: &crate::auth::LoginError) -> StatusCode {
+    use crate::auth::LoginError;
+    match e {
+        LoginError::StateMissing
+        | LoginError::StateInvalid
+        | LoginError::StateForeign
+        | LoginError::Cancelled
+        | LoginError::Code(_) => StatusCode::BAD_REQUEST,
+        LoginError::SourceOff
+        | LoginError::NotInDirectory { .. }
+        | LoginError::Unauthorized { .. }
+        | LoginError::Disabled { .. } => StatusCode::FORBIDDEN,
+        LoginError::NotConfigured | LoginError::Domain(_) => StatusCode::CONFLICT,
+        LoginError::Wecom(_) => StatusCode::BAD_GATEWAY,
+        LoginError::Store(_) | LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<crate::sync::SyncError> for WebError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match e {
+            SyncError::Busy => WebError::Conflict(e.to_string()),
+            SyncError::NotConfigured => WebError::BadRequest(e.to_string()),
+            SyncError::Store(s) => WebError::Store(s),
+            other => WebError::Internal(other.explain().0),
+        }
+    }
+}
+
+/// The status of a refused set-up step 2 (the page shows the fields or WeCom's answer);
+/// `None`: not the admin's input, a plain error through `From<SetupError>`.
+pub fn setup_refusal(e: &crate::setup::SetupError) -> Option<StatusCode> {
+    use crate::setup::SetupError as E;
+    match e {
+        E::Edition(_) => Some(StatusCode::FORBIDDEN),
+        E::Fields(_) | E::Wecom(_) => Some(StatusCode::BAD_REQUEST),
+        E::Store(_) | E::Seal(_) => None,
+    }
+}
+
+impl From<crate::setup::SetupError> for WebError {
+    fn from(e: crate::setup::SetupError) -> Self {
+        use crate::setup::SetupError as E;
+        match e {
+            E::Store(s) => WebError::Store(s),
+            E::Seal(s) => WebError::Internal(s.to_string()),
+            E::Edition(_) => WebError::Forbidden(e.to_string()),
+            e => WebError::BadRequest(e.to_string()),
+        }
     }
 }
 

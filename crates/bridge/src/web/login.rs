@@ -19,7 +19,7 @@ use askama::Template;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{CACHE_CONTROL, SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -345,24 +345,6 @@ impl OutcomePage {
     }
 }
 
-/// The HTTP status of each sign-in problem.
-pub fn status_of(e: &LoginError) -> StatusCode {
-    match e {
-        LoginError::StateMissing
-        | LoginError::StateInvalid
-        | LoginError::StateForeign
-        | LoginError::Cancelled
-        | LoginError::Code(_) => StatusCode::BAD_REQUEST,
-        LoginError::SourceOff
-        | LoginError::NotInDirectory { .. }
-        | LoginError::Unauthorized { .. }
-        | LoginError::Disabled { .. } => StatusCode::FORBIDDEN,
-        LoginError::NotConfigured | LoginError::Domain(_) => StatusCode::CONFLICT,
-        LoginError::Wecom(_) => StatusCode::BAD_GATEWAY,
-        LoginError::Store(_) | LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 fn users_link(userid: &str, status: &str) -> String {
     format!(
         "/console/users?status={status}&q={}",
@@ -372,7 +354,7 @@ fn users_link(userid: &str, status: &str) -> String {
 
 /// The page of a sign-in problem, in Chinese and English, with what to do.
 pub fn problem_page(e: &LoginError) -> Response {
-    let status = status_of(e);
+    let status = crate::web::error::login_status(e);
     let page = match e {
         LoginError::StateMissing => OutcomePage::new(
             "state_missing",

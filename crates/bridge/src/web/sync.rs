@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::directory::{DirectoryPolicy, RunReport, RunStatus, Trigger};
-use crate::sync::{SyncError, SyncOptions};
+use crate::sync::SyncOptions;
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
@@ -20,17 +20,6 @@ use serde::Deserialize;
 pub const PATH: &str = "/console/sync";
 
 type Result<T> = std::result::Result<T, WebError>;
-
-impl From<SyncError> for WebError {
-    fn from(e: SyncError) -> Self {
-        match e {
-            SyncError::Busy => WebError::Conflict(e.to_string()),
-            SyncError::NotConfigured => WebError::BadRequest(e.to_string()),
-            SyncError::Store(s) => WebError::Store(s),
-            other => WebError::Internal(other.explain().0),
-        }
-    }
-}
 
 fn nav(admin: &Admin) -> Nav {
     Nav {
