@@ -262,7 +262,7 @@ async fn serve(cfg: Config) -> ExitCode {
         Err(e) => return fail(format!("cannot listen on {}: {e}", cfg.listen)),
     };
     let pattern = cfg.public_url_pattern.clone();
-    let stop = shutdown_signal();
+    let stop = crate::ops::shutdown::signal();
     let mut handle = match crate::launch(cfg, listener).await {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -406,34 +406,5 @@ async fn doctor(cfg: Config, slug: &str, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
-}
-
-/// Ctrl-C, or SIGTERM from a service manager. The handlers are installed when this is
-/// called, not when the future is first polled, so a signal that arrives while the banner
-/// is being printed is not lost (nor kills the process).
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -94,7 +94,7 @@ async fn run_inner(args: DemoArgs) -> Result<(), String> {
         ..Config::default()
     };
     // Install the signal handlers before printing anything a caller may react to.
-    let stop = crate::cli::shutdown_signal();
+    let stop = crate::ops::shutdown::signal();
     let sample_listener = tokio::net::TcpListener::bind(("127.0.0.1", args.sample_port))
         .await
         .map_err(|e| {

@@ -1,8 +1,9 @@
-//! Operations: health checks, Prometheus metrics, request ids. These routes answer on
+//! Operations: health checks, Prometheus metrics, request ids, the shutdown signal. These routes answer on
 //! any Host header: they never resolve a tenant.
 
 pub mod metrics;
 pub mod request;
+pub mod shutdown;
 
 use crate::app::AppState;
 use axum::extract::State;
