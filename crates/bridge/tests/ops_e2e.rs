@@ -597,3 +597,50 @@ async fn log_lines_of_a_request_carry_its_id() {
     assert_eq!(answered["fields"]["status"], 200);
     assert_eq!(answered["span"]["route"], "/login");
 }
+
+/// Graceful shutdown: a request in flight when the stop comes (set-up step 2, waiting a
+/// second on WeCom's gettoken) is answered in full and its change kept; new connections
+/// are refused from the stop on.
+#[tokio::test]
+async fn shutdown_finishes_the_requests_in_flight() {
+    for db in database_urls().await {
+        let mut env = start_with(&db, |_| {}).await;
+        let csrf = env.admin_login().await;
+        env.sim_admin(
+            "POST",
+            "/latencies",
+            serde_json::json!({"path": "gettoken", "ms": 1000}),
+        )
+        .await;
+        let stop = env.bridge.shutdown_trigger().expect("a running server");
+        let addr = env.bridge.addr;
+        let agentid = MAIN_AGENTID.to_string();
+        let started = std::time::Instant::now();
+        let (answer, refused) = tokio::join!(
+            env.save_credentials(&csrf, CORPID, &agentid, MAIN_SECRET),
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let _ = stop.send(());
+                // The listener closes at once; the request above is still being served.
+                let mut refused = false;
+                for _ in 0..50 {
+                    if tokio::net::TcpStream::connect(addr).await.is_err() {
+                        refused = true;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                refused
+            }
+        );
+        assert_eq!(answer.status, 303, "answered in full: {}", answer.body);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(1000));
+        assert!(refused, "{db}: new connections are refused after the stop");
+        let st = &env.bridge.state;
+        let t = st.store.tenant_by_slug("default").await.unwrap().unwrap();
+        assert!(
+            st.store.main_integration(t.id).await.unwrap().is_some(),
+            "the in-flight request's change was kept"
+        );
+    }
+}
