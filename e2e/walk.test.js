@@ -187,7 +187,7 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
   const runFinished = async (p = page) => {
     await p.waitForURL(/\/console\/sync\/runs\/\d+/);
     await p.getByTestId('counts').waitFor({ timeout: 60_000 });
-    return (await p.getByTestId('status').innerText()).trim();
+    return p.getByTestId('status').getAttribute('data-status');
   };
   const members = []; // member browsers, closed at the end
 

@@ -36,7 +36,7 @@ document.addEventListener('change', (ev) => {
       const r = await fetch('/console/sync/runs/' + encodeURIComponent(box.dataset.run) + '/progress', {credentials: 'same-origin'});
       const p = await r.json();
       if (p.finished) { location.reload(); return; }
-      bar.value = p.percent; phase.textContent = p.phase + ' ' + p.done + '/' + p.total;
+      bar.value = p.percent; phase.textContent = (p.phase_label || p.phase) + ' ' + p.done + '/' + p.total;
       // A wait for WeCom's rate limit, e.g. "waiting 38 s for WeCom's rate limit".
       if (note) { note.hidden = !p.note; note.textContent = p.note || ''; }
     } catch (_) {}

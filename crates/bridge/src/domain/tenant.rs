@@ -135,6 +135,8 @@ pub struct Tenant {
     pub created_at: i64,
     /// The workbench's idle timeout chosen by the admin; `None`: the instance default.
     pub member_session_idle_secs: Option<i64>,
+    /// The IANA time zone the console shows times in (default `Asia/Shanghai`).
+    pub time_zone: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use crate::domain::tenant::{Edition, IntegrationMode, Tenant};
 use sqlx::Row;
 
 const COLS: &str =
-    "id, slug, name, edition, domain, integration_mode, created_at, member_session_idle_secs";
+    "id, slug, name, edition, domain, integration_mode, created_at, member_session_idle_secs, time_zone";
 
 macro_rules! tenant_from_row {
     ($r:expr) => {{
@@ -23,6 +23,7 @@ macro_rules! tenant_from_row {
             integration_mode: mode.parse().map_err(StoreError::Corrupt)?,
             created_at: r.try_get("created_at")?,
             member_session_idle_secs: r.try_get("member_session_idle_secs")?,
+            time_zone: r.try_get("time_zone")?,
         }
     }};
 }
@@ -118,6 +119,11 @@ impl Store {
 
     pub async fn set_tenant_domain(&self, id: i64, domain: Option<&str>) -> Result<Tenant> {
         self.update_tenant(id, "domain", domain).await
+    }
+
+    /// The console's time zone (an IANA name the caller has checked).
+    pub async fn set_tenant_time_zone(&self, id: i64, tz: &str) -> Result<Tenant> {
+        self.update_tenant(id, "time_zone", Some(tz)).await
     }
 
     pub async fn set_integration_mode(&self, id: i64, mode: IntegrationMode) -> Result<Tenant> {

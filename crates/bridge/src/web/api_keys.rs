@@ -6,7 +6,8 @@ use crate::domain::api_key::{ApiKey, Scope};
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
-use crate::web::pages::{format_utc, render, Nav};
+use crate::web::pages::{render, Nav};
+use crate::web::time::Clock;
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -26,14 +27,15 @@ pub struct KeysPage {
     /// (name, token) just created: shown once.
     pub shown: Option<(String, String)>,
     pub error: Option<String>,
+    pub clock: Clock,
 }
 
 impl KeysPage {
     fn time(&self, ms: &Option<i64>) -> String {
-        ms.map(format_utc).unwrap_or_else(|| "—".into())
+        self.clock.show_opt(*ms)
     }
     fn created(&self, ms: &i64) -> String {
-        format_utc(*ms)
+        self.clock.show(*ms)
     }
 }
 
@@ -58,6 +60,7 @@ async fn page(
         keys,
         shown,
         error,
+        clock: Clock::of(&admin.tenant),
     });
     if bad {
         *r.status_mut() = StatusCode::BAD_REQUEST;

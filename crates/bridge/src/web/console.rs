@@ -16,8 +16,10 @@ use crate::web::auth::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::cookies;
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
+use crate::web::labels;
 use crate::web::pages::*;
 use crate::web::tenant::CurrentTenant;
+use crate::web::time::Clock;
 use crate::web::ClientIp;
 use axum::extract::{Path, Query, State};
 use axum::http::header::SET_COOKIE;
@@ -288,11 +290,13 @@ pub async fn logout(
 }
 
 pub async fn password_page(l: Lang, admin: Admin) -> Response {
+    let first = admin.session.must_change_password;
     render(&PasswordPage {
         l,
-        nav: None,
+        nav: (!first).then(|| nav(&admin, "password")),
         csrf: admin.csrf().to_string(),
         error: None,
+        first,
     })
 }
 
@@ -351,11 +355,13 @@ pub async fn change_password(
         None
     };
     if let Some(e) = err {
+        let first = f.admin.session.must_change_password;
         let mut resp = render(&PasswordPage {
             l,
-            nav: None,
+            nav: (!first).then(|| nav(&f.admin, "password")),
             csrf: f.admin.csrf().to_string(),
             error: Some(e.into()),
+            first,
         });
         *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         return Ok(resp);
@@ -655,12 +661,40 @@ pub async fn audit_page(
     let older = (entries.len() as i64 == PAGE)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
+    let clock = Clock::of(&admin.tenant);
+    let people = people_of(&st, admin.tenant.id, &entries).await?;
     Ok(render(&AuditPage {
         l,
         nav: Some(nav(&admin, "audit")),
-        entries,
+        entries: entries
+            .into_iter()
+            .map(|e| AuditRow::new(l, &clock, &people, e))
+            .collect(),
         older,
+        zone: clock.name().to_string(),
     }))
+}
+
+/// The names of the members the entries' actors point at (`user:3`, `wecom:lisi`), so
+/// one person reads as one name however the entry recorded them.
+pub async fn people_of(
+    st: &AppState,
+    tenant_id: i64,
+    entries: &[crate::domain::audit::AuditEntry],
+) -> Result<labels::People> {
+    let (ids, userids) = labels::actor_refs(entries.iter().map(|e| e.actor.as_str()));
+    let mut people = labels::People::default();
+    for (userid, id) in st.store.users_by_wecom_userids(tenant_id, &userids).await? {
+        if let Some(u) = st.store.user_by_id(tenant_id, id).await? {
+            people.by_wecom.insert(userid.to_ascii_lowercase(), u.name);
+        }
+    }
+    for id in ids {
+        if let Some(u) = st.store.user_by_id(tenant_id, id).await? {
+            people.by_id.insert(id, u.name);
+        }
+    }
+    Ok(people)
 }
 
 #[cfg(test)]

@@ -9,14 +9,17 @@ pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod i18n;
+pub mod labels;
 pub mod login;
 pub mod login_config;
 pub mod oidc_clients;
 pub mod pages;
 pub mod security_headers;
 pub mod serve;
+pub mod settings;
 pub mod sync;
 pub mod tenant;
+pub mod time;
 pub mod users;
 pub mod wecom_routes;
 pub mod workbench;
@@ -170,6 +173,10 @@ pub fn router(st: AppState) -> Router {
         .route(
             "/console/password",
             get(console::password_page).post(console::change_password),
+        )
+        .route(
+            settings::TIME_ZONE_PATH,
+            get(settings::time_zone_page).post(settings::save_time_zone),
         )
         .route("/console/setup", get(console::setup_index))
         .route(

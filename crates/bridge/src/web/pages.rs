@@ -64,6 +64,8 @@ pub struct PasswordPage {
     pub nav: Option<Nav>,
     pub csrf: String,
     pub error: Option<String>,
+    /// The first sign-in's forced change (no navigation until it is done).
+    pub first: bool,
 }
 
 #[derive(Template)]
@@ -185,20 +187,48 @@ impl DoctorPage {
     }
 }
 
+/// An audit entry as a person reads it; the stored values stay in data attributes.
+pub struct AuditRow {
+    pub at: i64,
+    pub when: String,
+    pub actor: String,
+    pub who: String,
+    pub action: String,
+    pub what: String,
+    pub detail: String,
+    pub ip: Option<String>,
+}
+
+impl AuditRow {
+    pub fn new(
+        l: Lang,
+        clock: &crate::web::time::Clock,
+        people: &crate::web::labels::People,
+        e: AuditEntry,
+    ) -> AuditRow {
+        use crate::web::labels;
+        AuditRow {
+            at: e.at,
+            when: clock.show(e.at),
+            who: labels::actor(l, &e.actor, people),
+            what: labels::audit_action(l, &e.action),
+            detail: labels::audit_detail(l, &e.detail),
+            actor: e.actor,
+            action: e.action,
+            ip: e.ip,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub l: Lang,
     pub nav: Option<Nav>,
-    pub entries: Vec<AuditEntry>,
+    pub entries: Vec<AuditRow>,
     pub older: Option<i64>,
-}
-
-impl AuditPage {
-    /// UTC time, `YYYY-MM-DD HH:MM:SS` (the page's script may localise it).
-    fn time(&self, ms: &i64) -> String {
-        format_utc(*ms)
-    }
+    /// The time zone of the times shown.
+    pub zone: String,
 }
 
 /// Civil date from Unix ms (Howard Hinnant's days-from-civil inverse), to avoid a date crate.

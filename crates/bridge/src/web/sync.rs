@@ -9,7 +9,9 @@ use crate::sync::SyncOptions;
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
-use crate::web::pages::{format_utc, render, Nav};
+use crate::web::labels;
+use crate::web::pages::{render, Nav};
+use crate::web::time::Clock;
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -30,13 +32,17 @@ fn nav(admin: &Admin) -> Nav {
     }
 }
 
-/// A run as the history table shows it.
+/// A run as the history table shows it: machine values (`status`, for styling and
+/// tests) beside the words a person reads (`*_label`).
 pub struct RunRow {
     pub id: i64,
     pub when: String,
     pub trigger: String,
     pub kind: String,
     pub status: String,
+    pub trigger_label: &'static str,
+    pub kind_label: &'static str,
+    pub status_label: &'static str,
     pub added: i64,
     pub updated: i64,
     pub disabled: i64,
@@ -54,6 +60,8 @@ pub struct SyncPage {
     pub configured: bool,
     pub running: Option<i64>,
     pub runs: Vec<RunRow>,
+    /// The time zone of the history's times.
+    pub zone: String,
     pub policy: DirectoryPolicy,
     pub policy_error: Option<String>,
     pub from_wizard: bool,
@@ -80,6 +88,12 @@ pub struct SyncRunPage {
 }
 
 impl SyncRunPage {
+    fn note(&self, n: &str) -> String {
+        labels::sample_note(self.l, n)
+    }
+    fn change(&self, c: &str) -> String {
+        labels::change(self.l, c)
+    }
     fn guard_message(&self) -> String {
         match &self.report.guard {
             Some(g) => self.l.t(&g.message_zh(), &g.message_en()).to_string(),
@@ -88,19 +102,22 @@ impl SyncRunPage {
     }
     fn changes(&self, c: &[crate::domain::directory::FieldChange]) -> String {
         c.iter()
-            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+            .map(|c| format!("{}: {} → {}", labels::field(self.l, &c.field), c.old, c.new))
             .collect::<Vec<_>>()
             .join("; ")
     }
 }
 
-fn row(r: &crate::store::SyncRun) -> RunRow {
+fn row(l: Lang, clock: &Clock, r: &crate::store::SyncRun) -> RunRow {
     RunRow {
         id: r.id,
-        when: format_utc(r.started_at),
+        when: clock.show(r.started_at),
         trigger: r.trigger.as_str().into(),
         kind: r.kind.as_str().into(),
         status: r.status.as_str().into(),
+        trigger_label: labels::trigger(l, r.trigger),
+        kind_label: labels::run_kind(l, r.kind),
+        status_label: labels::run_status(l, r.status),
         added: r.users_added,
         updated: r.users_updated,
         disabled: r.users_disabled,
@@ -123,6 +140,7 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response> {
     let t = &admin.tenant;
+    let clock = Clock::of(t);
     let runs = st.store.list_sync_runs(t.id, None, 30).await?;
     Ok(render(&SyncPage {
         l,
@@ -132,7 +150,8 @@ pub async fn page(
             .iter()
             .find(|r| r.status == RunStatus::Running)
             .map(|r| r.id),
-        runs: runs.iter().map(row).collect(),
+        runs: runs.iter().map(|r| row(l, &clock, r)).collect(),
+        zone: clock.name().to_string(),
         policy: st.store.directory_policy(t.id).await?,
         policy_error: None,
         from_wizard: q.from == "wizard",
@@ -189,14 +208,14 @@ pub async fn run_page(
         running: r.status == RunStatus::Running,
         blocked: r.status == RunStatus::Blocked,
         dry_run: r.kind == crate::domain::directory::RunKind::DryRun,
-        phase: r.phase.clone(),
+        phase: labels::phase(l, &r.phase),
         percent: percent(r.progress_done, r.progress_total),
         wait_note: wait_note(&l, &r),
         error: r.error.clone(),
         report,
         c_min,
         total_calls,
-        run: row(&r),
+        run: row(l, &Clock::of(&admin.tenant), &r),
         nav: Some(nav(&admin)),
     }))
 }
@@ -229,6 +248,7 @@ pub async fn progress(
             "id": r.id,
             "status": r.status.as_str(),
             "phase": r.phase,
+            "phase_label": labels::phase(l, &r.phase),
             "done": r.progress_done,
             "total": r.progress_total,
             "percent": percent(r.progress_done, r.progress_total),
@@ -295,12 +315,14 @@ pub async fn save_policy(
         return Ok(Redirect::to(PATH).into_response());
     }
     let runs = st.store.list_sync_runs(t.id, None, 30).await?;
+    let clock = Clock::of(t);
     let mut resp = render(&SyncPage {
         l,
         csrf: f.admin.csrf().to_string(),
         configured: st.store.main_integration(t.id).await?.is_some(),
         running: None,
-        runs: runs.iter().map(row).collect(),
+        runs: runs.iter().map(|r| row(l, &clock, r)).collect(),
+        zone: clock.name().to_string(),
         policy: st.store.directory_policy(t.id).await?,
         policy_error: err,
         from_wizard: false,

@@ -12,7 +12,8 @@ use crate::store::{UserExtras, UserFilter, UserSessionRecord};
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
-use crate::web::pages::{format_utc, render, Nav};
+use crate::web::pages::{render, Nav};
+use crate::web::time::Clock;
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -36,11 +37,7 @@ fn nav(a: &Admin) -> Nav {
 }
 
 pub fn status_label(l: Lang, s: UserStatus) -> &'static str {
-    match s {
-        UserStatus::Authorized => l.t("已授权", "Authorized"),
-        UserStatus::Unauthorized => l.t("未授权", "Not authorized"),
-        UserStatus::Disabled => l.t("已停用", "Disabled"),
-    }
+    crate::web::labels::user_status(l, s)
 }
 
 /// A bulk action on users, as the console shows it.
@@ -84,14 +81,36 @@ pub struct UsersPage {
     pub done: Option<String>,
     /// Why the last bulk action did nothing (e.g. no user was ticked).
     pub notice: Option<String>,
+    pub clock: Clock,
 }
 
 impl UsersPage {
+    /// `?done=authorize:3` (after a bulk action) in words: "已授权 3 人".
+    fn done_message(&self, d: &str) -> String {
+        let (action, n) = d.split_once(':').unwrap_or((d, ""));
+        let n: i64 = n.parse().unwrap_or(0);
+        let l = self.l;
+        match action {
+            "authorize" => l
+                .t(&format!("已授权 {n} 人。"), &format!("{n} authorized."))
+                .to_string(),
+            "unauthorize" => l
+                .t(
+                    &format!("已取消 {n} 人的授权。"),
+                    &format!("{n} unauthorized."),
+                )
+                .to_string(),
+            "disable" => l
+                .t(&format!("已停用 {n} 人。"), &format!("{n} disabled."))
+                .to_string(),
+            _ => l.t("已完成。", "Done.").to_string(),
+        }
+    }
     fn label(&self, s: &UserStatus) -> &'static str {
         status_label(self.l, *s)
     }
     fn time(&self, ms: &Option<i64>) -> String {
-        ms.map(format_utc).unwrap_or_else(|| "—".into())
+        self.clock.show_opt(*ms)
     }
     fn page_link(&self, offset: i64) -> String {
         let enc = |s: &str| {
@@ -197,6 +216,7 @@ pub async fn list(
             ),
             _ => None,
         },
+        clock: Clock::of(&admin.tenant),
     }))
 }
 
@@ -364,6 +384,7 @@ pub struct DetailPage {
     pub extras: UserExtras,
     pub sessions: Vec<UserSessionRecord>,
     pub revoked: bool,
+    pub clock: Clock,
 }
 
 impl DetailPage {
@@ -371,12 +392,12 @@ impl DetailPage {
         status_label(self.l, self.user.status)
     }
     fn time(&self, ms: &i64) -> String {
-        format_utc(*ms)
+        self.clock.show(*ms)
     }
     fn last_login(&self) -> String {
         self.user
             .last_login_at
-            .map(format_utc)
+            .map(|m| self.clock.show(m))
             .unwrap_or_else(|| self.l.t("从未登录", "Never").into())
     }
     fn via(&self, v: &str) -> &'static str {
@@ -420,6 +441,7 @@ pub async fn detail(
         extras,
         sessions,
         revoked: q.revoked.is_some(),
+        clock: Clock::of(&admin.tenant),
     }))
 }
 

@@ -1,0 +1,265 @@
+//! Issue 17, "words" and "times": the Chinese console shows no raw machine string (run
+//! statuses, triggers, kinds, phases, audit actions, `user:3` / `wecom:lisi`, "UTC UTC"),
+//! times are in the tenant's time zone (Asia/Shanghai by default, a console setting), and
+//! the admin's profile menu links to "change password".
+
+mod common;
+mod sync_support;
+
+use bridge::domain::audit::NewAudit;
+use bridge::testing::database_urls;
+use sync_support::*;
+
+/// The text a person reads: tags, scripts and attribute values left out.
+fn visible_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        out.push(' ');
+        let tail = &rest[i..];
+        let skip_to = if tail.starts_with("<script") {
+            tail.find("</script>").map(|j| j + "</script>".len())
+        } else if tail.starts_with("<style") {
+            tail.find("</style>").map(|j| j + "</style>".len())
+        } else {
+            tail.find('>').map(|j| j + 1)
+        };
+        match skip_to {
+            Some(j) => rest = &tail[j..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Raw machine words that must not reach a person in the Chinese console.
+const RAW: [&str; 24] = [
+    "succeeded",
+    "running",
+    "failed",
+    "blocked",
+    "interrupted",
+    "wizard",
+    "dry_run",
+    "incremental",
+    "unauthorized",
+    "authorized",
+    "left_scope",
+    "loose_members",
+    "UTC UTC",
+    "member.login",
+    "admin.login",
+    "directory.sync",
+    "wecom.credentials",
+    "app.wecom",
+    "wecom_qr",
+    "wecom_client",
+    "user:",
+    "wecom:",
+    "admin:",
+    "authorize:",
+];
+
+fn assert_no_raw(path: &str, html: &str) {
+    let text = visible_text(html);
+    for w in RAW {
+        assert!(
+            !text.contains(w),
+            "{path}: the raw word {w:?} is shown:\n{text}"
+        );
+    }
+    // A bare "full" kind or "added" note, as a word of its own.
+    for w in ["full", "added", "console", "scope", "tags"] {
+        assert!(
+            !text
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|t| t == w),
+            "{path}: the raw word {w:?} is shown:\n{text}"
+        );
+    }
+}
+
+async fn wait_run(t: &T, location: &str) -> serde_json::Value {
+    loop {
+        let p = t.env.browser.get(&format!("{location}/progress")).await;
+        let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+        if v["finished"] == true {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn chinese_console_reads_as_words_in_the_tenants_time_zone() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let csrf = t.env.admin_login().await;
+        let b = &t.env.browser;
+        // A dry run from the wizard and a sync from the console.
+        let r = b
+            .post(
+                "/console/sync/run",
+                &[("csrf", &csrf), ("dry_run", "1"), ("trigger", "wizard")],
+            )
+            .await;
+        let dry = r.location.unwrap();
+        assert_eq!(wait_run(&t, &dry).await["status"], "succeeded");
+        let r = b.post("/console/sync/run", &[("csrf", &csrf)]).await;
+        let run = r.location.unwrap();
+        assert_eq!(wait_run(&t, &run).await["status"], "succeeded");
+        // A bulk authorization, and a member's sign-in recorded by both of their names.
+        let st = t.st();
+        let lisi = st
+            .store
+            .users_by_wecom_userids(t.tenant.id, &["lisi".to_string()])
+            .await
+            .unwrap()[0]
+            .1;
+        let r = b
+            .post(
+                "/console/users",
+                &[
+                    ("csrf", &csrf),
+                    ("action", "authorize"),
+                    (&format!("u{lisi}"), "on"),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let done = r.location.unwrap();
+        for (actor, action, detail) in [
+            ("wecom:lisi", "member.login", "signed in via wecom_qr"),
+            (&format!("user:{lisi}") as &str, "member.logout", ""),
+            ("wecom:lisi", "member.login_denied", "not authorized"),
+        ] {
+            st.store
+                .audit(&NewAudit {
+                    tenant_id: t.tenant.id,
+                    actor: actor.into(),
+                    action,
+                    detail: detail.into(),
+                    ip: None,
+                })
+                .await
+                .unwrap();
+        }
+
+        for path in [
+            "/console/sync".to_string(),
+            dry.clone(),
+            run.clone(),
+            "/console/audit".to_string(),
+            done.clone(),
+            "/console/api-keys".to_string(),
+        ] {
+            let p = b.get(&path).await;
+            assert_eq!(p.status, 200, "{path}");
+            assert_no_raw(&path, &p.body);
+        }
+        let sync = visible_text(&b.get("/console/sync").await.body);
+        for w in ["成功", "设置向导", "管理后台", "预览（未修改）", "全量同步"]
+        {
+            assert!(sync.contains(w), "{w}: {sync}");
+        }
+        let report = visible_text(&b.get(&dry).await.body);
+        assert!(
+            report.contains("未授权"),
+            "the added people's status: {report}"
+        );
+        let audit = b.get("/console/audit").await;
+        let text = visible_text(&audit.body);
+        // One person, one name: `user:N` and `wecom:lisi` both read 李四.
+        assert_eq!(text.matches("成员 李四").count(), 3, "{text}");
+        for w in [
+            "成员登录",
+            "通过企业微信扫码登录",
+            "成员登录被拒绝",
+            "授权用户",
+            "未授权 → 已授权",
+            "管理员 admin",
+            "通讯录同步",
+        ] {
+            assert!(text.contains(w), "{w}: {text}");
+        }
+        // The stored values stay available to tools, in attributes.
+        assert!(audit.body.contains("data-action=\"member.login_denied\""));
+        assert!(audit.body.contains("data-actor=\"wecom:lisi\""));
+        assert!(visible_text(&b.get(&done).await.body).contains("已授权 1 人"));
+
+        // Times: Asia/Shanghai by default, with the offset; no "UTC" anywhere.
+        assert_eq!(t.tenant.time_zone, "Asia/Shanghai");
+        for path in ["/console/sync", "/console/audit"] {
+            let body = b.get(path).await.body;
+            assert!(body.contains("+08:00"), "{path}: {body}");
+            assert!(body.contains("Asia/Shanghai"), "{path}");
+            assert!(!visible_text(&body).contains("UTC"), "{path}");
+        }
+        // The admin picks another zone in the console; an unknown name is refused.
+        let page = b.get("/console/settings/time-zone").await;
+        assert_eq!(page.status, 200);
+        assert!(page
+            .body
+            .contains("<option value=\"Asia/Shanghai\" selected>"));
+        assert!(page.body.contains("<option value=\"Europe/Paris\""));
+        let r = b
+            .post(
+                "/console/settings/time-zone",
+                &[("csrf", &csrf), ("time_zone", "Mars/Olympus")],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("Mars/Olympus"), "{}", r.body);
+        let r = b
+            .post(
+                "/console/settings/time-zone",
+                &[("csrf", "wrong"), ("time_zone", "America/New_York")],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = b
+            .post(
+                "/console/settings/time-zone",
+                &[("csrf", &csrf), ("time_zone", "America/New_York")],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let tenant = st.store.tenant_by_id(t.tenant.id).await.unwrap().unwrap();
+        assert_eq!(tenant.time_zone, "America/New_York");
+        let audit = b.get("/console/audit").await.body;
+        assert!(
+            audit.contains("-05:00") || audit.contains("-04:00"),
+            "{audit}"
+        );
+        assert!(!audit.contains("+08:00"));
+        assert!(visible_text(&audit).contains("修改时区"));
+        assert!(
+            b.get(&run).await.body.contains("America/New_York")
+                || b.get("/console/sync")
+                    .await
+                    .body
+                    .contains("America/New_York")
+        );
+
+        // The profile menu: the username, change password, time zone, sign out.
+        let home = b.get("/console").await.body;
+        assert!(home.contains("data-testid=\"profile-menu\""));
+        assert!(home.contains("href=\"/console/password\""));
+        assert!(home.contains("href=\"/console/settings/time-zone\""));
+        assert!(home.contains("action=\"/console/logout\""));
+        let pw = b.get("/console/password").await;
+        assert_eq!(pw.status, 200);
+        assert!(pw.body.contains("data-testid=\"change-password-title\""));
+        assert!(pw.body.contains("修改密码"));
+        assert!(
+            pw.body.contains("data-testid=\"profile-menu\""),
+            "the menu is there too"
+        );
+        t.env.bridge.stop().await;
+    }
+}
