@@ -4,15 +4,14 @@
 //! `domain::nested_scope`), and only then is the integration stored (role `app`, sealed)
 //! and linked to the app. A refusal names every outsider.
 
-use crate::app::{seal_context, AppState, SEAL_VERSION};
+use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::doctor::{BoundAppScope, Failure};
 use crate::domain::integration::{FieldErrors, IntegrationRole, WecomCredentialsInput};
 use crate::domain::nested_scope::{self, AppScope, MainScope, Names, Outsiders, TagScope};
-use crate::domain::now_ms;
 use crate::domain::tenant::Tenant;
 use crate::setup::Actor;
-use crate::store::{IntegrationRecord, StoreError};
+use crate::store::StoreError;
 use std::collections::BTreeSet;
 use wecom::types::Agent;
 
@@ -155,35 +154,16 @@ pub async fn bind(
         });
     }
 
-    let (token, aes_key) = match &opened {
-        Some(o) => (o.callback_token.clone(), o.callback_aes_key.clone()),
-        None => (
-            wecom::crypto::generate_token(),
-            wecom::crypto::generate_encoding_aes_key(),
-        ),
-    };
     let a = i64::from(creds.agentid);
-    let now = now_ms();
-    let record = IntegrationRecord {
-        tenant_id: t,
-        agentid: a,
-        role: IntegrationRole::App,
-        corpid: creds.corpid.clone(),
-        secret_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "secret"), &creds.secret),
-        callback_token_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "callback_token"), &token),
-        callback_aes_key_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "callback_aes_key"), &aes_key),
-        seal_version: SEAL_VERSION,
-        agent_json: serde_json::to_string(&agent).ok(),
-        verified_at: Some(now),
-        callback_verified_at: existing.as_ref().and_then(|e| e.callback_verified_at),
-        updated_at: now,
-    };
+    let record = crate::setup::sealed_record(
+        st,
+        t,
+        IntegrationRole::App,
+        &creds,
+        opened.as_ref(),
+        &agent,
+        existing.as_ref().and_then(|e| e.callback_verified_at),
+    );
     let audit = NewAudit {
         tenant_id: t,
         actor: actor.name.clone(),

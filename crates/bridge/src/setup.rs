@@ -29,6 +29,44 @@ pub struct Actor {
     pub ip: Option<String>,
 }
 
+/// The record of a WeCom app WeCom just accepted, its secrets sealed under its own
+/// (tenant, agentid, field) context. The callback Token and EncodingAESKey are kept from
+/// `opened` once generated (WeCom stores them too); else new ones are made.
+pub fn sealed_record(
+    st: &AppState,
+    tenant_id: i64,
+    role: IntegrationRole,
+    creds: &crate::domain::integration::WecomCredentials,
+    opened: Option<&crate::app::OpenedIntegration>,
+    agent: &Agent,
+    callback_verified_at: Option<i64>,
+) -> IntegrationRecord {
+    let (token, aes_key) = match opened {
+        Some(o) => (o.callback_token.clone(), o.callback_aes_key.clone()),
+        None => (
+            wecom::crypto::generate_token(),
+            wecom::crypto::generate_encoding_aes_key(),
+        ),
+    };
+    let (t, a) = (tenant_id, i64::from(creds.agentid));
+    let seal = |field: &str, value: &str| st.sealer.seal_str(&seal_context(t, a, field), value);
+    let now = now_ms();
+    IntegrationRecord {
+        tenant_id: t,
+        agentid: a,
+        role,
+        corpid: creds.corpid.clone(),
+        secret_sealed: seal("secret", &creds.secret),
+        callback_token_sealed: seal("callback_token", &token),
+        callback_aes_key_sealed: seal("callback_aes_key", &aes_key),
+        seal_version: SEAL_VERSION,
+        agent_json: serde_json::to_string(agent).ok(),
+        verified_at: Some(now),
+        callback_verified_at,
+        updated_at: now,
+    }
+}
+
 /// Validates the credentials with WeCom (gettoken, then agent/get) and saves them. An
 /// empty secret keeps the stored one. Nothing is saved unless WeCom accepts them.
 pub async fn save_credentials(
@@ -57,41 +95,21 @@ pub async fn save_credentials(
     client.gettoken().await?;
     let agent = client.agent_get(creds.agentid).await?;
 
-    // Keep the callback Token/EncodingAESKey once generated: WeCom stores them too.
-    let (token, aes_key) = match &opened {
-        Some(o) => (o.callback_token.clone(), o.callback_aes_key.clone()),
-        None => (
-            wecom::crypto::generate_token(),
-            wecom::crypto::generate_encoding_aes_key(),
-        ),
-    };
     let t = tenant.id;
-    let a = creds.agentid as i64;
-    let now = now_ms();
-    let record = IntegrationRecord {
-        tenant_id: t,
-        agentid: a,
-        role: IntegrationRole::Main,
-        corpid: creds.corpid.clone(),
-        secret_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "secret"), &creds.secret),
-        callback_token_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "callback_token"), &token),
-        callback_aes_key_sealed: st
-            .sealer
-            .seal_str(&seal_context(t, a, "callback_aes_key"), &aes_key),
-        seal_version: SEAL_VERSION,
-        agent_json: serde_json::to_string(&agent).ok(),
-        verified_at: Some(now),
-        // A different corp or app must be verified again by WeCom.
-        callback_verified_at: existing
-            .as_ref()
-            .filter(|e| e.corpid == creds.corpid && e.agentid == creds.agentid as i64)
-            .and_then(|e| e.callback_verified_at),
-        updated_at: now,
-    };
+    // A different corp or app must be verified again by WeCom.
+    let callback_verified_at = existing
+        .as_ref()
+        .filter(|e| e.corpid == creds.corpid && e.agentid == creds.agentid as i64)
+        .and_then(|e| e.callback_verified_at);
+    let record = sealed_record(
+        st,
+        t,
+        IntegrationRole::Main,
+        &creds,
+        opened.as_ref(),
+        &agent,
+        callback_verified_at,
+    );
     st.store.put_integration(&record).await?;
     let previous = tenant.integration_mode;
     if previous != IntegrationMode::SelfBuilt {
