@@ -13,11 +13,7 @@ pub async fn exchange(
     client: &Client,
     f: &TokenForm,
 ) -> Result<serde_json::Value, OidcError> {
-    let code = f
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| OidcError::InvalidRequest("code is required".into()))?;
+    let code = required(&f.code, "code")?;
     let now = now_ms(st);
     let code_hash = crate::auth::sha256_hex(code);
     let rec = match st

@@ -232,3 +232,10 @@ pub async fn handler(
         Err(e) => OAuthError::from(e).into_response(),
     }
 }
+
+/// A form parameter a grant needs: present and not empty.
+fn required<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str, OidcError> {
+    v.as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| OidcError::InvalidRequest(format!("{name} is required")))
+}

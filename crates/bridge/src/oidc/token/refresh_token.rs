@@ -13,11 +13,7 @@ pub async fn exchange(
     client: &Client,
     f: &TokenForm,
 ) -> Result<serde_json::Value, OidcError> {
-    let token = f
-        .refresh_token
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| OidcError::InvalidRequest("refresh_token is required".into()))?;
+    let token = required(&f.refresh_token, "refresh_token")?;
     let now = now_ms(st);
     let hash = crate::auth::sha256_hex(token);
     let rec = st
