@@ -12,8 +12,8 @@
 //! - a member sign-in started on one instance finishes on another, and the session is
 //!   valid on every instance;
 //! - an OIDC code issued by one instance is redeemed at another;
-//! - a logout, and unauthorizing the member, stop the session on every instance within
-//!   1 s (measured per instance and printed);
+//! - a logout, unauthorizing the member and disabling them stop the session on every
+//!   instance within 1 s (measured per instance and printed);
 //! - one `gettoken` for the whole cluster, and one more after WeCom revokes the token
 //!   while every instance holds it (the simulator's counters);
 //! - a change callback delivered to every instance at once is applied once;
@@ -799,6 +799,35 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
     assert_eq!(status, 200, "{body}");
     let since = Instant::now();
     let unauthorize_took = c.until_refused(&session2, since, "unauthorize on B").await;
+
+    // ---- Disabling the member (API on A) ends a session made on B, everywhere.
+    let (status, body) = c
+        .api(
+            cc,
+            "POST",
+            "/users/status",
+            Some(json!({"action": "authorize", "user_ids": [user_id]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let m3 = c.browser();
+    let p = c.sign_in(&m3, &userid, b, b).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let session3 = m3.cookie("wb_session").unwrap();
+    for i in 0..3 {
+        assert_eq!(m3.get(&c.base(i), "/", WXWORK_UA).await.status, 200);
+    }
+    let (status, body) = c
+        .api(
+            a,
+            "POST",
+            "/users/status",
+            Some(json!({"action": "disable", "user_ids": [user_id]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let since = Instant::now();
+    let disable_took = c.until_refused(&session3, since, "disable on A").await;
     let ms = |v: &[Duration]| {
         v.iter()
             .zip(&c.nodes)
@@ -807,11 +836,16 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
             .join(", ")
     };
     eprintln!(
-        "cluster: session refused after logout on A: {}; after unauthorize on B: {}",
+        "cluster: session refused after logout on A: {}; after unauthorize on B: {}; after disable on A: {}",
         ms(&logout_took),
-        ms(&unauthorize_took)
+        ms(&unauthorize_took),
+        ms(&disable_took)
     );
-    for (what, took) in [("logout", &logout_took), ("unauthorize", &unauthorize_took)] {
+    for (what, took) in [
+        ("logout", &logout_took),
+        ("unauthorize", &unauthorize_took),
+        ("disable", &disable_took),
+    ] {
         for (d, n) in took.iter().zip(&c.nodes) {
             assert!(
                 *d < Duration::from_secs(1),
