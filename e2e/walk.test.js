@@ -351,6 +351,10 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
       (await p.getByTestId('message').innerText()).includes('抱歉，您未在授权范围内，因此无法使用，如需使用请联系企业管理员授权'),
       'the guide\'s FAQ message',
     );
+    // Whom to ask and "try again"; no admin instructions or console link for a member.
+    assert.match(await p.getByTestId('ask').innerText(), /企业微信管理员.*huangmin/);
+    await p.getByTestId('try-again').waitFor();
+    assert.equal(await p.locator('a[href^="/console"]').count(), 0, 'no console link on a member\'s page');
     await shoot(p, '06-unauthorized', { doc: true });
     await phone.check();
 
@@ -566,6 +570,47 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
   });
 
 
+
+  step('Language: an English browser gets English until the person picks 中文; a bilingual 404 with the way back', async () => {
+    const en = await newContext(browser, { locale: 'en-US' });
+    members.push(en);
+    const p = await en.newPage();
+    await p.goto(url('/console/login'));
+    assert.equal(await p.getAttribute('html', 'lang'), 'en', 'Accept-Language: en-US');
+    await p.locator('.lang a', { hasText: '中文' }).click();
+    await p.waitForURL('**/console/login?lang=zh');
+    assert.equal(await p.getAttribute('html', 'lang'), 'zh-CN');
+    await p.goto(url('/console/login'));
+    assert.equal(await p.getAttribute('html', 'lang'), 'zh-CN', 'the choice sticks');
+    en.expectStatus(404, '/no-such-page');
+    await p.goto(url('/no-such-page'));
+    const err = p.getByTestId('error-page');
+    await err.waitFor();
+    const text = await err.innerText();
+    assert.match(text, /找不到此页面/);
+    assert.match(text, /Page not found/);
+    await shoot(p, 'not-found');
+    await p.getByTestId('error-nav').locator('a[href="/console"]').click();
+    await p.waitForURL('**/console/login**');
+    await en.check();
+  });
+
+  step('Profile menu: the admin finds "change password" and the time zone', async () => {
+    await page.goto(url('/console'));
+    const menu = page.getByTestId('profile-menu');
+    await menu.locator('summary').click();
+    assert.equal((await page.getByTestId('profile-username').innerText()).trim(), demo.username);
+    await shoot(page, 'profile-menu');
+    await page.getByTestId('change-password').click();
+    await page.waitForURL('**/console/password');
+    assert.match(await page.getByTestId('change-password-title').innerText(), /修改密码/);
+    await page.goto(url('/console'));
+    await page.getByTestId('profile-menu').locator('summary').click();
+    await page.getByTestId('time-zone-link').click();
+    await page.waitForURL('**/console/settings/time-zone');
+    assert.equal(await page.locator('#time_zone').inputValue(), 'Asia/Shanghai');
+    assert.match(await page.getByTestId('now').innerText(), /\+08:00/);
+  });
 
   after(async () => {
     for (const m of members) await m.close().catch(() => {});

@@ -263,3 +263,70 @@ async fn chinese_console_reads_as_words_in_the_tenants_time_zone() {
         t.env.bridge.stop().await;
     }
 }
+
+/// Issue 17, "language": the browser's Accept-Language counts until the person picks a
+/// language; the 404 page is in both languages with the way back.
+#[tokio::test]
+async fn accept_language_until_chosen_and_a_bilingual_404() {
+    let env = common::start(
+        &bridge::testing::sqlite_url(),
+        bridge::domain::tenant::Edition::Professional,
+    )
+    .await;
+    let b = &env.browser;
+    let http = reqwest::Client::new();
+    let get = |path: &str, accept: &str| {
+        b.send(
+            http.get(b.url(path))
+                .header("accept-language", accept.to_string()),
+        )
+    };
+    let lang_of = |body: &str| {
+        let i = body.find("<html lang=\"").unwrap() + "<html lang=\"".len();
+        body[i..i + body[i..].find('"').unwrap()].to_string()
+    };
+    // An English browser gets English; a Chinese one, or none, Chinese.
+    let p = get("/console/login", "en-US,en;q=0.9").await;
+    assert_eq!(lang_of(&p.body), "en", "{}", p.body);
+    assert_eq!(
+        lang_of(&get("/console/login", "zh-CN,zh;q=0.9,en;q=0.8").await.body),
+        "zh-CN"
+    );
+    assert_eq!(lang_of(&b.get("/console/login").await.body), "zh-CN");
+    assert_eq!(lang_of(&get("/login", "en-GB").await.body), "en");
+    // The person chooses Chinese: the choice sticks, whatever the browser says.
+    let p = b
+        .send(
+            http.get(b.url("/console/login?lang=zh"))
+                .header("accept-language", "en-US"),
+        )
+        .await;
+    assert_eq!(lang_of(&p.body), "zh-CN");
+    assert_eq!(lang_of(&get("/console/login", "en-US").await.body), "zh-CN");
+    assert_eq!(lang_of(&get("/login", "en-US").await.body), "zh-CN");
+
+    // A page that does not exist: both languages, and links back.
+    let p = b.get("/no/such/page").await;
+    assert_eq!(p.status, 404);
+    for w in [
+        "找不到此页面",
+        "Page not found",
+        "返回工作台",
+        "Back to the workbench",
+        "管理后台",
+        "Admin console",
+        "data-testid=\"error-nav\"",
+        "href=\"/\"",
+        "href=\"/console\"",
+        "/no/such/page",
+    ] {
+        assert!(p.body.contains(w), "{w}: {}", p.body);
+    }
+    assert!(!p.body.contains("not found: this page"));
+    // Another error (a form without its CSRF token) reads in both languages too.
+    let p = b.post("/console/login", &[("username", "x")]).await;
+    assert!(p.status == 403 || p.status == 400, "{}", p.status);
+    assert!(p.body.contains("data-testid=\"error-page\""), "{}", p.body);
+    assert!(p.body.contains("data-testid=\"error-nav\""));
+    env.bridge.stop().await;
+}

@@ -655,12 +655,13 @@ async fn each_outcome_has_its_own_page() {
             .body
             .contains("抱歉，您未在授权范围内，因此无法使用，如需使用请联系企业管理员授权"));
         assert!(p.body.contains("not within the authorized range"));
-        assert!(
-            p.body
-                .contains("/console/users?status=unauthorized&#38;q=lisi"),
-            "{}",
-            p.body
-        );
+        // Whom to ask (with the account to name) and a way to try again; no admin
+        // instructions or console link on a member's page.
+        assert!(p.body.contains("data-testid=\"ask\""), "{}", p.body);
+        assert!(p.body.contains("企业微信管理员") && p.body.contains("lisi"));
+        assert!(p.body.contains("data-testid=\"try-again\""));
+        assert!(!p.body.contains("href=\"/console"), "{}", p.body);
+        assert!(!p.body.contains("admin-hint") && !p.body.contains("管理员："));
         // Disabled.
         let cb = s
             .through_wecom(&m, "/wecom/home", ("sim_userid", "wangwu"))

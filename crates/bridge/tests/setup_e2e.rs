@@ -139,6 +139,14 @@ async fn wrong_secret_is_explained_and_the_form_keeps_what_was_typed() {
             "{}",
             r.body
         );
+        // WeCom's long hint number is there for support, behind a "details" toggle.
+        let hint = r.body.find("hint ").expect("the hint is kept");
+        let details = r
+            .body
+            .find("data-testid=\"wecom-hint\"")
+            .expect("a details toggle");
+        assert!(r.body[..details].ends_with("<details class=\"small muted\" "));
+        assert!(details < hint && hint < details + r.body[details..].find("</details>").unwrap());
         assert!(
             r.body.contains(&format!("value=\"{CORPID}\""))
                 && r.body.contains(&format!("value=\"{MAIN_AGENTID}\""))

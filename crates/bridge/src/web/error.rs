@@ -76,6 +76,52 @@ impl WebError {
         }
     }
 
+    /// What a person reads on the error page: Chinese and English, and the error's own
+    /// text as the detail where the words are generic.
+    fn in_words(&self, msg: &str) -> (String, String, Option<String>) {
+        let fixed = |zh: &str, en: &str| (zh.to_string(), en.to_string(), None);
+        match self {
+            WebError::NotFound(what) => (
+                "您要找的页面不存在，或链接已失效。".into(),
+                "The page you asked for does not exist, or the link is out of date.".into(),
+                Some(what.clone()),
+            ),
+            WebError::UnknownHost(host) => (
+                format!("没有组织使用域名 {host}。请检查地址，或联系平台运营方。"),
+                format!("No organisation uses the domain {host}. Check the address, or ask the platform operator."),
+                None,
+            ),
+            WebError::Csrf => fixed(
+                "表单已过期，或不是从本后台提交的。请刷新页面后重试。",
+                "The form expired or was not sent by this console. Reload the page and try again.",
+            ),
+            WebError::TooManyRequests { retry_after_secs } => (
+                format!("请求过于频繁，请 {retry_after_secs} 秒后重试。"),
+                format!("Too many requests; try again in {retry_after_secs} s."),
+                None,
+            ),
+            WebError::Store(StoreError::NotFound(_) | StoreError::Conflict(_)) | WebError::Conflict(_) => (
+                "该操作与当前状态冲突，请刷新页面后重试。".into(),
+                "This conflicts with the current state. Reload the page and try again.".into(),
+                Some(msg.to_string()),
+            ),
+            WebError::Store(_) | WebError::Internal(_) => fixed(
+                "服务器内部错误，详情见服务器日志。请稍后重试。",
+                "Internal error; the details are in the server log. Try again later.",
+            ),
+            WebError::Forbidden(_) => (
+                "您没有权限执行此操作。".into(),
+                "You are not allowed to do this.".into(),
+                Some(msg.to_string()),
+            ),
+            _ => (
+                "请求无法完成。".into(),
+                "The request could not be completed.".into(),
+                Some(msg.to_string()),
+            ),
+        }
+    }
+
     fn public_message(&self) -> String {
         match self {
             // Internal details go to the log, not to the browser.
@@ -240,7 +286,8 @@ impl IntoResponse for WebError {
             tracing::error!(error = %self, "request failed");
         }
         let msg = self.public_message();
-        let html = crate::web::pages::error_page(status, &msg);
+        let (zh, en, detail) = self.in_words(&msg);
+        let html = crate::web::pages::error_page(status, &zh, &en, detail.as_deref());
         let mut resp = (status, html).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

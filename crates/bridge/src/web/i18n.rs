@@ -44,23 +44,62 @@ impl Lang {
     }
 }
 
-/// `?lang=` wins, then the `lang` cookie; Chinese otherwise.
+/// `?lang=` wins, then the `lang` cookie (the person's own choice), then the browser's
+/// `Accept-Language`; Chinese otherwise.
 impl<S: Send + Sync> FromRequestParts<S> for Lang {
     type Rejection = Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(q) = parts.uri.query() {
+        Ok(Lang::of_request(&parts.uri, &parts.headers))
+    }
+}
+
+impl Lang {
+    /// The language of a request, as the extractor picks it.
+    pub fn of_request(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Lang {
+        if let Some(q) = uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
                 if k == "lang" {
                     if let Some(l) = Lang::parse(&v) {
-                        return Ok(l);
+                        return l;
                     }
                 }
             }
         }
-        Ok(crate::web::cookies::get(&parts.headers, "lang")
+        crate::web::cookies::get(headers, "lang")
             .and_then(|v| Lang::parse(&v))
-            .unwrap_or_default())
+            .or_else(|| {
+                headers
+                    .get(axum::http::header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(from_accept_language)
+            })
+            .unwrap_or_default()
     }
+}
+
+/// The preferred of Chinese and English in an `Accept-Language` header (RFC 9110: the
+/// highest `q`, the first listed on a tie); `None` when it names neither.
+pub fn from_accept_language(header: &str) -> Option<Lang> {
+    let mut best: Option<(Lang, u16)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .next()
+            .map(|q| (q.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0) * 1000.0) as u16)
+            .unwrap_or(1000);
+        let primary = tag.split('-').next().unwrap_or("");
+        let lang = match primary {
+            "zh" => Lang::Zh,
+            "en" => Lang::En,
+            _ => continue,
+        };
+        if q > 0 && best.is_none_or(|(_, bq)| q > bq) {
+            best = Some((lang, q));
+        }
+    }
+    best.map(|(l, _)| l)
 }
 
 /// Makes `?lang=zh|en` stick: the choice is remembered in the `lang` cookie, so the next
@@ -82,4 +121,30 @@ pub async fn remember_choice(
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_zh_and_en() {
+        assert_eq!(from_accept_language("en-US,en;q=0.9"), Some(Lang::En));
+        assert_eq!(
+            from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(
+            from_accept_language("fr-FR, en;q=0.5, zh;q=0.4"),
+            Some(Lang::En)
+        );
+        assert_eq!(
+            from_accept_language("en;q=0.2, zh-TW;q=0.8"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(from_accept_language("de, fr;q=0.5"), None);
+        assert_eq!(from_accept_language("en;q=0, zh;q=0.1"), Some(Lang::Zh));
+        assert_eq!(from_accept_language(""), None);
+        assert_eq!(from_accept_language("*"), None);
+    }
 }

@@ -320,6 +320,10 @@ pub struct OutcomePage {
     pub faq: Option<&'static str>,
     pub code: Option<i64>,
     pub retry: bool,
+    /// Whom the member should ask, and what to tell them (Chinese, English).
+    pub ask: Option<(String, String)>,
+    /// A "try again" button (after someone else fixed it) instead of "sign in again".
+    pub try_again: bool,
 }
 
 impl OutcomePage {
@@ -336,6 +340,8 @@ impl OutcomePage {
             faq: None,
             code: None,
             retry: true,
+            ask: None,
+            try_again: false,
         }
     }
     fn admin(mut self, zh: impl Into<String>, en: impl Into<String>) -> Self {
@@ -464,18 +470,27 @@ pub fn problem_page(e: &LoginError) -> Response {
             p.retry = false;
             p
         }
+        // The member sees the FAQ's words, whom to ask and a way to try again: no admin
+        // instructions or console link (they cannot use it; the console has the help).
         LoginError::Unauthorized { userid } => {
             let mut p = OutcomePage::new(
                 "unauthorized",
                 ("未授权", "Not authorized"),
                 (login::UNAUTHORIZED_ZH, login::UNAUTHORIZED_EN),
-            )
-            .admin(
-                format!("管理员：在 管理后台 → 用户 中找到 {userid}，选中后点击“授权”。"),
-                format!("Admins: find {userid} under Admin console → Users, select them and choose “Authorize”."),
-            )
-            .with_link(&users_link(userid, "unauthorized"));
+            );
+            p.ask = Some(if userid.is_empty() {
+                (
+                    "请联系贵单位的企业微信管理员为您授权。".to_string(),
+                    "Ask your organisation's WeCom administrator to authorize you.".to_string(),
+                )
+            } else {
+                (
+                    format!("请联系贵单位的企业微信管理员为您授权，并告诉他们您的企业微信账号：{userid}。"),
+                    format!("Ask your organisation's WeCom administrator to authorize you, and tell them your WeCom account: {userid}."),
+                )
+            });
             p.retry = false;
+            p.try_again = true;
             p
         }
         LoginError::Disabled { userid, reason } => {

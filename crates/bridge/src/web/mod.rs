@@ -219,7 +219,9 @@ pub fn router(st: AppState) -> Router {
             "/wecom/callback/{agentid}",
             get(wecom_routes::callback_verify_app).post(wecom_routes::callback_event_app),
         )
-        .fallback(|| async { error::WebError::NotFound("this page".into()) })
+        .fallback(|uri: axum::http::Uri| async move {
+            error::WebError::NotFound(uri.path().to_string())
+        })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         // A stalled body (or a handler stuck on a peer) ends in 408, not a held task.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

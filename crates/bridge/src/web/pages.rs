@@ -29,20 +29,49 @@ pub fn render<T: Template>(t: &T) -> Response {
     }
 }
 
+/// An error page, in both languages (it is drawn where the request's language is not at
+/// hand), with the way back to the workbench and the console.
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    status: String,
-    message: &'a str,
+    code: u16,
+    title_zh: &'static str,
+    title_en: &'static str,
+    body_zh: &'a str,
+    body_en: &'a str,
+    /// The technical detail (English), when it adds to the body.
+    detail: Option<&'a str>,
 }
 
-pub fn error_page(status: StatusCode, message: &str) -> String {
+/// The title of an error page by status, in Chinese and English.
+fn error_title(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("请求有误", "Bad request"),
+        401 => ("需要登录", "Sign-in required"),
+        403 => ("无权访问", "Forbidden"),
+        404 => ("找不到此页面", "Page not found"),
+        408 => ("请求超时", "Request timed out"),
+        409 => ("操作冲突", "Conflict"),
+        413 => ("提交的内容过大", "Too large"),
+        429 => ("请求过于频繁", "Too many requests"),
+        500..=599 => ("服务器出错", "Server error"),
+        _ => ("出错了", "Something went wrong"),
+    }
+}
+
+/// `zh` / `en`: what happened, in words; `detail`: the error's own (English) text.
+pub fn error_page(status: StatusCode, zh: &str, en: &str, detail: Option<&str>) -> String {
+    let (title_zh, title_en) = error_title(status);
     ErrorPage {
-        status: status.to_string(),
-        message,
+        code: status.as_u16(),
+        title_zh,
+        title_en,
+        body_zh: zh,
+        body_en: en,
+        detail: detail.filter(|d| *d != en),
     }
     .render()
-    .unwrap_or_else(|_| message.to_string())
+    .unwrap_or_else(|_| en.to_string())
 }
 
 #[derive(Template)]
