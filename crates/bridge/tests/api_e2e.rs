@@ -632,6 +632,7 @@ async fn every_endpoint() {
         assert_eq!(run["kind"], "dry_run");
         assert_eq!(run["forced"], true);
         assert_eq!(run["actor"], format!("api-key:{rw_id}:ci"));
+        assert_eq!(run["trigger"], "api", "recorded as started through the API");
         api.wait_for_sync().await;
         let done = api.get(&format!("/api/v1/sync/runs/{id}"), &read).await;
         assert_eq!(done["status"], "succeeded", "{done}");

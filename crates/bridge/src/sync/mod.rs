@@ -283,7 +283,7 @@ impl StartedRun {
             (!opts.dry_run
                 && matches!(
                     opts.trigger,
-                    Trigger::Console | Trigger::Wizard | Trigger::Cli
+                    Trigger::Console | Trigger::Wizard | Trigger::Cli | Trigger::Api
                 ))
             .then(|| NewAudit {
                 tenant_id: tenant.id,

@@ -148,7 +148,7 @@ pub struct RunDto {
     pub id: i64,
     /// full | dry_run | incremental
     pub kind: String,
-    /// wizard | console | schedule | callback | cli
+    /// wizard | console | schedule | callback | cli | api
     pub trigger: String,
     /// running | succeeded | failed | blocked | interrupted
     pub status: String,
@@ -226,7 +226,7 @@ async fn sync_start(
     body: Result<Json<SyncRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let req = json_body(body)?;
-    let mut opts = SyncOptions::new(Trigger::Console, c.actor());
+    let mut opts = SyncOptions::new(Trigger::Api, c.actor());
     opts.dry_run = req.dry_run;
     opts.force = req.confirm_mass_disable;
     opts.concurrency = st.cfg.sync_concurrency;

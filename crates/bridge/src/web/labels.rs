@@ -28,6 +28,7 @@ pub fn trigger(l: Lang, t: Trigger) -> &'static str {
         Trigger::Schedule => l.t("定期核对", "Scheduled reconcile"),
         Trigger::Callback => l.t("企业微信通知", "WeCom notification"),
         Trigger::Cli => l.t("命令行", "Command line"),
+        Trigger::Api => l.t("管理 API", "Admin API"),
     }
 }
 

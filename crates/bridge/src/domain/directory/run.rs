@@ -14,6 +14,8 @@ pub enum Trigger {
     Schedule,
     Callback,
     Cli,
+    /// The admin JSON API (`POST /api/v1/sync/runs`).
+    Api,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,7 +62,7 @@ macro_rules! str_enum {
     };
 }
 
-str_enum!(Trigger { Wizard = "wizard", Console = "console", Schedule = "schedule", Callback = "callback", Cli = "cli" });
+str_enum!(Trigger { Wizard = "wizard", Console = "console", Schedule = "schedule", Callback = "callback", Cli = "cli", Api = "api" });
 str_enum!(RunKind { Full = "full", DryRun = "dry_run", Incremental = "incremental" });
 str_enum!(RunStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Blocked = "blocked", Interrupted = "interrupted" });
 

@@ -377,6 +377,7 @@ fn policy_validation_and_enums() {
         Trigger::Schedule,
         Trigger::Callback,
         Trigger::Cli,
+        Trigger::Api,
     ] {
         assert_eq!(t.as_str().parse::<Trigger>().unwrap(), t);
     }
