@@ -330,3 +330,52 @@ async fn accept_language_until_chosen_and_a_bilingual_404() {
     assert!(p.body.contains("data-testid=\"error-nav\""));
     env.bridge.stop().await;
 }
+
+/// Issue 17, Doctor: its evidence reads in the page's language.
+#[tokio::test]
+async fn doctor_evidence_in_both_languages() {
+    let t = setup(&bridge::testing::sqlite_url()).await;
+    t.env.admin_login().await;
+    let b = &t.env.browser;
+    let zh = visible_text(&b.get("/console/doctor").await.body);
+    for w in [
+        "gettoken 成功",
+        "企业微信接受来自本服务器的调用",
+        "已启用",
+        "企业微信的可信域名是",
+    ] {
+        assert!(zh.contains(w), "{w}: {zh}");
+    }
+    for w in [
+        "succeeded",
+        "accepted from this server",
+        "found and enabled",
+        "not checked",
+    ] {
+        assert!(!zh.contains(w), "{w}: {zh}");
+    }
+    let en_page = b.get("/console/doctor?lang=en").await.body;
+    let en = visible_text(&en_page);
+    assert!(
+        en.contains("gettoken succeeded") && en.contains("found and enabled"),
+        "{en}"
+    );
+    // Every evidence line of the English page is in English.
+    let evidence: Vec<&str> = en_page
+        .split("data-testid=\"evidence\">")
+        .skip(1)
+        .map(|s| &s[..s.find("</div>").unwrap()])
+        .collect();
+    assert!(evidence.len() >= 6, "{en_page}");
+    for e in evidence {
+        // Names from WeCom (the app's, quoted) are data, not words of the page.
+        let words: String = e.split("&#34;").step_by(2).collect();
+        assert!(
+            !words
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{e}"
+        );
+    }
+    t.env.bridge.stop().await;
+}

@@ -237,10 +237,18 @@ async fn untrusted_ip_is_explained_in_the_wizard_and_by_doctor() {
         let page = env.browser.get("/console/doctor").await;
         assert!(
             page.body
+                .contains("企业微信拒绝了来自 127.0.0.1 的调用（60020）"),
+            "{}",
+            page.body
+        );
+        let page = env.browser.get("/console/doctor?lang=en").await;
+        assert!(
+            page.body
                 .contains("WeCom refused calls from 127.0.0.1 (60020)"),
             "{}",
             page.body
         );
+        env.browser.get("/console?lang=zh").await;
         let t = env
             .bridge
             .state

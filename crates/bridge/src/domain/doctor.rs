@@ -23,7 +23,11 @@ pub struct Check {
     pub title_zh: &'static str,
     pub title_en: &'static str,
     pub status: Status,
+    /// What was seen, in English (the CLI prints it) and in Chinese.
     pub evidence: String,
+    pub evidence_zh: String,
+    /// When the evidence is an instant (Unix ms), for the console to show in its zone.
+    pub at: Option<i64>,
     pub fix_zh: String,
     pub fix_en: String,
 }
@@ -86,22 +90,35 @@ fn check(id: &'static str, zh: &'static str, en: &'static str) -> Check {
         title_en: en,
         status: Status::Pass,
         evidence: String::new(),
+        evidence_zh: String::new(),
+        at: None,
         fix_zh: String::new(),
         fix_en: String::new(),
     }
 }
 
+impl Check {
+    fn saw(&mut self, zh: impl Into<String>, en: impl Into<String>) {
+        self.evidence_zh = zh.into();
+        self.evidence = en.into();
+    }
+}
+
 fn fail_with(mut c: Check, f: &Failure) -> Check {
     c.status = Status::Fail;
-    c.evidence = f.message.clone();
+    // WeCom's own words, as it sent them.
+    c.saw(f.message.clone(), f.message.clone());
     c.fix_zh = format!("{}：{}", f.title_zh, f.fix_zh);
     c.fix_en = format!("{}: {}", f.title_en, f.fix_en);
     c
 }
 
-fn skipped(mut c: Check, because: &str) -> Check {
+fn skipped(mut c: Check, because: (&str, &str)) -> Check {
     c.status = Status::Skipped;
-    c.evidence = format!("not checked: {because}");
+    c.saw(
+        format!("未检查：{}", because.0),
+        format!("not checked: {}", because.1),
+    );
     c
 }
 
@@ -115,7 +132,10 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
     );
     if !o.configured {
         secret.status = Status::Fail;
-        secret.evidence = "no CorpID / AgentId / Secret saved".into();
+        secret.saw(
+            "尚未保存 CorpID / AgentId / Secret",
+            "no CorpID / AgentId / Secret saved",
+        );
         secret.fix_zh = "在设置向导第 2 步填写 CorpID、AgentId 和 Secret。".into();
         secret.fix_en =
             "Enter the CorpID, AgentId and Secret in step 2 of the set-up wizard.".into();
@@ -124,7 +144,7 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
     }
     let token_ok = match &o.token {
         Ok(()) => {
-            secret.evidence = "gettoken succeeded".into();
+            secret.saw("gettoken 成功", "gettoken succeeded");
             out.push(secret);
             true
         }
@@ -163,34 +183,49 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
     let agent = match (&o.agent, token_ok) {
         (_, false) | (None, _) => {
             for c in [ip, agent_c, scope_c, domain_c, home_c] {
-                out.push(skipped(c, "the Secret check failed"));
+                out.push(skipped(c, ("Secret 检查未通过", "the Secret check failed")));
             }
             None
         }
         (Some(Err(f)), true) if f.errcode == Some(60020) => {
             let mut c = fail_with(ip, f);
             if let Some(addr) = &f.from_ip {
-                c.evidence = format!("WeCom refused calls from {addr} (60020)");
+                c.saw(
+                    format!("企业微信拒绝了来自 {addr} 的调用（60020）"),
+                    format!("WeCom refused calls from {addr} (60020)"),
+                );
             }
             out.push(c);
             for c in [agent_c, scope_c, domain_c, home_c] {
-                out.push(skipped(c, "WeCom refuses calls from this server's IP"));
+                out.push(skipped(
+                    c,
+                    (
+                        "企业微信拒绝来自本服务器 IP 的调用",
+                        "WeCom refuses calls from this server's IP",
+                    ),
+                ));
             }
             None
         }
         (Some(Err(f)), true) => {
             let mut ok = ip;
-            ok.evidence = "API calls are accepted from this server".into();
+            ok.saw(
+                "企业微信接受来自本服务器的调用",
+                "API calls are accepted from this server",
+            );
             out.push(ok);
             out.push(fail_with(agent_c, f));
             for c in [scope_c, domain_c, home_c] {
-                out.push(skipped(c, "agent/get failed"));
+                out.push(skipped(c, ("agent/get 调用失败", "agent/get failed")));
             }
             None
         }
         (Some(Ok(a)), true) => {
             let mut ok = ip;
-            ok.evidence = "API calls are accepted from this server".into();
+            ok.saw(
+                "企业微信接受来自本服务器的调用",
+                "API calls are accepted from this server",
+            );
             out.push(ok);
             Some((a, agent_c, scope_c, domain_c, home_c))
         }
@@ -199,18 +234,30 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
     if let Some((a, mut agent_c, mut scope_c, mut domain_c, mut home_c)) = agent {
         if a.closed {
             agent_c.status = Status::Fail;
-            agent_c.evidence = format!("app {:?} is disabled in WeCom", a.name);
+            agent_c.saw(
+                format!("应用“{}”在企业微信中已停用", a.name),
+                format!("app {:?} is disabled in WeCom", a.name),
+            );
             agent_c.fix_zh = "在 应用管理 中启用该应用。".into();
             agent_c.fix_en = "Enable the app in App Management (应用管理).".into();
         } else {
-            agent_c.evidence = format!("app {:?} found and enabled", a.name);
+            agent_c.saw(
+                format!("找到应用“{}”，已启用", a.name),
+                format!("app {:?} found and enabled", a.name),
+            );
         }
         out.push(agent_c);
 
         let total = a.scope_users + a.scope_departments + a.scope_tags;
-        scope_c.evidence = format!(
-            "{} members, {} departments, {} tags",
-            a.scope_users, a.scope_departments, a.scope_tags
+        scope_c.saw(
+            format!(
+                "成员 {} 人，部门 {} 个，标签 {} 个",
+                a.scope_users, a.scope_departments, a.scope_tags
+            ),
+            format!(
+                "{} members, {} departments, {} tags",
+                a.scope_users, a.scope_departments, a.scope_tags
+            ),
         );
         if total == 0 {
             scope_c.status = Status::Fail;
@@ -222,23 +269,35 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
         match &o.expected_domain {
             None => {
                 domain_c.status = Status::Fail;
-                domain_c.evidence = "this tenant has no custom domain".into();
+                domain_c.saw("本租户没有自定义域名", "this tenant has no custom domain");
                 domain_c.fix_zh = "请先为租户设置自定义域名。".into();
                 domain_c.fix_en = "Set the tenant's custom domain first.".into();
             }
             Some(d) if a.redirect_domain.trim().eq_ignore_ascii_case(d) => {
-                domain_c.evidence = format!("WeCom trusted domain is {d}");
+                domain_c.saw(
+                    format!("企业微信的可信域名是 {d}"),
+                    format!("WeCom trusted domain is {d}"),
+                );
             }
             Some(d) => {
                 domain_c.status = Status::Fail;
-                domain_c.evidence = if a.redirect_domain.is_empty() {
-                    format!("WeCom has no trusted domain; the bridge signs in on {d}")
+                if a.redirect_domain.is_empty() {
+                    domain_c.saw(
+                        format!("企业微信未设置可信域名；本服务在 {d} 上登录"),
+                        format!("WeCom has no trusted domain; the bridge signs in on {d}"),
+                    );
                 } else {
-                    format!(
-                        "WeCom trusted domain is {:?}; the bridge signs in on {d}",
-                        a.redirect_domain
-                    )
-                };
+                    domain_c.saw(
+                        format!(
+                            "企业微信的可信域名是 {}；本服务在 {d} 上登录",
+                            a.redirect_domain
+                        ),
+                        format!(
+                            "WeCom trusted domain is {:?}; the bridge signs in on {d}",
+                            a.redirect_domain
+                        ),
+                    );
+                }
                 domain_c.fix_zh = format!("登录会报错“redirect uri需使用应用可信域名”。请在 应用管理 → 该应用 → 网页授权及JS-SDK 中把可信域名设为 {d}（完全一致，含端口）。");
                 domain_c.fix_en = format!("Sign-in would fail with \"redirect uri需使用应用可信域名\". Set the trusted domain under App Management → the app → Web authorization and JS-SDK to exactly {d} (port included).");
             }
@@ -246,21 +305,26 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
         out.push(domain_c);
 
         match &o.expected_home_url {
-            Some(h) if a.home_url.trim() == h => home_c.evidence = format!("home page is {h}"),
+            Some(h) if a.home_url.trim() == h => {
+                home_c.saw(format!("应用主页是 {h}"), format!("home page is {h}"))
+            }
             Some(h) => {
                 home_c.status = Status::Warn;
-                home_c.evidence = if a.home_url.is_empty() {
-                    "no home page set".into()
+                if a.home_url.is_empty() {
+                    home_c.saw("未设置应用主页", "no home page set");
                 } else {
-                    format!("home page is {:?}", a.home_url)
-                };
+                    home_c.saw(
+                        format!("应用主页是 {}", a.home_url),
+                        format!("home page is {:?}", a.home_url),
+                    );
+                }
                 home_c.fix_zh =
                     format!("把应用主页设为 {h}，成员从工作台打开应用时即可免登录进入。");
                 home_c.fix_en = format!("Set the app home page to {h} so members opening the app from the WeCom workbench are signed in silently.");
             }
             None => {
                 home_c.status = Status::Skipped;
-                home_c.evidence = "no custom domain".into();
+                home_c.saw("没有自定义域名", "no custom domain");
             }
         }
         out.push(home_c);
@@ -272,10 +336,16 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
         "Callback URL verified by WeCom",
     );
     match o.callback_verified_at {
-        Some(at) => cb.evidence = format!("last verified at {at} (Unix ms)"),
+        Some(at) => {
+            cb.saw("最近一次验证于", format!("last verified at {at} (Unix ms)"));
+            cb.at = Some(at);
+        }
         None => {
             cb.status = Status::Warn;
-            cb.evidence = "WeCom has not verified the callback URL yet".into();
+            cb.saw(
+                "企业微信尚未验证回调 URL",
+                "WeCom has not verified the callback URL yet",
+            );
             cb.fix_zh = "在 应用管理 → 该应用 → 接收消息 → 设置API接收 中填写向导显示的 URL、Token、EncodingAESKey 并保存；通讯录变更才能实时同步。".into();
             cb.fix_en = "Enter the URL, Token and EncodingAESKey the wizard shows under App Management → the app → Receive messages → Set API receiving, and save; then directory changes sync in real time.".into();
         }
@@ -304,6 +374,7 @@ fn app_scopes_check(apps: &[BoundAppScope]) -> Check {
         }
     }
     let mut evidence = vec![format!("{ok} of {} nested", apps.len())];
+    let mut evidence_zh = vec![format!("{} 个中 {ok} 个在范围内", apps.len())];
     if !wide.is_empty() {
         c.status = Status::Fail;
         let mut zh = Vec::new();
@@ -314,6 +385,12 @@ fn app_scopes_check(apps: &[BoundAppScope]) -> Check {
                 a.agentid,
                 a.name,
                 o.message_en()
+            ));
+            evidence_zh.push(format!(
+                "AgentId {}（{}）：{}",
+                a.agentid,
+                a.name,
+                o.message_zh()
             ));
             zh.push(format!(
                 "{}（AgentId {}）：{}",
@@ -350,8 +427,12 @@ fn app_scopes_check(apps: &[BoundAppScope]) -> Check {
             "AgentId {} ({}) not checked: {}",
             a.agentid, a.name, f.message
         ));
+        evidence_zh.push(format!(
+            "AgentId {}（{}）未检查：{}",
+            a.agentid, a.name, f.message
+        ));
     }
-    c.evidence = evidence.join("; ");
+    c.saw(evidence_zh.join("；"), evidence.join("; "));
     c
 }
 

@@ -641,6 +641,7 @@ pub async fn doctor_page(State(st): State<AppState>, l: Lang, admin: Admin) -> R
         l,
         nav: Some(nav(&admin, "doctor")),
         checks,
+        clock: Clock::of(&admin.tenant),
     }))
 }
 

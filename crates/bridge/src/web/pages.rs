@@ -195,9 +195,25 @@ pub struct DoctorPage {
     pub l: Lang,
     pub nav: Option<Nav>,
     pub checks: Vec<Check>,
+    pub clock: crate::web::time::Clock,
 }
 
 impl DoctorPage {
+    /// The evidence in the page's language, up to WeCom's `hint: […]` and what follows
+    /// it (kept for support, behind a details toggle), with its instant in the zone.
+    fn evidence(&self, c: &Check) -> String {
+        let text = self.l.t(&c.evidence_zh, &c.evidence);
+        let (main, _) = split_hint(text);
+        match c.at {
+            Some(ms) => format!("{main} {}", self.clock.show(ms)),
+            None => main.to_string(),
+        }
+    }
+    fn evidence_more(&self, c: &Check) -> Option<String> {
+        split_hint(self.l.t(&c.evidence_zh, &c.evidence))
+            .1
+            .map(str::to_string)
+    }
     fn status_class(&self, c: &Check) -> &'static str {
         match c.status {
             Status::Pass => "pass",
@@ -260,6 +276,15 @@ pub struct AuditPage {
     pub zone: String,
 }
 
+/// WeCom's errmsg `…, hint: [1796…], from ip: …, more info at …` as the message and
+/// the support details.
+pub fn split_hint(text: &str) -> (&str, Option<&str>) {
+    match text.find(", hint: [") {
+        Some(i) => (&text[..i], Some(&text[i + 2..])),
+        None => (text, None),
+    }
+}
+
 /// Civil date from Unix ms (Howard Hinnant's days-from-civil inverse), to avoid a date crate.
 pub fn format_utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -284,6 +309,19 @@ pub fn format_utc(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wecom_hints_are_split_off() {
+        let (m, more) = super::split_hint(
+            "invalid credential, hint: [1796000000000123], from ip: 1.2.3.4, more info at x",
+        );
+        assert_eq!(m, "invalid credential");
+        assert_eq!(
+            more,
+            Some("hint: [1796000000000123], from ip: 1.2.3.4, more info at x")
+        );
+        assert_eq!(super::split_hint("ok"), ("ok", None));
+    }
+
     #[test]
     fn utc_format() {
         assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");
