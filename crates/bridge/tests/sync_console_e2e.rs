@@ -215,3 +215,69 @@ async fn cli_sync_dry_run_guard_and_force() {
         assert_eq!(code, Some(2), "{err}");
     }
 }
+
+/// The policy form shows what one full reconcile costs (from the last full sync's calls)
+/// and refuses an interval that would use up WeCom's hourly budget for the busiest API.
+#[tokio::test]
+async fn the_policy_shows_a_reconciles_cost_and_refuses_an_interval_over_the_hourly_limit() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let csrf = t.env.admin_login().await;
+        let page = t.env.browser.get("/console/sync").await;
+        assert!(
+            !page.body.contains("reconcile-cost"),
+            "nothing measured yet"
+        );
+        // 1,300 more departments in the app's scope: about one user/list call each.
+        for i in 0..1300u32 {
+            t.sim(
+                "POST",
+                "/departments",
+                json!({"id": 10_000 + i, "name": format!("小组{i}"), "parentid": 3}),
+            )
+            .await;
+        }
+        let o = t.sync().await;
+        assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.message);
+        let user_list = o.report.api_calls["user/list"].calls;
+        assert!(user_list > 1250, "{user_list}");
+        let page = t.env.browser.get("/console/sync").await;
+        let attr = |name: &str| -> i64 {
+            let (_, rest) = page.body.split_once(&format!("{name}=\"")).unwrap();
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        };
+        let total: u64 = o.report.api_calls.values().map(|c| c.calls).sum();
+        assert_eq!(attr("data-calls"), total as i64);
+        // Half of 150,000 calls an hour for user/list: at least user_list * 3600 / 75,000 s.
+        let min = attr("data-min-interval");
+        assert_eq!(min, (user_list * 3600).div_ceil(75_000).div_ceil(60) as i64);
+        assert!(min >= 2);
+        let save = |minutes: String| {
+            let csrf = csrf.clone();
+            let t = &t;
+            async move {
+                t.env
+                    .browser
+                    .post(
+                        "/console/sync/policy",
+                        &[
+                            ("csrf", csrf.as_str()),
+                            ("new_user_status", "unauthorized"),
+                            ("max_disable_percent", "20"),
+                            ("reconcile_minutes", minutes.as_str()),
+                        ],
+                    )
+                    .await
+            }
+        };
+        let r = save((min - 1).to_string()).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            r.body.contains(&format!("{min}")),
+            "names the shortest interval"
+        );
+        let r = save(min.to_string()).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(save("0".into()).await.status, 303, "off is always allowed");
+    }
+}

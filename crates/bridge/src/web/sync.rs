@@ -4,7 +4,9 @@
 
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
-use crate::domain::directory::{DirectoryPolicy, RunReport, RunStatus, Trigger};
+use crate::domain::directory::{
+    DirectoryPolicy, ReconcileCost, RunKind, RunReport, RunStatus, Trigger,
+};
 use crate::sync::SyncOptions;
 use crate::web::auth::{Admin, AdminForm};
 use crate::web::error::WebError;
@@ -65,6 +67,35 @@ pub struct SyncPage {
     pub policy: DirectoryPolicy,
     pub policy_error: Option<String>,
     pub from_wizard: bool,
+    /// What one full reconcile costs, from the last full sync (None: none yet).
+    pub cost: Option<ReconcileCost>,
+}
+
+impl SyncPage {
+    /// The share of the busiest API's hourly budget the saved interval uses, in %.
+    fn hourly_percent(&self) -> String {
+        match self
+            .cost
+            .as_ref()
+            .and_then(|c| c.hourly_permille(self.policy.reconcile_interval_secs))
+        {
+            Some(p) => format!("{}.{}", p / 10, p % 10),
+            None => "0".into(),
+        }
+    }
+}
+
+/// The cost of one full reconcile, as the latest successful full sync measured it.
+async fn reconcile_cost(st: &AppState, tenant_id: i64) -> Result<Option<ReconcileCost>> {
+    let runs = st
+        .store
+        .list_sync_runs(tenant_id, Some(RunKind::Full), 20)
+        .await?;
+    Ok(runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .find_map(|r| serde_json::from_str::<RunReport>(r.report_json.as_deref()?).ok())
+        .and_then(|rep| ReconcileCost::of(&rep.api_calls)))
 }
 
 #[derive(Template)]
@@ -156,6 +187,7 @@ pub async fn page(
         policy_error: None,
         from_wizard: q.from == "wizard",
         nav: Some(nav(&admin)),
+        cost: reconcile_cost(&st, t.id).await?,
     }))
 }
 
@@ -289,12 +321,28 @@ pub async fn save_policy(
             reconcile_interval_secs: mins.saturating_mul(60),
         })
     })();
+    let cost = reconcile_cost(&st, t.id).await?;
     let err = match parsed {
         None => Some(
             l.t("请填写有效的数字。", "Enter valid numbers.")
                 .to_string(),
         ),
-        Some(p) => p.validate().err().map(|e| e.to_string()),
+        Some(p) => p.validate().err().map(|e| e.to_string()).or_else(|| {
+            // WeCom's hourly limit per API: a reconcile too often would use it all up.
+            let c = cost.as_ref().filter(|c| !c.allows(p.reconcile_interval_secs))?;
+            let min = c.min_interval_secs() / 60;
+            Some(if l.is_zh() {
+                format!(
+                    "定期核对太频繁：一次完整核对要调用 {} {} 次，企业微信每个接口每小时最多 150,000 次（还要留一半给回调和登录）。请设为至少 {min} 分钟，或 0 关闭。",
+                    c.busiest, c.busiest_calls
+                )
+            } else {
+                format!(
+                    "Reconciling that often would exceed WeCom's limit: one full reconcile calls {} {} times, and WeCom allows 150,000 calls an hour per API (half is kept for callbacks and sign-ins). Set at least {min} minutes, or 0 to turn it off.",
+                    c.busiest, c.busiest_calls
+                )
+            })
+        }),
     };
     if let (Some(p), None) = (parsed, &err) {
         st.store.put_directory_policy(t.id, &p).await?;
@@ -327,6 +375,7 @@ pub async fn save_policy(
         policy_error: err,
         from_wizard: false,
         nav: Some(nav(&f.admin)),
+        cost,
     });
     *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
     Ok(resp)

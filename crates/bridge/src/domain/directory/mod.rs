@@ -9,11 +9,13 @@ use crate::domain::user::{DisabledReason, UserStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod budget;
 mod diff;
 mod run;
 #[cfg(test)]
 mod tests;
 
+pub use budget::ReconcileCost;
 pub use diff::*;
 pub use run::*;
 
