@@ -177,6 +177,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether the public URLs are HTTPS: cookies are `Secure` and HSTS is sent then.
+    /// The one place every cookie and header asks.
+    pub fn https(&self) -> bool {
+        self.public_url_pattern.starts_with("https://")
+    }
+
     /// Layers the optional TOML file and `WECOM_BRIDGE_*` variables over the defaults.
     /// `WECOM_BRIDGE_INSTANCE_KEY_FILE` reads the key from a file (for secret mounts).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {

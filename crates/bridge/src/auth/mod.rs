@@ -109,7 +109,7 @@ pub fn snapshot_trusted_domain(agent_json: Option<&str>) -> Option<String> {
 }
 
 pub fn secure_cookies(st: &AppState) -> bool {
-    st.cfg.public_url_pattern.starts_with("https://")
+    st.cfg.https()
 }
 
 /// The binding cookie's name: `__Host-wb_oauth` when the public URL is https (only
@@ -432,7 +432,7 @@ impl MemberSessions {
                 refresh_ms: (idle_ms / 4).clamp(1, 60_000),
             },
             poll_ms: cfg.member_session_revocation_poll_ms as i64,
-            secure: cfg.public_url_pattern.starts_with("https://"),
+            secure: cfg.https(),
         })
     }
 

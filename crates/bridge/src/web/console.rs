@@ -38,7 +38,7 @@ fn nav(admin: &Admin, active: &'static str) -> Nav {
 }
 
 fn secure(st: &AppState) -> bool {
-    st.cfg.public_url_pattern.starts_with("https://")
+    st.cfg.https()
 }
 
 /// Only same-origin paths may follow a sign-in: the one check every flow uses.

@@ -231,7 +231,7 @@ pub fn router(st: AppState) -> Router {
         .layer(axum::middleware::from_fn(i18n::remember_choice))
         .layer(axum::middleware::from_fn_with_state(
             security_headers::SecurityHeaders {
-                https: st.cfg.public_url_pattern.starts_with("https://"),
+                https: st.cfg.https(),
             },
             security_headers::add,
         ))
