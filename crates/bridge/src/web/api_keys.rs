@@ -50,12 +50,7 @@ async fn page(
     let bad = error.is_some();
     let mut r = render(&KeysPage {
         l,
-        nav: Some(Nav {
-            tenant_name: admin.tenant.name.clone(),
-            username: admin.session.username.clone(),
-            csrf: admin.csrf().to_string(),
-            active: "api_keys",
-        }),
+        nav: Some(admin.nav("api_keys")),
         csrf: admin.csrf().to_string(),
         keys,
         shown,

@@ -28,12 +28,7 @@ use std::sync::Arc;
 pub const PATH: &str = "/console/apps";
 
 fn nav(admin: &Admin) -> Option<Nav> {
-    Some(Nav {
-        tenant_name: admin.tenant.name.clone(),
-        username: admin.session.username.clone(),
-        csrf: admin.csrf().to_string(),
-        active: "apps",
-    })
+    Some(admin.nav("apps"))
 }
 
 fn gate_of(g: &Extension<Arc<Gate>>) -> &Gate {

@@ -26,6 +26,16 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// The console's navigation bar for this admin, with `active` highlighted: the one
+    /// place it is built.
+    pub fn nav(&self, active: &'static str) -> crate::web::pages::Nav {
+        crate::web::pages::Nav {
+            tenant_name: self.tenant.name.clone(),
+            username: self.session.username.clone(),
+            csrf: self.csrf().to_string(),
+            active,
+        }
+    }
     pub fn actor(&self) -> String {
         format!("admin:{}", self.session.username)
     }

@@ -29,12 +29,7 @@ use serde::Deserialize;
 type Result<T> = std::result::Result<T, WebError>;
 
 fn nav(admin: &Admin, active: &'static str) -> Nav {
-    Nav {
-        tenant_name: admin.tenant.name.clone(),
-        username: admin.session.username.clone(),
-        csrf: admin.csrf().to_string(),
-        active,
-    }
+    admin.nav(active)
 }
 
 fn secure(st: &AppState) -> bool {

@@ -34,12 +34,7 @@ pub struct LoginConfigPage {
 }
 
 fn nav(a: &Admin) -> Nav {
-    Nav {
-        tenant_name: a.tenant.name.clone(),
-        username: a.session.username.clone(),
-        csrf: a.csrf().to_string(),
-        active: "login_config",
-    }
+    a.nav("login_config")
 }
 
 #[derive(Deserialize, Default)]

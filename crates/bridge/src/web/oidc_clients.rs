@@ -41,12 +41,7 @@ async fn page(
     let issuer = crate::oidc::issuer(st, &admin.tenant).unwrap_or_default();
     let mut r = render(&ClientsPage {
         l,
-        nav: Some(Nav {
-            tenant_name: admin.tenant.name.clone(),
-            username: admin.session.username.clone(),
-            csrf: admin.csrf().to_string(),
-            active: "oidc",
-        }),
+        nav: Some(admin.nav("oidc")),
         csrf: admin.csrf().to_string(),
         issuer,
         clients,

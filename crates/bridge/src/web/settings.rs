@@ -42,12 +42,7 @@ fn page(l: Lang, admin: &Admin, error: Option<String>, saved: bool) -> Response 
     let bad = error.is_some();
     let mut r = render(&TimeZonePage {
         l,
-        nav: Some(Nav {
-            tenant_name: admin.tenant.name.clone(),
-            username: admin.session.username.clone(),
-            csrf: admin.csrf().to_string(),
-            active: "time_zone",
-        }),
+        nav: Some(admin.nav("time_zone")),
         csrf: admin.csrf().to_string(),
         current: clock.name().to_string(),
         now: clock.show(crate::domain::now_ms()),

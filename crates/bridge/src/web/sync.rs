@@ -26,12 +26,7 @@ pub const PATH: &str = "/console/sync";
 type Result<T> = std::result::Result<T, WebError>;
 
 fn nav(admin: &Admin) -> Nav {
-    Nav {
-        tenant_name: admin.tenant.name.clone(),
-        username: admin.session.username.clone(),
-        csrf: admin.csrf().to_string(),
-        active: "sync",
-    }
+    admin.nav("sync")
 }
 
 /// A run as the history table shows it: machine values (`status`, for styling and

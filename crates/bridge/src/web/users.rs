@@ -28,12 +28,7 @@ type Result<T> = std::result::Result<T, WebError>;
 const PAGE: i64 = 50;
 
 fn nav(a: &Admin) -> Nav {
-    Nav {
-        tenant_name: a.tenant.name.clone(),
-        username: a.session.username.clone(),
-        csrf: a.csrf().to_string(),
-        active: "users",
-    }
+    a.nav("users")
 }
 
 pub fn status_label(l: Lang, s: UserStatus) -> &'static str {
