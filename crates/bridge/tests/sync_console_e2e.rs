@@ -71,6 +71,19 @@ async fn sync_page_dry_run_sync_and_confirmation() {
         );
         assert!(report.body.contains("<code>zhangsan</code>"));
         assert!(t.userids().await.is_empty(), "a dry run applies nothing");
+        // Not a dead end: its page offers to apply the changes (a real sync, same trigger),
+        // and the history marks its counts as a preview.
+        assert!(
+            report.body.contains("data-testid=\"apply-changes\""),
+            "{}",
+            report.body
+        );
+        assert!(report.body.contains("name=\"trigger\" value=\"wizard\""));
+        let history = t.env.browser.get("/console/sync").await;
+        assert_eq!(
+            history.body.matches("data-testid=\"dry-counts\"").count(),
+            1
+        );
 
         let r = t
             .env
@@ -80,6 +93,11 @@ async fn sync_page_dry_run_sync_and_confirmation() {
         let run = r.location.unwrap();
         assert_eq!(wait_run(&t, &run).await["status"], "succeeded");
         assert_eq!(t.userids().await.len(), 5);
+        let real = t.env.browser.get(&run).await;
+        assert!(
+            !real.body.contains("apply-changes"),
+            "a real run offers nothing to apply"
+        );
 
         // The guard stops a sync that would disable 2 of 5; the page offers the confirmation.
         t.scope(json!({"users": ["qianba"], "tags": [1]})).await;
