@@ -294,6 +294,21 @@ async fn accept_language_until_chosen_and_a_bilingual_404() {
     );
     assert_eq!(lang_of(&b.get("/console/login").await.body), "zh-CN");
     assert_eq!(lang_of(&get("/login", "en-GB").await.body), "en");
+    // Caches are told that a page depends on the language headers.
+    let r = http
+        .get(b.url("/console/login"))
+        .header("host", &b.host)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("Accept-Language")),
+        "{:?}",
+        r.headers()
+    );
     // The person chooses Chinese: the choice sticks, whatever the browser says.
     let p = b
         .send(

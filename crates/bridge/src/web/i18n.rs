@@ -114,6 +114,18 @@ pub async fn remember_choice(
             .and_then(|(_, v)| Lang::parse(&v))
     });
     let mut resp = next.run(req).await;
+    // Pages follow Accept-Language (until a choice is made): caches must know.
+    let html = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        resp.headers_mut().append(
+            axum::http::header::VARY,
+            axum::http::HeaderValue::from_static("Accept-Language, Cookie"),
+        );
+    }
     if let Some(l) = chosen {
         let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", l.code());
         if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {

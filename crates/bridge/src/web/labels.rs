@@ -199,6 +199,14 @@ pub fn audit_detail(l: Lang, detail: &str) -> String {
             }
         }
     }
+    // "workbench: wecom=off password=on → wecom=on password=on"
+    if let Some(rest) = detail.strip_prefix("workbench: ") {
+        if let Some((before, after)) = rest.split_once(" → ") {
+            if let (Some(b), Some(a)) = (sources(l, before), sources(l, after)) {
+                return format!("{}{b} → {a}", l.t("工作台：", "workbench: "));
+            }
+        }
+    }
     // "run #12 succeeded: 14 added, 0 updated, 0 disabled, 0 moved"
     if let Some(rest) = detail.strip_prefix("run #") {
         if let Some((id_status, counts)) = rest.split_once(": ") {
@@ -225,6 +233,29 @@ pub fn audit_detail(l: Lang, detail: &str) -> String {
         }
     }
     detail.to_string()
+}
+
+/// `wecom=on password=off` (a login configuration) in words: the sources turned on.
+fn sources(l: Lang, s: &str) -> Option<String> {
+    use crate::domain::login::IdentitySource;
+    let mut on = Vec::new();
+    for item in s.split_whitespace() {
+        let (src, state) = item.split_once('=')?;
+        let src: IdentitySource = src.parse().ok()?;
+        match state {
+            "on" => on.push(match src {
+                IdentitySource::Wecom => l.t("企业微信", "WeCom"),
+                IdentitySource::Password => l.t("账号密码", "password"),
+            }),
+            "off" => {}
+            _ => return None,
+        }
+    }
+    Some(if on.is_empty() {
+        l.t("无", "none").to_string()
+    } else {
+        on.join(l.t("、", ", "))
+    })
 }
 
 fn parse_status(s: &str) -> Option<RunStatus> {
@@ -342,6 +373,20 @@ mod tests {
         assert_eq!(
             audit_detail(zh, "CorpID ww1 AgentId 2"),
             "CorpID ww1 AgentId 2"
+        );
+        assert_eq!(
+            audit_detail(
+                zh,
+                "workbench: wecom=off password=on → wecom=on password=on"
+            ),
+            "工作台：账号密码 → 企业微信、账号密码"
+        );
+        assert_eq!(
+            audit_detail(
+                Lang::En,
+                "workbench: wecom=off password=off → wecom=on password=off"
+            ),
+            "workbench: none → WeCom"
         );
         let mut people = People::default();
         people.by_id.insert(3, "李四".into());
