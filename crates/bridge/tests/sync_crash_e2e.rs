@@ -150,14 +150,20 @@ impl Db {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 
-    fn cli(&self, org: &Org, crash_at: Option<&str>) -> Command {
+    /// `wecom-bridge <args>` on this database and the org's simulator.
+    fn bridge(&self, org: &Org, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"));
-        c.args(["sync", "--tenant", "default"])
+        c.args(args)
             .env("WECOM_BRIDGE_DATABASE_URL", &self.url)
             .env("WECOM_BRIDGE_DATA_DIR", &self.data_dir)
             .env("WECOM_BRIDGE_INSTANCE_KEY", &self.key)
             .env("WECOM_BRIDGE_WECOM_API_BASE", org.sim.api_base())
             .env_remove(CRASH_AT_VAR);
+        c
+    }
+
+    fn cli(&self, org: &Org, crash_at: Option<&str>) -> Command {
+        let mut c = self.bridge(org, &["sync", "--tenant", "default"]);
         if let Some(p) = crash_at {
             c.env(CRASH_AT_VAR, p);
         }
@@ -534,17 +540,12 @@ fn callback_xml(corpid: &str, n: usize, body: &str) -> String {
 impl Db {
     /// `wecom-bridge serve` on a free port: its background worker applies pending callbacks.
     fn serve(&self, org: &Org) -> std::process::Child {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_wecom-bridge"));
-        c.arg("serve")
+        self.bridge(org, &["serve"])
             .env("WECOM_BRIDGE_LISTEN", "127.0.0.1:0")
-            .env("WECOM_BRIDGE_DATABASE_URL", &self.url)
-            .env("WECOM_BRIDGE_DATA_DIR", &self.data_dir)
-            .env("WECOM_BRIDGE_INSTANCE_KEY", &self.key)
-            .env("WECOM_BRIDGE_WECOM_API_BASE", org.sim.api_base())
-            .env_remove(CRASH_AT_VAR)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c.spawn().unwrap()
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// Callbacks waiting to be applied.

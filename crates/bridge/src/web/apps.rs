@@ -595,22 +595,7 @@ pub async fn home(
     let Some(b) = bound else {
         return Ok(Redirect::to(&crate::web::login::login_path(&open)).into_response());
     };
-    let config = st
-        .store
-        .login_config(t.id, crate::domain::login::LoginTarget::Workbench)
-        .await?;
-    if !config.is_enabled(crate::domain::login::IdentitySource::Wecom) {
-        return Err(crate::auth::LoginError::SourceOff.into());
-    }
-    let ua = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let via = match wecom::ua::detect(ua) {
-        wecom::ua::ClientKind::WeCom => crate::auth::Via::Client,
-        _ => crate::auth::Via::Qr,
-    };
-    crate::web::login::start(&st, &t, Some(b.agentid), &headers, via, &open, l).await
+    crate::web::login::start_wecom(&st, &t, Some(b.agentid), &headers, &open, l).await
 }
 
 #[derive(Deserialize, Default)]

@@ -185,15 +185,29 @@ pub async fn login_wecom(
     q: std::result::Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q?;
+    start_wecom(&st, &t, None, &headers, &q.next, l).await
+}
+
+/// Starts WeCom sign-in through the main app, or a model app's own (`agentid`): refused
+/// when WeCom is not ticked in the login configuration; in-client authorization inside
+/// WeCom, QR / web login in a browser.
+pub async fn start_wecom(
+    st: &AppState,
+    t: &crate::domain::tenant::Tenant,
+    agentid: Option<u32>,
+    headers: &HeaderMap,
+    next: &str,
+    l: Lang,
+) -> Result<Response> {
     let config = st.store.login_config(t.id, LoginTarget::Workbench).await?;
     if !config.is_enabled(IdentitySource::Wecom) {
         return Err(LoginError::SourceOff.into());
     }
-    let via = match wecom::ua::detect(user_agent(&headers)) {
+    let via = match wecom::ua::detect(user_agent(headers)) {
         ClientKind::WeCom => Via::Client,
         _ => Via::Qr,
     };
-    start(&st, &t, None, &headers, via, &q.next, l).await
+    start(st, t, agentid, headers, via, next, l).await
 }
 
 /// Sends the member to WeCom (`via`) through the main app, or through a model app's own
