@@ -805,8 +805,16 @@ async fn kill_while_applying_callbacks_loses_none_and_the_next_start_finishes_th
         let started = Instant::now();
         loop {
             // Only counted while it runs: a check reads the marks and the directory apart.
+            // Done once nothing is pending and its run record is finished too (the last
+            // mark commits just before the record's end).
             let pending = db.pending_count().await;
-            if pending == 0 {
+            if pending == 0
+                && db
+                    .runs()
+                    .await
+                    .iter()
+                    .all(|r| r.status != RunStatus::Running)
+            {
                 break;
             }
             assert!(
