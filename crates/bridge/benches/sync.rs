@@ -289,7 +289,10 @@ async fn bench_engine(
         .unwrap();
     let mut p = st.store.directory_policy(tenant.id).await.unwrap();
     p.new_user_status = bridge::domain::user::UserStatus::Authorized;
-    st.store.put_directory_policy(tenant.id, &p).await.unwrap();
+    st.store
+        .put_directory_policy(tenant.id, &p, None)
+        .await
+        .unwrap();
 
     let mut rows = Vec::new();
     for scenario in ["initial", "no change", "1% change"] {

@@ -144,13 +144,13 @@ pub async fn reset_admin_password(store: &Store, slug: &str) -> Result<String, O
     let hash = hash_password(password.clone())
         .await
         .map_err(|e| OperatorError::Invalid(e.to_string()))?;
-    store.set_admin_password(admin.id, &hash, true).await?;
+    let entry = operator_audit(
+        t.id,
+        "admin.password_reset",
+        "one-time password issued".into(),
+    );
     store
-        .audit(&operator_audit(
-            t.id,
-            "admin.password_reset",
-            "one-time password issued".into(),
-        ))
+        .set_admin_password(admin.id, &hash, true, Some(&entry))
         .await?;
     Ok(password)
 }

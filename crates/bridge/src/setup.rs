@@ -3,7 +3,9 @@
 
 use crate::app::{seal_context, AppState, SEAL_VERSION};
 use crate::domain::audit::NewAudit;
-use crate::domain::integration::{FieldErrors, IntegrationRole, WecomCredentialsInput};
+use crate::domain::integration::{
+    verify_file_content, FieldErrors, IntegrationRole, WecomCredentialsInput,
+};
 use crate::domain::now_ms;
 use crate::domain::tenant::{EditionTooLow, IntegrationMode, Tenant};
 use crate::store::{IntegrationRecord, StoreError};
@@ -21,6 +23,11 @@ pub enum SetupError {
     Store(#[from] StoreError),
     #[error("stored secrets cannot be opened: {0}")]
     Seal(#[from] crate::seal::SealError),
+    /// Not a name WeCom gives its domain-verification files.
+    #[error("{0}")]
+    VerifyFileName(String),
+    #[error("verification file {0:?} not found")]
+    NoVerifyFile(String),
 }
 
 /// Who is acting, for the audit log.
@@ -238,4 +245,48 @@ pub fn domain_warnings(zh: bool, agent: &Agent, domain: &str, home_url: &str) ->
         });
     }
     out
+}
+
+/// Serves WeCom's domain-verification file `name` at the tenant's domain root (its
+/// content is the token in its name), audited.
+pub async fn add_verify_file(
+    st: &AppState,
+    tenant_id: i64,
+    name: &str,
+    by: &Actor,
+) -> Result<(), SetupError> {
+    let content = verify_file_content(name).map_err(SetupError::VerifyFileName)?;
+    let entry = verify_audit(tenant_id, by, "domain.verify_file.added", name);
+    st.store
+        .put_verify_file(tenant_id, name, &content, Some(&entry))
+        .await?;
+    Ok(())
+}
+
+/// Stops serving a verification file, audited.
+pub async fn delete_verify_file(
+    st: &AppState,
+    tenant_id: i64,
+    name: &str,
+    by: &Actor,
+) -> Result<(), SetupError> {
+    let entry = verify_audit(tenant_id, by, "domain.verify_file.deleted", name);
+    if !st
+        .store
+        .delete_verify_file(tenant_id, name, Some(&entry))
+        .await?
+    {
+        return Err(SetupError::NoVerifyFile(name.to_string()));
+    }
+    Ok(())
+}
+
+fn verify_audit(tenant_id: i64, by: &Actor, action: &'static str, name: &str) -> NewAudit {
+    NewAudit {
+        tenant_id,
+        actor: by.name.clone(),
+        action,
+        detail: name.to_string(),
+        ip: by.ip.clone(),
+    }
 }

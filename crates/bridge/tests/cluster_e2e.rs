@@ -999,6 +999,7 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
                 reconcile_interval_secs: interval_ms / 1000,
                 ..Default::default()
             },
+            None,
         )
         .await
         .unwrap();
@@ -1069,6 +1070,7 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
                 reconcile_interval_secs: 0,
                 ..Default::default()
             },
+            None,
         )
         .await
         .unwrap();

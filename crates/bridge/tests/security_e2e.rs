@@ -737,3 +737,49 @@ async fn throttling_behind_a_trusted_proxy_counts_each_client() {
         env.bridge.stop().await;
     }
 }
+
+/// Console sessions end after 30 idle minutes and after 12 hours whatever the use, on the
+/// app's clock: moved forward here, never slept on. The ended session is deleted, so
+/// going back in time (or another request) cannot revive it.
+#[tokio::test]
+async fn console_sessions_expire_idle_and_absolute() {
+    for db in database_urls().await {
+        let env = start(&db, Edition::Professional).await;
+        env.admin_login().await;
+        let clock = env.bridge.state.clock.clone();
+        let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+        let open = |path: &'static str| {
+            let b = &env.browser;
+            async move { b.get(path).await }
+        };
+        assert_eq!(open("/console/audit").await.status, 200);
+
+        // 29 idle minutes: still signed in (and the request counts as use).
+        clock.advance(minutes(29));
+        assert_eq!(open("/console/audit").await.status, 200);
+        // 31 more idle minutes: signed out, sent to the sign-in page with the way back.
+        clock.advance(minutes(31));
+        let r = open("/console/audit").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/console/login?next=%2Fconsole%2Faudit")
+        );
+
+        // Used every 20 minutes, a session still ends 12 hours after it began.
+        env.browser.clear_cookies();
+        let r = login_with_next(&env, "admin", NEW_PASSWORD, "/console").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        for _ in 0..35 {
+            clock.advance(minutes(20));
+            assert_eq!(open("/console/audit").await.status, 200);
+        }
+        clock.advance(minutes(21));
+        assert_eq!(
+            open("/console/audit").await.status,
+            303,
+            "12 h after sign-in, even in use"
+        );
+        env.bridge.stop().await;
+    }
+}

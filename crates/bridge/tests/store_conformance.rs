@@ -72,7 +72,7 @@ async fn admins_and_sessions() {
         ));
         let a = s.admin_by_username(t.id, "admin").await.unwrap().unwrap();
         assert!(a.must_change_password && a.password_hash == "hash1");
-        s.create_admin_session("sess", id, t.id, "csrf", 10, Some("127.0.0.1"))
+        s.create_admin_session("sess", id, t.id, "csrf", 10, Some("127.0.0.1"), None)
             .await
             .unwrap();
         s.touch_admin_session("sess", 20).await.unwrap();
@@ -81,7 +81,9 @@ async fn admins_and_sessions() {
             (sess.username.as_str(), sess.last_seen_at, sess.created_at),
             ("admin", 20, 10)
         );
-        s.set_admin_password(id, "hash2", false).await.unwrap();
+        s.set_admin_password(id, "hash2", false, None)
+            .await
+            .unwrap();
         assert!(
             s.admin_session("sess").await.unwrap().is_none(),
             "password change ends sessions"
@@ -250,10 +252,10 @@ async fn integration_verify_files_and_audit() {
         );
         assert!(got.verified_at.is_some());
 
-        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc")
+        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc", None)
             .await
             .unwrap();
-        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc")
+        s.put_verify_file(t.id, "WW_verify_abc.txt", "abc", None)
             .await
             .unwrap();
         assert_eq!(
@@ -265,11 +267,11 @@ async fn integration_verify_files_and_audit() {
         );
         assert_eq!(s.list_verify_files(t.id).await.unwrap().len(), 1);
         assert!(s
-            .delete_verify_file(t.id, "WW_verify_abc.txt")
+            .delete_verify_file(t.id, "WW_verify_abc.txt", None)
             .await
             .unwrap());
         assert!(!s
-            .delete_verify_file(t.id, "WW_verify_abc.txt")
+            .delete_verify_file(t.id, "WW_verify_abc.txt", None)
             .await
             .unwrap());
 

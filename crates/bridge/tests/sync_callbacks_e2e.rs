@@ -404,7 +404,7 @@ async fn periodic_reconcile_finds_scope_changes() {
         p.reconcile_interval_secs = 1;
         t.st()
             .store
-            .put_directory_policy(t.tenant.id, &p)
+            .put_directory_policy(t.tenant.id, &p, None)
             .await
             .unwrap();
         t.scope(json!({"parties": [2], "users": ["qianba", "zhoujiu"], "tags": [1]}))

@@ -171,6 +171,43 @@ async fn sync_page_dry_run_sync_and_confirmation() {
             )
             .await;
         assert_eq!(r.status, 400);
+        assert!(
+            r.body
+                .contains(r#"<select name="new_user_status" aria-invalid="true""#),
+            "the refused field is marked: {}",
+            r.body
+        );
+        // A value that is not a number: refused by name, and what was typed stays.
+        let r = t
+            .env
+            .browser
+            .post(
+                "/console/sync/policy",
+                &[
+                    ("csrf", &csrf),
+                    ("new_user_status", "authorized"),
+                    ("max_disable_percent", "five"),
+                    ("reconcile_minutes", "45"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            r.body.contains(r#"value="five" aria-invalid="true""#),
+            "{}",
+            r.body
+        );
+        assert!(
+            r.body.contains(r#"value="45""#),
+            "the other fields keep their values"
+        );
+        assert!(r.body.contains("0 到 100") || r.body.contains("from 0 to 100"));
+        let p = t.st().store.directory_policy(t.tenant.id).await.unwrap();
+        assert_eq!(
+            (p.max_disable_permille, p.reconcile_interval_secs),
+            (50, 1800),
+            "a refused form changes nothing"
+        );
     }
 }
 
@@ -290,6 +327,14 @@ async fn the_policy_shows_a_reconciles_cost_and_refuses_an_interval_over_the_hou
         };
         let r = save((min - 1).to_string()).await;
         assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            r.body.contains(&format!(
+                r#"name="reconcile_minutes" inputmode="numeric" value="{}" aria-invalid="true""#,
+                min - 1
+            )),
+            "the interval typed stays, marked: {}",
+            r.body
+        );
         assert!(
             r.body.contains(&format!("{min}")),
             "names the shortest interval"

@@ -431,7 +431,7 @@ async fn policy_decides_new_users_status() {
         p.new_user_status = UserStatus::Authorized;
         t.st()
             .store
-            .put_directory_policy(t.tenant.id, &p)
+            .put_directory_policy(t.tenant.id, &p, None)
             .await
             .unwrap();
         t.sync().await;

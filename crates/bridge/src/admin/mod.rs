@@ -1,7 +1,9 @@
 //! Admin operations behind the JSON API (and its keys): no HTTP here. Each change is
 //! audited with the acting key (`api-key:<id>:<name>`) or admin.
 
+pub mod account;
 pub mod cli;
+pub mod policy;
 
 use crate::app::AppState;
 use crate::domain::api_key::{check_name, ApiKey, Bucket, Scope, TOKEN_PREFIX};
@@ -372,9 +374,6 @@ pub async fn set_login_config(
             "turn on at least one identity source, or nobody can sign in".into(),
         ));
     }
-    st.store
-        .set_login_config(tenant_id, LoginTarget::Workbench, &config, actor)
-        .await?;
     let describe = |c: &LoginConfig| {
         c.sources
             .iter()
@@ -382,14 +381,21 @@ pub async fn set_login_config(
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let entry = NewAudit {
+        tenant_id,
+        actor: actor.to_string(),
+        action: "login_config.changed",
+        detail: format!("workbench: {} → {}", describe(&before), describe(&config)),
+        ip,
+    };
     st.store
-        .audit(&NewAudit {
+        .set_login_config(
             tenant_id,
-            actor: actor.to_string(),
-            action: "login_config.changed",
-            detail: format!("workbench: {} → {}", describe(&before), describe(&config)),
-            ip,
-        })
+            LoginTarget::Workbench,
+            &config,
+            actor,
+            Some(&entry),
+        )
         .await?;
     Ok(config)
 }

@@ -1,9 +1,11 @@
 //! Console admin accounts and their server-side sessions.
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store, StoreError};
+use crate::domain::audit::NewAudit;
 use sqlx::Row;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AdminRecord {
     pub id: i64,
     pub tenant_id: i64,
@@ -13,7 +15,7 @@ pub struct AdminRecord {
     pub must_change_password: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AdminSession {
     pub admin_id: i64,
     pub tenant_id: i64,
@@ -55,24 +57,14 @@ impl Store {
         username: &str,
     ) -> Result<Option<AdminRecord>> {
         on_pool!(self, |p| {
-            let r = sqlx::query(
+            Ok(sqlx::query_as::<_, AdminRecord>(
                 "SELECT id, tenant_id, username, password_hash, must_change_password
                  FROM admins WHERE tenant_id = $1 AND username = $2",
             )
             .bind(tenant_id)
             .bind(username)
             .fetch_optional(p)
-            .await?;
-            match r {
-                None => Ok(None),
-                Some(r) => Ok(Some(AdminRecord {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    username: r.try_get("username")?,
-                    password_hash: r.try_get("password_hash")?,
-                    must_change_password: r.try_get("must_change_password")?,
-                })),
-            }
+            .await?)
         })
     }
 
@@ -92,6 +84,7 @@ impl Store {
         admin_id: i64,
         password_hash: &str,
         must_change: bool,
+        audit: Option<&NewAudit>,
     ) -> Result<()> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -111,11 +104,16 @@ impl Store {
                 .bind(admin_id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, crate::domain::now_ms());
+            }
             tx.commit().await?;
             Ok(())
         })
     }
 
+    /// Starts a session; `audit` (the sign-in) commits with it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_admin_session(
         &self,
         id_hash: &str,
@@ -124,8 +122,10 @@ impl Store {
         csrf: &str,
         now: i64,
         ip: Option<&str>,
+        audit: Option<&NewAudit>,
     ) -> Result<()> {
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO admin_sessions (id_hash, admin_id, tenant_id, csrf, created_at, last_seen_at, ip)
                  VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -136,33 +136,25 @@ impl Store {
             .bind(csrf)
             .bind(now)
             .bind(ip)
-            .execute(p)
+            .execute(&mut *tx)
             .await?;
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, now);
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
 
     pub async fn admin_session(&self, id_hash: &str) -> Result<Option<AdminSession>> {
         on_pool!(self, |p| {
-            let r = sqlx::query(
+            Ok(sqlx::query_as::<_, AdminSession>(
                 "SELECT s.admin_id, s.tenant_id, a.username, s.csrf, s.created_at, s.last_seen_at, a.must_change_password
                  FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1",
             )
             .bind(id_hash)
             .fetch_optional(p)
-            .await?;
-            match r {
-                None => Ok(None),
-                Some(r) => Ok(Some(AdminSession {
-                    admin_id: r.try_get("admin_id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    username: r.try_get("username")?,
-                    csrf: r.try_get("csrf")?,
-                    created_at: r.try_get("created_at")?,
-                    last_seen_at: r.try_get("last_seen_at")?,
-                    must_change_password: r.try_get("must_change_password")?,
-                })),
-            }
+            .await?)
         })
     }
 
@@ -177,12 +169,22 @@ impl Store {
         })
     }
 
-    pub async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
+    /// Ends a session; `audit` (the sign-out) commits with it.
+    pub async fn delete_admin_session(
+        &self,
+        id_hash: &str,
+        audit: Option<&NewAudit>,
+    ) -> Result<()> {
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
                 .bind(id_hash)
-                .execute(p)
+                .execute(&mut *tx)
                 .await?;
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, crate::domain::now_ms());
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

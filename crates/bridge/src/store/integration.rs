@@ -384,13 +384,17 @@ impl Store {
         })
     }
 
+    /// Serves `content` at `/{filename}`; `audit` commits with it.
     pub async fn put_verify_file(
         &self,
         tenant_id: i64,
         filename: &str,
         content: &str,
+        audit: Option<&NewAudit>,
     ) -> Result<()> {
+        let now = now_ms();
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO domain_verifications (tenant_id, filename, content, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, filename) DO UPDATE SET content = excluded.content, created_at = excluded.created_at",
@@ -398,9 +402,13 @@ impl Store {
             .bind(tenant_id)
             .bind(filename)
             .bind(content)
-            .bind(now_ms())
-            .execute(p)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, now);
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -435,16 +443,27 @@ impl Store {
         })
     }
 
-    pub async fn delete_verify_file(&self, tenant_id: i64, filename: &str) -> Result<bool> {
+    /// Stops serving the file; `audit` commits with it, if there was one to delete.
+    pub async fn delete_verify_file(
+        &self,
+        tenant_id: i64,
+        filename: &str,
+        audit: Option<&NewAudit>,
+    ) -> Result<bool> {
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "DELETE FROM domain_verifications WHERE tenant_id = $1 AND filename = $2",
             )
             .bind(tenant_id)
             .bind(filename)
-            .execute(p)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            if let (Some(a), true) = (audit, n > 0) {
+                insert_audit!(&mut *tx, a, now_ms());
+            }
+            tx.commit().await?;
             Ok(n > 0)
         })
     }

@@ -2,7 +2,9 @@
 //! app). Read from the database on every request, never cached in the process, so a
 //! change applies on the next request on every instance.
 
+use super::audit::insert_audit;
 use super::{on_pool, Result, Store};
+use crate::domain::audit::NewAudit;
 use crate::domain::login::{LoginConfig, LoginTarget};
 use crate::domain::now_ms;
 use sqlx::Row;
@@ -38,6 +40,7 @@ impl Store {
         target: LoginTarget,
         config: &LoginConfig,
         actor: &str,
+        audit: Option<&NewAudit>,
     ) -> Result<()> {
         let key = target.key();
         let now = now_ms();
@@ -59,6 +62,9 @@ impl Store {
                 .bind(actor)
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, now);
             }
             tx.commit().await?;
             Ok(())

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::apps::{self, Actor, AppsError, Gate, Verdict};
 use crate::auth::{MemberSessions, SESSION_COOKIE};
 use crate::domain::apps::{Access, App, AppDraft, Chosen, BUILTIN_ICONS};
-use crate::web::auth::{Admin, AdminForm};
+use crate::web::admin_session::{Admin, AdminForm};
 use crate::web::cookies;
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;

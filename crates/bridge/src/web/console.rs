@@ -1,20 +1,18 @@
 //! Console pages: sign-in, overview, the WeCom set-up wizard, doctor, audit log.
 //! Handlers are thin: they parse, call `setup`/`doctor`/the store, and render.
 
+use crate::admin::account;
 use crate::app::AppState;
 use crate::credentials;
-use crate::domain::audit::NewAudit;
 use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
 use crate::domain::directory::{RunKind, RunReport};
-use crate::domain::integration::{verify_file_content, WecomCredentialsInput};
-use crate::domain::now_ms;
+use crate::domain::integration::WecomCredentialsInput;
 use crate::domain::return_path;
 use crate::domain::tenant::{IntegrationMode, Tenant};
-use crate::domain::throttle::ThrottleKey;
 use crate::setup::{self, Actor, SetupError};
-use crate::web::auth::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::web::admin_session::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::cookies;
-use crate::web::error::WebError;
+use crate::web::error::{account_refusal, WebError};
 use crate::web::i18n::Lang;
 use crate::web::labels;
 use crate::web::pages::*;
@@ -163,103 +161,33 @@ pub async fn login(
         return Err(WebError::Csrf);
     }
     let username = f.username.trim();
-    // Locked out (this IP, or this account, known or not): refused before argon2 runs.
-    let keys = credentials::throttle_keys(ip.as_deref(), t.id, username);
-    credentials::throttle_check(&st.store, &keys, st.clock.now_ms()).await??;
-    let record = st.store.admin_by_username(t.id, username).await?;
-    // Unknown users cost one argon2 run too, so timing does not reveal who exists.
-    let ok = match &record {
-        Some(r) => credentials::verify_password(f.password.clone(), r.password_hash.clone()).await,
-        None => {
-            credentials::hash_password(f.password.clone()).await?;
-            false
+    let by = account::Caller {
+        tenant_id: t.id,
+        ip: ip.as_deref(),
+    };
+    let signed_in = match account::sign_in(&st, by, username, &f.password).await {
+        Ok(s) => s,
+        Err(e) => {
+            let Some((status, msg)) = account_refusal(&e, l) else {
+                return Err(e.into());
+            };
+            let mut resp = login_form(&st, l, &t, safe_next(&f.next), username, Some(msg));
+            *resp.status_mut() = status;
+            return Ok(resp);
         }
     };
-    let Some(admin) = record.filter(|_| ok) else {
-        let actor = format!("anonymous:{username}");
-        st.store
-            .audit(&NewAudit {
-                tenant_id: t.id,
-                actor: actor.clone(),
-                action: "admin.login_failed",
-                detail: "wrong username or password".into(),
-                ip: ip.clone(),
-            })
-            .await?;
-        if let Some(throttled) = record_failure(&st, t.id, &keys, actor, ip.clone()).await? {
-            return Err(throttled.into());
-        }
-        let msg = l
-            .t("用户名或密码错误。", "Wrong username or password.")
-            .to_string();
-        let mut resp = login_form(&st, l, &t, safe_next(&f.next), username, Some(msg));
-        *resp.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
-        return Ok(resp);
-    };
-    credentials::throttle_success(&st.store, &keys).await?;
-    let raw = credentials::random_token();
-    let now = now_ms();
-    st.store
-        .create_admin_session(
-            &credentials::sha256_hex(&raw),
-            admin.id,
-            t.id,
-            &credentials::random_token(),
-            now,
-            ip.as_deref(),
-        )
-        .await?;
-    st.store
-        .audit(&NewAudit {
-            tenant_id: t.id,
-            actor: format!("admin:{}", admin.username),
-            action: "admin.login",
-            detail: "signed in with password".into(),
-            ip,
-        })
-        .await?;
-    let to = if admin.must_change_password {
+    let to = if signed_in.must_change_password {
         "/console/password"
     } else {
         safe_next(&f.next)
     };
-    let set = cookies::set(SESSION_COOKIE, &raw, None, secure(&st));
+    let set = cookies::set(SESSION_COOKIE, &signed_in.token, None, secure(&st));
     let clear = cookies::clear(LOGIN_CSRF_COOKIE, secure(&st));
     Ok((
         AppendHeaders([(SET_COOKIE, set), (SET_COOKIE, clear)]),
         Redirect::to(to),
     )
         .into_response())
-}
-
-/// Counts a wrong password against `keys`; audits each lockout it starts (once per
-/// lockout); returns the `Retry-After` if a key is now locked.
-async fn record_failure(
-    st: &AppState,
-    tenant_id: i64,
-    keys: &[ThrottleKey],
-    actor: String,
-    ip: Option<String>,
-) -> Result<Option<credentials::Throttled>> {
-    let (lockouts, throttled) =
-        credentials::throttle_failure(&st.store, keys, st.clock.now_ms()).await?;
-    for lock in lockouts {
-        st.store
-            .audit(&NewAudit {
-                tenant_id,
-                actor: actor.clone(),
-                action: "admin.login_locked",
-                detail: format!(
-                    "{} locked for {} s after {} failed password attempts",
-                    lock.key.describe(),
-                    (lock.lock_ms + 999) / 1000,
-                    lock.failures
-                ),
-                ip: ip.clone(),
-            })
-            .await?;
-    }
-    Ok(throttled)
 }
 
 #[derive(Deserialize)]
@@ -270,16 +198,11 @@ pub async fn logout(
     ClientIp(ip): ClientIp,
     f: AdminForm<Empty>,
 ) -> Result<Response> {
-    st.store.delete_admin_session(&f.admin.id_hash).await?;
-    st.store
-        .audit(&NewAudit {
-            tenant_id: f.admin.tenant.id,
-            actor: f.admin.actor(),
-            action: "admin.logout",
-            detail: String::new(),
-            ip,
-        })
-        .await?;
+    let by = account::Caller {
+        tenant_id: f.admin.tenant.id,
+        ip: ip.as_deref(),
+    };
+    account::sign_out(&st, by, &f.admin.actor(), &f.admin.id_hash).await?;
     let clear = cookies::clear(SESSION_COOKIE, secure(&st));
     Ok(([(SET_COOKIE, clear)], Redirect::to("/console/login")).into_response())
 }
@@ -311,72 +234,40 @@ pub async fn change_password(
     ClientIp(ip): ClientIp,
     f: AdminForm<PasswordForm>,
 ) -> Result<Response> {
-    let record = st
-        .store
-        .admin_by_username(f.admin.tenant.id, &f.admin.session.username)
-        .await?
-        .ok_or_else(|| WebError::Internal("the signed-in admin has no account".into()))?;
-    // The current password proves it is the admin at the keyboard, not a borrowed
-    // session; guessing it is throttled like signing in (per account and IP).
-    let keys = credentials::throttle_keys(ip.as_deref(), f.admin.tenant.id, &record.username);
-    credentials::throttle_check(&st.store, &keys, st.clock.now_ms()).await??;
-    let current_ok =
-        credentials::verify_password(f.form.current.clone(), record.password_hash.clone()).await;
-    if current_ok {
-        credentials::throttle_success(&st.store, &keys).await?;
-    } else if let Some(throttled) =
-        record_failure(&st, f.admin.tenant.id, &keys, f.admin.actor(), ip.clone()).await?
-    {
-        return Err(throttled.into());
-    }
-    let err = if !current_ok {
-        Some(l.t("当前密码不正确。", "The current password is wrong."))
-    } else if f.form.password.chars().count() < 12 {
-        Some(l.t(
-            "密码至少 12 个字符。",
-            "The password needs at least 12 characters.",
-        ))
-    } else if f.form.password != f.form.confirm {
-        Some(l.t("两次输入不一致。", "The two entries differ."))
-    } else if credentials::verify_password(f.form.password.clone(), record.password_hash.clone())
-        .await
-    {
-        // At first sign-in this is the one-time password: it must not become permanent.
-        Some(l.t(
-            "新密码不能与当前密码（或一次性密码）相同。",
-            "The new password must differ from the current (or one-time) password.",
-        ))
-    } else {
-        None
+    let by = account::Caller {
+        tenant_id: f.admin.tenant.id,
+        ip: ip.as_deref(),
     };
-    if let Some(e) = err {
-        let first = f.admin.session.must_change_password;
-        let mut resp = render(&PasswordPage {
-            l,
-            nav: (!first).then(|| nav(&f.admin, "password")),
-            csrf: f.admin.csrf().to_string(),
-            error: Some(e.into()),
-            first,
-        });
-        *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-        return Ok(resp);
+    let typed = account::NewPassword {
+        current: &f.form.current,
+        password: &f.form.password,
+        confirm: &f.form.confirm,
+    };
+    let s = &f.admin.session;
+    let changed =
+        account::change_password(&st, by, s.admin_id, &s.username, &f.admin.actor(), typed).await;
+    match changed {
+        // Every session of this admin has ended, this one too: sign in with the new password.
+        Ok(()) => {
+            let clear = cookies::clear(SESSION_COOKIE, secure(&st));
+            Ok(([(SET_COOKIE, clear)], Redirect::to("/console/login")).into_response())
+        }
+        Err(e) => {
+            let Some((status, msg)) = account_refusal(&e, l) else {
+                return Err(e.into());
+            };
+            let first = s.must_change_password;
+            let mut resp = render(&PasswordPage {
+                l,
+                nav: (!first).then(|| nav(&f.admin, "password")),
+                csrf: f.admin.csrf().to_string(),
+                error: Some(msg),
+                first,
+            });
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
     }
-    let hash = credentials::hash_password(f.form.password.clone()).await?;
-    // Ends every session of this admin, including this one: sign in again with the new password.
-    st.store
-        .set_admin_password(f.admin.session.admin_id, &hash, false)
-        .await?;
-    st.store
-        .audit(&NewAudit {
-            tenant_id: f.admin.tenant.id,
-            actor: f.admin.actor(),
-            action: "admin.password_changed",
-            detail: String::new(),
-            ip,
-        })
-        .await?;
-    let clear = cookies::clear(SESSION_COOKIE, secure(&st));
-    Ok(([(SET_COOKIE, clear)], Redirect::to("/console/login")).into_response())
 }
 
 pub async fn setup_index() -> Redirect {
@@ -576,23 +467,13 @@ pub async fn add_verify_file(
     f: AdminForm<VerifyFileForm>,
 ) -> Result<Response> {
     let name = f.form.filename.trim();
-    match verify_file_content(name) {
-        Ok(content) => {
-            st.store
-                .put_verify_file(f.admin.tenant.id, name, &content)
-                .await?;
-            st.store
-                .audit(&NewAudit {
-                    tenant_id: f.admin.tenant.id,
-                    actor: f.admin.actor(),
-                    action: "domain.verify_file.added",
-                    detail: name.to_string(),
-                    ip,
-                })
-                .await?;
-            Ok(Redirect::to("/console/setup/3").into_response())
-        }
-        Err(_) => {
+    let by = Actor {
+        name: f.admin.actor(),
+        ip,
+    };
+    match setup::add_verify_file(&st, f.admin.tenant.id, name, &by).await {
+        Ok(()) => Ok(Redirect::to("/console/setup/3").into_response()),
+        Err(SetupError::VerifyFileName(_)) => {
             let mut p = setup_page(&st, l, &f.admin, 3).await?;
             p.verify_input = name.to_string();
             p.verify_error = Some(
@@ -606,6 +487,7 @@ pub async fn add_verify_file(
             *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
             Ok(resp)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -614,19 +496,11 @@ pub async fn delete_verify_file(
     ClientIp(ip): ClientIp,
     f: AdminForm<VerifyFileForm>,
 ) -> Result<Response> {
-    let name = f.form.filename.trim();
-    if !st.store.delete_verify_file(f.admin.tenant.id, name).await? {
-        return Err(WebError::NotFound(format!("verification file {name:?}")));
-    }
-    st.store
-        .audit(&NewAudit {
-            tenant_id: f.admin.tenant.id,
-            actor: f.admin.actor(),
-            action: "domain.verify_file.deleted",
-            detail: name.to_string(),
-            ip,
-        })
-        .await?;
+    let by = Actor {
+        name: f.admin.actor(),
+        ip,
+    };
+    setup::delete_verify_file(&st, f.admin.tenant.id, f.form.filename.trim(), &by).await?;
     Ok(Redirect::to("/console/setup/3").into_response())
 }
 

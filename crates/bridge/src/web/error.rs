@@ -1,7 +1,7 @@
 //! Every handler error is a `WebError`, mapped to an HTTP response here and only here:
 //! an HTML page for people, or `{"error": {"code", "message"}}` for JSON clients. The
 //! services' errors (sign-in, sync, set-up, app binding, admin, OIDC) get their status
-//! here too; a sign-in problem's page itself is drawn by `web::login::problem_page`.
+//! here too; a sign-in problem's page itself is drawn by `web::outcome::problem_page`.
 
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -248,6 +248,137 @@ impl From<crate::admin::AdminError> for WebError {
     }
 }
 
+impl From<crate::admin::account::AccountError> for WebError {
+    fn from(e: crate::admin::account::AccountError) -> Self {
+        use crate::admin::account::AccountError as E;
+        match e {
+            E::Throttled(t) => t.into(),
+            E::Credentials(c) => c.into(),
+            E::Store(s) => WebError::Store(s),
+            E::Internal(m) => WebError::Internal(m),
+            other => WebError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// An admin's own sign-in or password form refused: the status and the words shown on
+/// the form again. `None`: not the typist's doing (a lockout, the store), the page of
+/// `WebError` answers instead.
+pub fn account_refusal(
+    e: &crate::admin::account::AccountError,
+    l: crate::web::i18n::Lang,
+) -> Option<(StatusCode, String)> {
+    use crate::admin::account::AccountError as E;
+    let (status, zh, en) = match e {
+        E::WrongCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "用户名或密码错误。",
+            "Wrong username or password.",
+        ),
+        E::CurrentPasswordWrong => (
+            StatusCode::BAD_REQUEST,
+            "当前密码不正确。",
+            "The current password is wrong.",
+        ),
+        E::TooShort => (
+            StatusCode::BAD_REQUEST,
+            "密码至少 12 个字符。",
+            "The password needs at least 12 characters.",
+        ),
+        E::Mismatch => (
+            StatusCode::BAD_REQUEST,
+            "两次输入不一致。",
+            "The two entries differ.",
+        ),
+        E::Unchanged => (
+            StatusCode::BAD_REQUEST,
+            "新密码不能与当前密码（或一次性密码）相同。",
+            "The new password must differ from the current (or one-time) password.",
+        ),
+        E::Throttled(_) | E::Credentials(_) | E::Store(_) | E::Internal(_) => return None,
+    };
+    Some((status, l.t(zh, en).to_string()))
+}
+
+impl From<crate::admin::policy::SavePolicyError> for WebError {
+    fn from(e: crate::admin::policy::SavePolicyError) -> Self {
+        match e {
+            crate::admin::policy::SavePolicyError::Store(s) => WebError::Store(s),
+            other => WebError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// The sync policy form refused (400): the field it is about, if one, and the words
+/// shown beside it. `None`: not the form's fault (the store), `WebError` answers.
+pub fn policy_refusal(
+    e: &crate::admin::policy::SavePolicyError,
+    l: crate::web::i18n::Lang,
+) -> Option<(Option<&'static str>, String)> {
+    use crate::admin::policy::SavePolicyError as E;
+    use crate::domain::directory::PolicyError as P;
+    let zh = l.is_zh();
+    let pick = |z: String, e: String| if zh { z } else { e };
+    Some(match e {
+        E::Unreadable { field } => (
+            Some(*field),
+            match *field {
+                "new_user_status" => pick(
+                    "请选择新同步用户的状态。".into(),
+                    "Choose the status of newly synced users.".into(),
+                ),
+                "max_disable_percent" => pick(
+                    "请填写 0 到 100 之间的数字，例如 5 或 2.5。".into(),
+                    "Enter a number from 0 to 100, such as 5 or 2.5.".into(),
+                ),
+                _ => pick(
+                    "请填写整数分钟，例如 60；0 为关闭。".into(),
+                    "Enter whole minutes, such as 60; 0 turns it off.".into(),
+                ),
+            },
+        ),
+        E::Invalid(P::NewUserStatus) => (
+            Some("new_user_status"),
+            pick(
+                "新同步的用户只能是“已授权”或“未授权”，不能是“已停用”。".into(),
+                e.to_string(),
+            ),
+        ),
+        E::Invalid(P::Permille) => (
+            Some("max_disable_percent"),
+            pick(
+                "停用比例须在 0 到 100% 之间。".into(),
+                "The mass-disable limit must be between 0 and 100 %.".into(),
+            ),
+        ),
+        E::Invalid(P::Interval) => (
+            Some("reconcile_minutes"),
+            pick(
+                "定期核对间隔至少 1 分钟，或填 0 关闭。".into(),
+                "Reconcile at least 1 minute apart, or enter 0 to turn it off.".into(),
+            ),
+        ),
+        // WeCom's hourly limit per API: a reconcile too often would use it all up.
+        E::TooFrequent { cost: c, .. } => {
+            let min = c.min_interval_secs() / 60;
+            (
+                Some("reconcile_minutes"),
+                pick(
+                    format!(
+                        "定期核对太频繁：一次完整核对要调用 {} {} 次，企业微信每个接口每小时最多 150,000 次（还要留一半给回调和登录）。请设为至少 {min} 分钟，或 0 关闭。",
+                        c.busiest, c.busiest_calls
+                    ),
+                    format!(
+                        "Reconciling that often would exceed WeCom's limit: one full reconcile calls {} {} times, and WeCom allows 150,000 calls an hour per API (half is kept for callbacks and sign-ins). Set at least {min} minutes, or 0 to turn it off.",
+                        c.busiest, c.busiest_calls
+                    ),
+                ),
+            )
+        }
+        E::Store(_) => return None,
+    })
+}
+
 impl From<axum::extract::rejection::FormRejection> for WebError {
     fn from(r: axum::extract::rejection::FormRejection) -> Self {
         WebError::BadRequest(format!("invalid form: {}", r.body_text()))
@@ -279,7 +410,9 @@ impl IntoResponse for WebError {
             return Redirect::to(to).into_response();
         }
         if let WebError::Login(e) = &self {
-            return crate::web::login::problem_page(e);
+            let mut resp = crate::web::outcome::problem_page(e);
+            *resp.status_mut() = login_status(e);
+            return resp;
         }
         let status = self.status();
         if status.is_server_error() {
@@ -338,7 +471,8 @@ pub fn setup_refusal(e: &crate::setup::SetupError) -> Option<StatusCode> {
     use crate::setup::SetupError as E;
     match e {
         E::Edition(_) => Some(StatusCode::FORBIDDEN),
-        E::Fields(_) | E::Wecom(_) => Some(StatusCode::BAD_REQUEST),
+        E::Fields(_) | E::Wecom(_) | E::VerifyFileName(_) => Some(StatusCode::BAD_REQUEST),
+        E::NoVerifyFile(_) => Some(StatusCode::NOT_FOUND),
         E::Store(_) | E::Seal(_) => None,
     }
 }
@@ -350,6 +484,7 @@ impl From<crate::setup::SetupError> for WebError {
             E::Store(s) => WebError::Store(s),
             E::Seal(s) => WebError::Internal(s.to_string()),
             E::Edition(_) => WebError::Forbidden(e.to_string()),
+            E::NoVerifyFile(_) => WebError::NotFound(e.to_string()),
             e => WebError::BadRequest(e.to_string()),
         }
     }

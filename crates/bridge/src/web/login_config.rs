@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::login::{IdentitySource, LoginConfig, LoginConfigError, LoginTarget};
-use crate::web::auth::{Admin, AdminForm};
+use crate::web::admin_session::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
 use crate::web::pages::{render, Nav};
@@ -126,25 +126,7 @@ pub async fn save(
         *resp.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(resp);
     }
-    let before = st.store.login_config(t.id, LoginTarget::Workbench).await?;
-    st.store
-        .set_login_config(t.id, LoginTarget::Workbench, &config, &f.admin.actor())
-        .await?;
-    let describe = |c: &LoginConfig| {
-        c.sources
-            .iter()
-            .map(|(s, on)| format!("{}={}", s.as_str(), if *on { "on" } else { "off" }))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    st.store
-        .audit(&NewAudit {
-            tenant_id: t.id,
-            actor: f.admin.actor(),
-            action: "login_config.changed",
-            detail: format!("workbench: {} → {}", describe(&before), describe(&config)),
-            ip: ip.clone(),
-        })
+    crate::admin::set_login_config(&st, t.id, &config.sources, &f.admin.actor(), ip.clone())
         .await?;
     let idle = idle.unwrap_or(t.member_session_idle_secs);
     if idle != t.member_session_idle_secs {

@@ -1,10 +1,10 @@
 //! HTTP: the router, shared extractors, static files.
 
+pub mod admin_session;
 pub mod api_keys;
 pub mod api_v1;
 pub mod app_binding;
 pub mod apps;
-pub mod auth;
 pub mod console;
 pub mod cookies;
 pub mod error;
@@ -13,6 +13,7 @@ pub mod labels;
 pub mod login;
 pub mod login_config;
 pub mod oidc_clients;
+pub mod outcome;
 pub mod pages;
 pub mod security_headers;
 pub mod serve;

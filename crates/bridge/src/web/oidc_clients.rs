@@ -4,7 +4,7 @@
 use crate::app::AppState;
 use crate::domain::oidc::{Client, ClientKind, SigningAlg};
 use crate::oidc::clients::{self, NewClient};
-use crate::web::auth::{Admin, AdminForm};
+use crate::web::admin_session::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
 use crate::web::pages::{render, Nav};

@@ -2,14 +2,12 @@
 //! report (counts, API calls against the lower bound, withheld fields, errors, the diff),
 //! confirm a sync the mass-disable guard stopped, the run history and the policy.
 
+use crate::admin::policy::{self, reconcile_cost};
 use crate::app::AppState;
-use crate::domain::audit::NewAudit;
-use crate::domain::directory::{
-    DirectoryPolicy, ReconcileCost, RunKind, RunReport, RunStatus, Trigger,
-};
+use crate::domain::directory::{DirectoryPolicy, ReconcileCost, RunReport, RunStatus, Trigger};
 use crate::sync::SyncOptions;
-use crate::web::auth::{Admin, AdminForm};
-use crate::web::error::WebError;
+use crate::web::admin_session::{Admin, AdminForm};
+use crate::web::error::{policy_refusal, WebError};
 use crate::web::i18n::Lang;
 use crate::web::labels;
 use crate::web::pages::{render, Nav};
@@ -60,13 +58,20 @@ pub struct SyncPage {
     /// The time zone of the history's times.
     pub zone: String,
     pub policy: DirectoryPolicy,
-    pub policy_error: Option<String>,
+    /// The form's values: the saved policy's, or what was typed when it was refused.
+    pub policy_form: PolicyForm,
+    /// Why the form was refused, and the field it is about (`None`: the whole form).
+    pub policy_error: Option<(Option<&'static str>, String)>,
     pub from_wizard: bool,
     /// What one full reconcile costs, from the last full sync (None: none yet).
     pub cost: Option<ReconcileCost>,
 }
 
 impl SyncPage {
+    fn policy_field_is(&self, field: &str) -> bool {
+        matches!(&self.policy_error, Some((Some(f), _)) if *f == field)
+    }
+
     /// The share of the busiest API's hourly budget the saved interval uses, in %.
     fn hourly_percent(&self) -> String {
         match self
@@ -78,19 +83,6 @@ impl SyncPage {
             None => "0".into(),
         }
     }
-}
-
-/// The cost of one full reconcile, as the latest successful full sync measured it.
-async fn reconcile_cost(st: &AppState, tenant_id: i64) -> Result<Option<ReconcileCost>> {
-    let runs = st
-        .store
-        .list_sync_runs(tenant_id, Some(RunKind::Full), 20)
-        .await?;
-    Ok(runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Succeeded)
-        .find_map(|r| serde_json::from_str::<RunReport>(r.report_json.as_deref()?).ok())
-        .and_then(|rep| ReconcileCost::of(&rep.api_calls)))
 }
 
 #[derive(Template)]
@@ -168,6 +160,7 @@ pub async fn page(
     let t = &admin.tenant;
     let clock = Clock::of(t);
     let runs = st.store.list_sync_runs(t.id, None, 30).await?;
+    let policy = st.store.directory_policy(t.id).await?;
     Ok(render(&SyncPage {
         l,
         csrf: admin.csrf().to_string(),
@@ -178,7 +171,8 @@ pub async fn page(
             .map(|r| r.id),
         runs: runs.iter().map(|r| row(l, &clock, r)).collect(),
         zone: clock.name().to_string(),
-        policy: st.store.directory_policy(t.id).await?,
+        policy_form: PolicyForm::of(&policy),
+        policy,
         policy_error: None,
         from_wizard: q.from == "wizard",
         nav: Some(nav(&admin)),
@@ -292,11 +286,50 @@ pub async fn progress(
 #[derive(Deserialize)]
 pub struct PolicyForm {
     #[serde(default)]
-    new_user_status: String,
+    pub new_user_status: String,
     #[serde(default)]
-    max_disable_percent: String,
+    pub max_disable_percent: String,
     #[serde(default)]
-    reconcile_minutes: String,
+    pub reconcile_minutes: String,
+}
+
+impl PolicyForm {
+    fn of(p: &DirectoryPolicy) -> Self {
+        PolicyForm {
+            new_user_status: p.new_user_status.as_str().into(),
+            max_disable_percent: format!(
+                "{}.{}",
+                p.max_disable_permille / 10,
+                p.max_disable_permille % 10
+            ),
+            reconcile_minutes: (p.reconcile_interval_secs / 60).to_string(),
+        }
+    }
+
+    /// The policy typed, or the first field that is not a number of the right kind.
+    fn parse(&self) -> std::result::Result<DirectoryPolicy, &'static str> {
+        let status = self
+            .new_user_status
+            .parse()
+            .map_err(|_| "new_user_status")?;
+        let pct: f64 = self
+            .max_disable_percent
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p: &f64| p.is_finite())
+            .ok_or("max_disable_percent")?;
+        let mins: i64 = self
+            .reconcile_minutes
+            .trim()
+            .parse()
+            .map_err(|_| "reconcile_minutes")?;
+        Ok(DirectoryPolicy {
+            new_user_status: status,
+            max_disable_permille: (pct * 10.0).round() as i64,
+            reconcile_interval_secs: mins.saturating_mul(60),
+        })
+    }
 }
 
 pub async fn save_policy(
@@ -306,57 +339,14 @@ pub async fn save_policy(
     f: AdminForm<PolicyForm>,
 ) -> Result<Response> {
     let t = &f.admin.tenant;
-    let parsed = (|| {
-        let status = f.form.new_user_status.parse().ok()?;
-        let pct: f64 = f.form.max_disable_percent.trim().parse().ok()?;
-        let mins: i64 = f.form.reconcile_minutes.trim().parse().ok()?;
-        Some(DirectoryPolicy {
-            new_user_status: status,
-            max_disable_permille: (pct * 10.0).round() as i64,
-            reconcile_interval_secs: mins.saturating_mul(60),
-        })
-    })();
-    let cost = reconcile_cost(&st, t.id).await?;
-    let err = match parsed {
-        None => Some(
-            l.t("请填写有效的数字。", "Enter valid numbers.")
-                .to_string(),
-        ),
-        Some(p) => p.validate().err().map(|e| e.to_string()).or_else(|| {
-            // WeCom's hourly limit per API: a reconcile too often would use it all up.
-            let c = cost.as_ref().filter(|c| !c.allows(p.reconcile_interval_secs))?;
-            let min = c.min_interval_secs() / 60;
-            Some(if l.is_zh() {
-                format!(
-                    "定期核对太频繁：一次完整核对要调用 {} {} 次，企业微信每个接口每小时最多 150,000 次（还要留一半给回调和登录）。请设为至少 {min} 分钟，或 0 关闭。",
-                    c.busiest, c.busiest_calls
-                )
-            } else {
-                format!(
-                    "Reconciling that often would exceed WeCom's limit: one full reconcile calls {} {} times, and WeCom allows 150,000 calls an hour per API (half is kept for callbacks and sign-ins). Set at least {min} minutes, or 0 to turn it off.",
-                    c.busiest, c.busiest_calls
-                )
-            })
-        }),
+    let saved = match f.form.parse() {
+        Err(field) => Err(policy::SavePolicyError::Unreadable { field }),
+        Ok(p) => policy::save_policy(&st, t.id, &p, &f.admin.actor(), ip).await,
     };
-    if let (Some(p), None) = (parsed, &err) {
-        st.store.put_directory_policy(t.id, &p).await?;
-        st.store
-            .audit(&NewAudit {
-                tenant_id: t.id,
-                actor: f.admin.actor(),
-                action: "directory.policy.saved",
-                detail: format!(
-                    "new users {}, mass-disable limit {}‰, reconcile every {} s",
-                    p.new_user_status.as_str(),
-                    p.max_disable_permille,
-                    p.reconcile_interval_secs
-                ),
-                ip,
-            })
-            .await?;
-        return Ok(Redirect::to(PATH).into_response());
-    }
+    let refused = match saved {
+        Ok(()) => return Ok(Redirect::to(PATH).into_response()),
+        Err(e) => policy_refusal(&e, l).ok_or(e)?,
+    };
     let runs = st.store.list_sync_runs(t.id, None, 30).await?;
     let clock = Clock::of(t);
     let mut resp = render(&SyncPage {
@@ -367,10 +357,11 @@ pub async fn save_policy(
         runs: runs.iter().map(|r| row(l, &clock, r)).collect(),
         zone: clock.name().to_string(),
         policy: st.store.directory_policy(t.id).await?,
-        policy_error: err,
+        policy_error: Some(refused),
         from_wizard: false,
         nav: Some(nav(&f.admin)),
-        cost,
+        cost: reconcile_cost(&st, t.id).await?,
+        policy_form: f.form,
     });
     *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
     Ok(resp)

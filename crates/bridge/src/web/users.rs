@@ -9,7 +9,7 @@ use crate::auth::MemberSessions;
 use crate::domain::audit::NewAudit;
 use crate::domain::user::{User, UserStatus};
 use crate::store::{UserExtras, UserFilter, UserSessionRecord};
-use crate::web::auth::{Admin, AdminForm};
+use crate::web::admin_session::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
 use crate::web::pages::{render, Nav};

@@ -3,6 +3,7 @@
 //! transaction with batched statements, so a failed or interrupted sync leaves the
 //! directory exactly as it was.
 
+use super::audit::insert_audit;
 use super::{in_list, on_pool, Result, Store, StoreError, SyncRunFinish};
 use crate::domain::audit::NewAudit;
 use crate::domain::directory::{
@@ -327,8 +328,16 @@ impl Store {
         })
     }
 
-    pub async fn put_directory_policy(&self, tenant_id: i64, pol: &DirectoryPolicy) -> Result<()> {
+    /// Saves the policy; `audit` (who changed it) commits with it.
+    pub async fn put_directory_policy(
+        &self,
+        tenant_id: i64,
+        pol: &DirectoryPolicy,
+        audit: Option<&NewAudit>,
+    ) -> Result<()> {
+        let now = now_ms();
         on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO directory_policies (tenant_id, new_user_status, max_disable_permille, reconcile_interval_secs, updated_at)
                  VALUES ($1, $2, $3, $4, $5)
@@ -340,9 +349,13 @@ impl Store {
             .bind(pol.new_user_status.as_str())
             .bind(pol.max_disable_permille)
             .bind(pol.reconcile_interval_secs)
-            .bind(now_ms())
-            .execute(p)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+            if let Some(a) = audit {
+                insert_audit!(&mut *tx, a, now);
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -3,7 +3,6 @@
 
 use crate::app::AppState;
 use crate::credentials::{ct_eq, sha256_hex};
-use crate::domain::now_ms;
 use crate::store::AdminSession;
 use crate::web::cookies;
 use crate::web::error::WebError;
@@ -64,7 +63,7 @@ impl FromRequestParts<AppState> for Admin {
         let raw = cookies::get(&parts.headers, SESSION_COOKIE).ok_or_else(login)?;
         let id_hash = sha256_hex(&raw);
         let session = st.store.admin_session(&id_hash).await?.ok_or_else(login)?;
-        let now = now_ms();
+        let now = st.clock.now_ms();
         let idle = st.cfg.admin_session_idle_secs as i64 * 1000;
         let max = st.cfg.admin_session_max_secs as i64 * 1000;
         // A session is valid only on the tenant it was created for. Sent to another
@@ -73,7 +72,7 @@ impl FromRequestParts<AppState> for Admin {
             return Err(login());
         }
         if now - session.last_seen_at > idle || now - session.created_at > max {
-            st.store.delete_admin_session(&id_hash).await?;
+            st.store.delete_admin_session(&id_hash, None).await?;
             return Err(login());
         }
         // The one-time password must be replaced before anything else.
