@@ -1,13 +1,13 @@
 //! API keys, and the admin API's own reads: users by cursor (department subtrees
 //! included) and the audit log by filter.
 
-use super::users::{user_from_row, USER_COLS};
+use super::users::{UserRow, USER_COLS};
 use super::{on_pool, Result, Store, StoreError};
 use crate::domain::api_key::{ApiKey, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::now_ms;
 use crate::domain::user::{User, UserStatus};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 const KEY_COLS: &str =
     "id, tenant_id, name, prefix, scope, created_by, created_at, last_used_at, revoked_at";
@@ -195,7 +195,7 @@ impl Store {
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(user_from_row!(r));
+                out.push(UserRow::from_row(r)?.into_user()?);
             }
             Ok(out)
         })

@@ -72,6 +72,12 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A stored enum's text back to its type; a value this version does not know is
+/// `Corrupt`, never a default.
+pub(crate) fn parse<T: FromStr<Err = String>>(stored: String) -> Result<T> {
+    stored.parse().map_err(StoreError::Corrupt)
+}
+
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePool),

@@ -1,10 +1,10 @@
 //! Sync run records (trigger, progress, counts, API calls, report) and the inbox of
 //! change_contact callbacks (deduplicated by the SHA-256 of the decrypted XML).
 
-use super::{on_pool, Result, Store, StoreError};
+use super::{on_pool, parse, Result, Store, StoreError};
 use crate::domain::directory::{interrupted_message, RunKind, RunStatus, Trigger};
 use crate::domain::now_ms;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 /// A run about to start.
 #[derive(Clone, Debug)]
@@ -68,37 +68,60 @@ const RUN_COLS: &str = "id, tenant_id, run_trigger, kind, status, phase, progres
     users_updated, users_disabled, users_moved, api_calls, api_calls_json, report_json, error, forced, actor,
     started_at, heartbeat_at, finished_at";
 
-macro_rules! run_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let trigger: String = r.try_get("run_trigger")?;
-        let kind: String = r.try_get("kind")?;
-        let status: String = r.try_get("status")?;
-        SyncRun {
-            id: r.try_get("id")?,
-            tenant_id: r.try_get("tenant_id")?,
-            trigger: trigger.parse().map_err(StoreError::Corrupt)?,
-            kind: kind.parse().map_err(StoreError::Corrupt)?,
-            status: status.parse().map_err(StoreError::Corrupt)?,
-            phase: r.try_get("phase")?,
-            progress_done: r.try_get("progress_done")?,
-            progress_total: r.try_get("progress_total")?,
-            rate_wait_secs: r.try_get("rate_wait_secs")?,
-            users_added: r.try_get("users_added")?,
-            users_updated: r.try_get("users_updated")?,
-            users_disabled: r.try_get("users_disabled")?,
-            users_moved: r.try_get("users_moved")?,
-            api_calls: r.try_get("api_calls")?,
-            api_calls_json: r.try_get("api_calls_json")?,
-            report_json: r.try_get("report_json")?,
-            error: r.try_get("error")?,
-            forced: r.try_get("forced")?,
-            actor: r.try_get("actor")?,
-            started_at: r.try_get("started_at")?,
-            heartbeat_at: r.try_get("heartbeat_at")?,
-            finished_at: r.try_get("finished_at")?,
-        }
-    }};
+/// A `sync_runs` row as [`RUN_COLS`] reads it; [`RunRow::into_run`] checks its enums.
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: i64,
+    tenant_id: i64,
+    run_trigger: String,
+    kind: String,
+    status: String,
+    phase: String,
+    progress_done: i64,
+    progress_total: i64,
+    rate_wait_secs: Option<i64>,
+    users_added: i64,
+    users_updated: i64,
+    users_disabled: i64,
+    users_moved: i64,
+    api_calls: i64,
+    api_calls_json: String,
+    report_json: Option<String>,
+    error: Option<String>,
+    forced: bool,
+    actor: String,
+    started_at: i64,
+    heartbeat_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl RunRow {
+    fn into_run(self) -> Result<SyncRun> {
+        Ok(SyncRun {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            trigger: parse(self.run_trigger)?,
+            kind: parse(self.kind)?,
+            status: parse(self.status)?,
+            phase: self.phase,
+            progress_done: self.progress_done,
+            progress_total: self.progress_total,
+            rate_wait_secs: self.rate_wait_secs,
+            users_added: self.users_added,
+            users_updated: self.users_updated,
+            users_disabled: self.users_disabled,
+            users_moved: self.users_moved,
+            api_calls: self.api_calls,
+            api_calls_json: self.api_calls_json,
+            report_json: self.report_json,
+            error: self.error,
+            forced: self.forced,
+            actor: self.actor,
+            started_at: self.started_at,
+            heartbeat_at: self.heartbeat_at,
+            finished_at: self.finished_at,
+        })
+    }
 }
 
 /// A stored callback waiting to be applied.
@@ -255,7 +278,7 @@ impl Store {
                 .fetch_optional(p)
                 .await?
             {
-                Some(r) => Ok(Some(run_from_row!(&r))),
+                Some(r) => Ok(Some(RunRow::from_row(&r)?.into_run()?)),
                 None => Ok(None),
             }
         })
@@ -280,7 +303,7 @@ impl Store {
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(run_from_row!(r));
+                out.push(RunRow::from_row(r)?.into_run()?);
             }
             Ok(out)
         })

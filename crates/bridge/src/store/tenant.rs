@@ -1,31 +1,42 @@
 //! Tenants: create, look up (by slug, id, domain), change edition, domain, mode.
 
 use super::audit::insert_audit;
-use super::{on_pool, Result, Store, StoreError};
+use super::{on_pool, parse, Result, Store, StoreError};
 use crate::domain::now_ms;
 use crate::domain::tenant::{Edition, IntegrationMode, Tenant};
-use sqlx::Row;
+use sqlx::FromRow;
 
 const COLS: &str =
     "id, slug, name, edition, domain, integration_mode, created_at, member_session_idle_secs, time_zone";
 
-macro_rules! tenant_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let edition: String = r.try_get("edition")?;
-        let mode: String = r.try_get("integration_mode")?;
-        Tenant {
-            id: r.try_get("id")?,
-            slug: r.try_get("slug")?,
-            name: r.try_get("name")?,
-            edition: edition.parse().map_err(StoreError::Corrupt)?,
-            domain: r.try_get("domain")?,
-            integration_mode: mode.parse().map_err(StoreError::Corrupt)?,
-            created_at: r.try_get("created_at")?,
-            member_session_idle_secs: r.try_get("member_session_idle_secs")?,
-            time_zone: r.try_get("time_zone")?,
-        }
-    }};
+/// A `tenants` row as [`COLS`] reads it; [`TenantRow::into_tenant`] checks its enums.
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: i64,
+    slug: String,
+    name: String,
+    edition: String,
+    domain: Option<String>,
+    integration_mode: String,
+    created_at: i64,
+    member_session_idle_secs: Option<i64>,
+    time_zone: String,
+}
+
+impl TenantRow {
+    fn into_tenant(self) -> Result<Tenant> {
+        Ok(Tenant {
+            id: self.id,
+            slug: self.slug,
+            name: self.name,
+            edition: parse(self.edition)?,
+            domain: self.domain,
+            integration_mode: parse(self.integration_mode)?,
+            created_at: self.created_at,
+            member_session_idle_secs: self.member_session_idle_secs,
+            time_zone: self.time_zone,
+        })
+    }
 }
 
 impl Store {
@@ -52,7 +63,7 @@ impl Store {
                 .map_err(|e| {
                     StoreError::unique(e, format!("tenant {slug:?} or domain {domain:?}"))
                 })?;
-            Ok(tenant_from_row!(&r))
+            Ok(TenantRow::from_row(&r)?.into_tenant()?)
         })
     }
 
@@ -62,7 +73,7 @@ impl Store {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(tenant_from_row!(r));
+                out.push(TenantRow::from_row(r)?.into_tenant()?);
             }
             Ok(out)
         })
@@ -77,7 +88,7 @@ impl Store {
                 TenantKey::Text(s) => q.bind(s),
             };
             match q.fetch_optional(p).await? {
-                Some(r) => Ok(Some(tenant_from_row!(&r))),
+                Some(r) => Ok(Some(TenantRow::from_row(&r)?.into_tenant()?)),
                 None => Ok(None),
             }
         })
@@ -108,7 +119,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::unique(e, format!("{column} {value:?}")))?
                 .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
-            Ok(tenant_from_row!(&r))
+            Ok(TenantRow::from_row(&r)?.into_tenant()?)
         })
     }
 

@@ -2,44 +2,56 @@
 //! need. Directory sync writes users through `store::directory`.
 
 use super::audit::insert_audit;
-use super::{in_list, on_pool, Result, Store, StoreError, IN_CHUNK};
+use super::{in_list, on_pool, parse, Result, Store, IN_CHUNK};
 use crate::domain::audit::NewAudit;
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, User, UserStatus};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 pub(crate) const USER_COLS: &str = "u.id, u.tenant_id, u.name, u.status, u.disabled_reason, u.position, u.alias, u.telephone, \
      u.mobile, u.email, u.main_department, u.wecom_status, u.created_at, u.updated_at, u.last_login_at";
 
-macro_rules! user_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let status: String = r.try_get("status")?;
-        let reason: Option<String> = r.try_get("disabled_reason")?;
-        crate::domain::user::User {
-            id: r.try_get("id")?,
-            tenant_id: r.try_get("tenant_id")?,
-            name: r.try_get("name")?,
-            status: status.parse().map_err(StoreError::Corrupt)?,
-            disabled_reason: reason
-                .map(|s| s.parse())
-                .transpose()
-                .map_err(StoreError::Corrupt)?,
-            position: r.try_get("position")?,
-            alias: r.try_get("alias")?,
-            telephone: r.try_get("telephone")?,
-            mobile: r.try_get("mobile")?,
-            email: r.try_get("email")?,
-            main_department: r.try_get("main_department")?,
-            wecom_status: r.try_get("wecom_status")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-            last_login_at: r.try_get("last_login_at")?,
-        }
-    }};
+/// A `users` row as [`USER_COLS`] reads it; [`UserRow::into_user`] checks its enums.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: i64,
+    tenant_id: i64,
+    name: String,
+    status: String,
+    disabled_reason: Option<String>,
+    position: String,
+    alias: String,
+    telephone: String,
+    mobile: Option<String>,
+    email: Option<String>,
+    main_department: Option<i64>,
+    wecom_status: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
 }
-#[allow(unused_imports)] // for store::directory
-pub(crate) use user_from_row;
+
+impl UserRow {
+    pub(crate) fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: self.name,
+            status: parse(self.status)?,
+            disabled_reason: self.disabled_reason.map(parse).transpose()?,
+            position: self.position,
+            alias: self.alias,
+            telephone: self.telephone,
+            mobile: self.mobile,
+            email: self.email,
+            main_department: self.main_department,
+            wecom_status: self.wecom_status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_login_at: self.last_login_at,
+        })
+    }
+}
 
 /// Filters of the Users page; all optional.
 #[derive(Clone, Debug, Default)]
@@ -64,7 +76,7 @@ impl Store {
                 .fetch_optional(p)
                 .await?
             {
-                Some(r) => Ok(Some(user_from_row!(&r))),
+                Some(r) => Ok(Some(UserRow::from_row(&r)?.into_user()?)),
                 None => Ok(None),
             }
         })
@@ -89,7 +101,7 @@ impl Store {
                 .fetch_optional(p)
                 .await?;
             match r {
-                Some(r) => Ok(Some(user_from_row!(&r))),
+                Some(r) => Ok(Some(UserRow::from_row(&r)?.into_user()?)),
                 None => Ok(None),
             }
         })
@@ -170,7 +182,7 @@ impl Store {
                     q = q.bind(id);
                 }
                 for r in q.fetch_all(p).await? {
-                    out.push(user_from_row!(&r));
+                    out.push(UserRow::from_row(&r)?.into_user()?);
                 }
             });
         }
@@ -234,7 +246,7 @@ impl Store {
                 .try_get("n")?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(user_from_row!(r));
+                out.push(UserRow::from_row(r)?.into_user()?);
             }
             Ok((out, total))
         })
