@@ -58,6 +58,11 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the database has migrations {foreign:?} that this version does not have, older than its newest ({newest}): \
+         it was migrated by another line of versions; run the version that made them"
+    )]
+    ForeignMigrations { foreign: Vec<i64>, newest: i64 },
 }
 
 impl StoreError {
@@ -151,12 +156,45 @@ impl Store {
         Ok(Store::Postgres(pool))
     }
 
-    /// Applies the pending migrations of this engine.
-    pub async fn migrate(&self) -> Result<()> {
+    fn embedded_migrations(&self) -> &'static sqlx::migrate::Migrator {
         match self {
-            Store::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-            Store::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Store::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Store::Postgres(_) => &POSTGRES_MIGRATIONS,
         }
+    }
+
+    /// Applies the pending migrations of this engine. A database a newer version has
+    /// already migrated further (during its rolling restart, or before a roll-back) is
+    /// served as it is: migrations only add (tests/rolling_restart_e2e.rs holds every one
+    /// from its baseline on to that), so this version's queries still hold. An unknown
+    /// migration older than this version's newest comes from another line of versions:
+    /// refused.
+    pub async fn migrate(&self) -> Result<()> {
+        let embedded = self.embedded_migrations();
+        let newest = embedded.iter().map(|m| m.version).max().unwrap_or(0);
+        let unknown: Vec<i64> = self
+            .applied_migrations()
+            .await?
+            .into_iter()
+            .filter(|v| !embedded.version_exists(*v))
+            .collect();
+        let foreign: Vec<i64> = unknown.iter().copied().filter(|v| *v < newest).collect();
+        if !foreign.is_empty() {
+            return Err(StoreError::ForeignMigrations { foreign, newest });
+        }
+        if unknown.is_empty() {
+            on_pool!(self, |p| embedded.run(p).await?);
+            return Ok(());
+        }
+        // Expected while a newer version rolls out; worth a look if it lasts (a roll-back).
+        tracing::warn!(
+            newer = ?unknown,
+            newest_known = newest,
+            "the database is ahead of this version (a newer version migrated it); serving on it"
+        );
+        let mut m = sqlx::migrate::Migrator::with_migrations(embedded.iter().cloned().collect());
+        m.set_ignore_missing(true);
+        on_pool!(self, |p| m.run(p).await?);
         Ok(())
     }
 

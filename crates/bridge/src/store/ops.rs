@@ -20,6 +20,35 @@ impl Store {
         })
     }
 
+    /// Every migration version recorded in this database (none before the first migrate).
+    pub(crate) async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let exists = match self {
+            Store::Sqlite(p) => sqlx::query(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_optional(p)
+            .await?
+            .is_some(),
+            // to_regclass follows the search_path, as sqlx's own queries do.
+            Store::Postgres(p) => {
+                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        if !exists {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, |p| {
+            let rows = sqlx::query("SELECT version FROM _sqlx_migrations")
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|r| r.try_get::<i64, _>("version").map_err(Into::into))
+                .collect()
+        })
+    }
+
     /// The embedded migrations not (successfully) applied to this database, by version.
     pub async fn missing_migrations(&self) -> Result<Vec<i64>> {
         let (embedded, applied): (Vec<i64>, Vec<i64>) = match self {
