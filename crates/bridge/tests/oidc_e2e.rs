@@ -215,9 +215,14 @@ impl Setup {
         s.append_pair("client_id", &rp.id);
         s.append_pair("redirect_uri", RP);
         s.append_pair("response_type", "code");
-        s.append_pair("scope", "openid profile email groups");
+        // `extra` may name its own scope.
+        let scope = extra
+            .iter()
+            .find(|(k, _)| *k == "scope")
+            .map_or("openid profile email groups", |(_, v)| *v);
+        s.append_pair("scope", scope);
         s.append_pair("state", "st-123");
-        for (k, v) in extra {
+        for (k, v) in extra.iter().filter(|(k, _)| *k != "scope") {
             s.append_pair(k, v);
         }
         format!("/oidc/authorize?{}", s.finish())
@@ -564,6 +569,82 @@ async fn es256_client_full_path_groups_and_synthesized_email() {
             c["groups"],
             serde_json::json!(["研发中心", "研发中心/后端组", "项目A"])
         );
+    }
+}
+
+/// Issue 20: with the tenant's opt-in, the in-client sign-in fills the fields WeCom
+/// withholds, and the claims carry them per scope (OIDC Core §5.4): a personal email
+/// the member shared is unverified, the corporate mailbox is verified and preferred.
+#[tokio::test]
+async fn consented_fields_give_email_phone_picture_and_gender() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let r = s
+            .env
+            .browser
+            .post(
+                "/console/settings/login",
+                &[
+                    ("csrf", s.csrf.as_str()),
+                    ("wecom", "on"),
+                    ("consent_fields", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let sim = s
+            .env
+            .sim_admin(
+                "GET",
+                &format!("/corps/{CORPID}/members/zhangsan"),
+                Value::Null,
+            )
+            .await;
+        let rp = s.confidential().await;
+
+        let t = s
+            .login(&rp, &[("scope", "openid profile email phone")])
+            .await;
+        let (_, c) = s.verify(t["id_token"].as_str().unwrap()).await;
+        assert_eq!(c["email"], sim["email"], "{c}");
+        assert_eq!(
+            c["email_verified"], false,
+            "shared by the member, unverified"
+        );
+        assert_eq!(c["phone_number"], sim["mobile"]);
+        assert_eq!(c["phone_number_verified"], false);
+        assert_eq!(c["picture"], sim["avatar"]);
+        assert_eq!(c["gender"], "male");
+        let (status, u) = s.userinfo(t["access_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "{u}");
+        assert_eq!(
+            (&u["email"], &u["phone_number"], &u["picture"], &u["gender"]),
+            (&c["email"], &c["phone_number"], &c["picture"], &c["gender"])
+        );
+
+        // Without the `phone` scope there is no phone number; without `profile`, no
+        // picture or gender.
+        let t = s.login(&rp, &[("scope", "openid email")]).await;
+        let (_, c) = s.verify(t["id_token"].as_str().unwrap()).await;
+        assert!(c.get("phone_number").is_none(), "{c}");
+        assert!(
+            c.get("picture").is_none() && c.get("gender").is_none(),
+            "{c}"
+        );
+        assert!(c.get("email").is_some(), "{c}");
+
+        // With a corporate mailbox (the company's own), that one wins, verified.
+        s.env
+            .sim_admin(
+                "PATCH",
+                &format!("/corps/{CORPID}/members/zhangsan"),
+                serde_json::json!({"biz_mail": "zhangsan@corp.example.com"}),
+            )
+            .await;
+        let t = s.login(&rp, &[("scope", "openid email")]).await;
+        let (_, c) = s.verify(t["id_token"].as_str().unwrap()).await;
+        assert_eq!(c["email"], "zhangsan@corp.example.com");
+        assert_eq!(c["email_verified"], true);
     }
 }
 

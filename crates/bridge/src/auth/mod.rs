@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+pub mod consent;
+
 /// The member-session cookie.
 pub const SESSION_COOKIE: &str = "wb_session";
 /// Binds a sign-in in progress to the browser that started it (plain HTTP).
@@ -199,13 +201,14 @@ pub async fn begin_wecom(
         secure_cookies(st),
     );
     let hosts = st.cfg.oauth_hosts();
+    let scope = consent::scope(st, tenant, agentid, via).await?;
     let location = match via {
         Via::Client => wecom::oauth::authorize_url(
             &hosts,
             &opened.corpid,
             opened.agentid,
             &redirect,
-            wecom::oauth::Scope::Base,
+            scope,
             &state,
         ),
         Via::Qr => wecom::oauth::web_login_url(
@@ -320,8 +323,15 @@ pub async fn finish_wecom(
     let t = Instant::now();
     let info = client.auth_getuserinfo(code).await;
     timing.wecom = t.elapsed();
+    let mut user_ticket = None;
     let identity = match info {
-        Ok(wecom::types::UserInfo::Member { userid, .. }) => WecomIdentity::Member { userid },
+        Ok(wecom::types::UserInfo::Member {
+            userid,
+            user_ticket: t,
+        }) => {
+            user_ticket = t;
+            WecomIdentity::Member { userid }
+        }
         Ok(wecom::types::UserInfo::NonMember { openid, .. }) => WecomIdentity::Outsider { openid },
         Err(e) => {
             return Err(match e.api().map(|a| a.errcode) {
@@ -369,6 +379,18 @@ pub async fn finish_wecom(
             })
         }
         SignInOutcome::SignedIn { user_id } => {
+            // Only a consenting in-client sign-in carries a ticket (QR login never does).
+            if let (Some(ticket), Some(userid)) = (user_ticket.as_deref(), userid.as_deref()) {
+                let t = Instant::now();
+                let member = consent::Member {
+                    user_id,
+                    userid,
+                    actor: &actor,
+                    ip: req.ip,
+                };
+                consent::fill(st, tenant, &client, ticket, &member).await;
+                timing.wecom += t.elapsed();
+            }
             let session_cookie = sessions
                 .create(
                     st,

@@ -5,6 +5,7 @@
 pub mod api_key;
 pub mod apps;
 pub mod audit;
+pub mod consent;
 pub mod console_values;
 pub mod directory;
 pub mod doctor;

@@ -144,13 +144,21 @@ pub struct Scopes {
     pub openid: bool,
     pub profile: bool,
     pub email: bool,
+    /// OIDC Core §5.4: `phone_number`, `phone_number_verified`.
+    pub phone: bool,
     pub groups: bool,
     pub offline_access: bool,
 }
 
 impl Scopes {
-    pub const SUPPORTED: [&'static str; 5] =
-        ["openid", "profile", "email", "groups", "offline_access"];
+    pub const SUPPORTED: [&'static str; 6] = [
+        "openid",
+        "profile",
+        "email",
+        "phone",
+        "groups",
+        "offline_access",
+    ];
 
     pub fn parse(s: &str) -> Scopes {
         let mut out = Scopes::default();
@@ -159,6 +167,7 @@ impl Scopes {
                 "openid" => out.openid = true,
                 "profile" => out.profile = true,
                 "email" => out.email = true,
+                "phone" => out.phone = true,
                 "groups" => out.groups = true,
                 "offline_access" => out.offline_access = true,
                 _ => {}
@@ -173,6 +182,7 @@ impl Scopes {
             self.openid,
             self.profile,
             self.email,
+            self.phone,
             self.groups,
             self.offline_access,
         ];

@@ -1,9 +1,13 @@
 //! Claims about a member: `sub` is the internal user id (never the WeCom userid, which an
 //! admin can change); `name` and `preferred_username` (the userid) on `profile`, with
-//! `locale`; `email` only when known, or synthesized per client when opted in (then
-//! `email_verified=false`); `groups` = departments (names or full paths) and tags.
+//! `locale`, and `picture` / `gender` when known; `email` only when known (see
+//! `domain::consent::email_claim` for which address and `email_verified`), or synthesized
+//! per client when opted in (then `email_verified=false`); `phone` gives `phone_number`;
+//! `groups` = departments (names or full paths) and tags. Values filled with the
+//! member's consent (issue 20) count where the directory has none.
 
 use crate::app::AppState;
+use crate::domain::consent::{self, Consented, PrivateField};
 use crate::domain::oidc::{Client, Scopes};
 use crate::domain::user::User;
 use crate::oidc::OidcError;
@@ -16,6 +20,8 @@ pub struct Subject {
     /// The WeCom userid as WeCom spells it.
     pub userid: Option<String>,
     pub groups: Vec<String>,
+    /// Values the member consented to share (loaded for `profile`, `email` and `phone`).
+    pub consented: Vec<Consented>,
 }
 
 /// Loads a member with what `scopes` need (departments and tags only for `groups`).
@@ -51,10 +57,16 @@ pub async fn load_subject(
         }
         groups.extend(extras.tags.iter().map(|(_, n)| n.clone()));
     }
+    let consented = if scopes.profile || scopes.email || scopes.phone {
+        st.store.consented_fields(tenant_id, user_id).await?
+    } else {
+        Vec::new()
+    };
     Ok(Some(Subject {
         user,
         userid,
         groups,
+        consented,
     }))
 }
 
@@ -73,13 +85,20 @@ pub fn user_claims(
             m.insert("preferred_username".into(), json!(u));
         }
         m.insert("locale".into(), json!(locale));
+        if let Some(p) = s.consented(PrivateField::Avatar) {
+            m.insert("picture".into(), json!(p));
+        }
+        if let Some(g) = s
+            .consented(PrivateField::Gender)
+            .and_then(consent::gender_claim)
+        {
+            m.insert("gender".into(), json!(g));
+        }
     }
     if scopes.email {
-        let known = s.user.email.as_deref().filter(|e| !e.trim().is_empty());
-        if let Some(e) = known {
-            // The address the organisation keeps for the member in its own directory.
+        if let Some((e, verified)) = consent::email_claim(s.user.email.as_deref(), &s.consented) {
             m.insert("email".into(), json!(e));
-            m.insert("email_verified".into(), json!(true));
+            m.insert("email_verified".into(), json!(verified));
         } else if client.synthesize_email && !client.email_domain.is_empty() {
             if let Some(u) = &s.userid {
                 m.insert(
@@ -94,10 +113,31 @@ pub fn user_claims(
             }
         }
     }
+    if scopes.phone {
+        let dir = s.user.mobile.as_deref();
+        let c = s.consented.iter().find(|c| c.field == PrivateField::Mobile);
+        if let Some(p) = consent::effective(dir, c) {
+            // WeCom's spelling, as the member or the admin entered it; nobody here
+            // verified it.
+            m.insert("phone_number".into(), json!(p.value));
+            m.insert("phone_number_verified".into(), json!(false));
+        }
+    }
     if scopes.groups {
         m.insert("groups".into(), json!(s.groups));
     }
     m
+}
+
+impl Subject {
+    /// A consented value (the directory holds no avatar or gender).
+    fn consented(&self, f: PrivateField) -> Option<&str> {
+        self.consented
+            .iter()
+            .find(|c| c.field == f)
+            .map(|c| c.value.as_str())
+            .filter(|v| !v.trim().is_empty())
+    }
 }
 
 /// What an ID token says beyond the member's claims.

@@ -12,6 +12,7 @@ mod api;
 mod apps;
 mod audit;
 mod call_budget;
+mod consent;
 mod directory;
 mod integration;
 mod login_config;

@@ -165,6 +165,19 @@ pub fn render(o: &RunOutcome, dry_run: bool) -> String {
             );
         }
     }
+    if !r.coverage.is_empty() {
+        let _ = writeln!(s, "\nMember fields (members not disabled: from the directory / from the member's consent / none):");
+        for c in &r.coverage {
+            let _ = writeln!(
+                s,
+                "  {}: {} / {} / {}",
+                c.field,
+                c.directory,
+                c.consent,
+                c.missing()
+            );
+        }
+    }
     if let Some(rl) = &r.relink {
         let _ = writeln!(
             s,

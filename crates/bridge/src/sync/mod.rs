@@ -330,7 +330,11 @@ impl StartedRun {
                         crate::testing::crash_point("sync-applied");
                         progress.step();
                         report.apply_ms = t2.elapsed().as_millis() as u64;
-                        // The outcome is recorded; this only adds the apply's duration.
+                        // A count only: a failure leaves the report without it.
+                        report.coverage =
+                            st.store.field_coverage(tenant.id).await.unwrap_or_default();
+                        // The outcome is recorded; this only adds the apply's duration
+                        // and the field coverage.
                         if let Ok(json) = serde_json::to_string(&report) {
                             let _ = st.store.set_sync_run_report(run_id, &json).await;
                         }

@@ -154,6 +154,13 @@ pub fn audit_action(l: Lang, action: &str) -> String {
         "login_config.session_timeout" => l.t("修改会话超时", "Session timeout changed"),
         "member.login" => l.t("成员登录", "Member signed in"),
         "member.login_denied" => l.t("成员登录被拒绝", "Member sign-in refused"),
+        "login_config.consent_fields" => {
+            l.t("修改成员授权补全信息", "Consent-filled fields changed")
+        }
+        "member.consent_fields" => l.t("成员授权补全信息", "Member shared private fields"),
+        "member.consent_fields_failed" => {
+            l.t("补全成员信息失败", "Filling consented fields failed")
+        }
         "member.logout" => l.t("成员退出", "Member signed out"),
         "member.session_revoked" => l.t("结束成员会话", "Member session ended"),
         "oidc.client_deleted" => l.t("删除 OIDC 客户端", "OIDC client deleted"),

@@ -31,6 +31,8 @@ pub struct LoginConfigPage {
     /// The workbench session timeout in minutes as shown ("" = default), and the default.
     pub idle_minutes: String,
     pub default_idle_minutes: u64,
+    /// In-client sign-in asks for the withheld fields (issue 20).
+    pub consent_fields: bool,
 }
 
 fn nav(a: &Admin) -> Nav {
@@ -64,6 +66,7 @@ pub async fn page(
         saved: q.saved.is_some(),
         idle_minutes: idle_minutes_of(&admin.tenant),
         default_idle_minutes: st.cfg.member_session_idle_secs / 60,
+        consent_fields: st.store.consent_enabled(admin.tenant.id).await?,
     }))
 }
 
@@ -77,6 +80,8 @@ pub struct ConfigForm {
     /// Minutes; blank: the instance default; absent (an older form): unchanged.
     #[serde(default)]
     session_idle_minutes: Option<String>,
+    #[serde(default)]
+    consent_fields: Option<String>,
 }
 
 fn idle_minutes_of(t: &crate::domain::tenant::Tenant) -> String {
@@ -122,12 +127,21 @@ pub async fn save(
             saved: false,
             idle_minutes: f.form.session_idle_minutes.clone().unwrap_or_default(),
             default_idle_minutes: st.cfg.member_session_idle_secs / 60,
+            consent_fields: f.form.consent_fields.is_some(),
         });
         *resp.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(resp);
     }
     crate::admin::set_login_config(&st, t.id, &config.sources, &f.admin.actor(), ip.clone())
         .await?;
+    crate::auth::consent::set_enabled(
+        &st,
+        t,
+        f.form.consent_fields.is_some(),
+        &f.admin.actor(),
+        ip.clone(),
+    )
+    .await?;
     let idle = idle.unwrap_or(t.member_session_idle_secs);
     if idle != t.member_session_idle_secs {
         let show = |v: Option<i64>| match v {

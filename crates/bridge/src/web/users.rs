@@ -77,6 +77,8 @@ pub struct UsersPage {
     /// Why the last bulk action did nothing (e.g. no user was ticked).
     pub notice: Option<String>,
     pub clock: Clock,
+    /// How many members have each private field, and from where (issue 20).
+    pub coverage: Vec<crate::domain::consent::FieldCoverage>,
 }
 
 impl UsersPage {
@@ -212,6 +214,7 @@ pub async fn list(
             _ => None,
         },
         clock: Clock::of(&admin.tenant),
+        coverage: st.store.field_coverage(t).await?,
     }))
 }
 
@@ -380,9 +383,32 @@ pub struct DetailPage {
     pub sessions: Vec<UserSessionRecord>,
     pub revoked: bool,
     pub clock: Clock,
+    /// Private fields with their value, source and date (issue 20).
+    pub fields: Vec<(
+        crate::domain::consent::PrivateField,
+        Option<crate::domain::consent::Effective>,
+    )>,
 }
 
 impl DetailPage {
+    fn source(&self, e: &crate::domain::consent::Effective) -> String {
+        use crate::domain::consent::FieldSource;
+        match (e.source, e.recorded_at) {
+            (FieldSource::WecomConsent, Some(at)) => self
+                .l
+                .t(
+                    &format!("成员授权（{}）", self.clock.show(at)),
+                    &format!("member's consent ({})", self.clock.show(at)),
+                )
+                .to_string(),
+            (FieldSource::WecomConsent, None) => self.l.t("成员授权", "member's consent").into(),
+            (FieldSource::WecomDirectory, _) => self
+                .l
+                .t("企业微信通讯录同步", "WeCom directory sync")
+                .into(),
+        }
+    }
+
     fn label(&self) -> &'static str {
         status_label(self.l, self.user.status)
     }
@@ -428,6 +454,12 @@ pub async fn detail(
         .ok_or_else(|| WebError::NotFound(format!("user {id}")))?;
     let extras = st.store.user_extras(t, id).await?;
     let sessions = st.store.list_user_sessions(t, id).await?;
+    let consented = st.store.consented_fields(t, id).await?;
+    let fields = crate::domain::consent::member_fields(
+        user.mobile.as_deref(),
+        user.email.as_deref(),
+        &consented,
+    );
     Ok(render(&DetailPage {
         l,
         nav: Some(nav(&admin)),
@@ -437,6 +469,7 @@ pub async fn detail(
         sessions,
         revoked: q.revoked.is_some(),
         clock: Clock::of(&admin.tenant),
+        fields,
     }))
 }
 

@@ -302,4 +302,7 @@ pub struct RunReport {
     pub diff_ms: u64,
     pub apply_ms: u64,
     pub members: u64,
+    /// How many members have each private field, by source, once applied (issue 20).
+    #[serde(default)]
+    pub coverage: Vec<crate::domain::consent::FieldCoverage>,
 }

@@ -153,6 +153,24 @@ fn withheld_fields_never_erase_stored_ones() {
     assert!(d.is_empty(), "{d:?}");
 }
 
+/// Issue 20: an app that does see the fields (created before 2022-06-20) writes them
+/// over the stored ones: the directory wins over an older value (a consented value lives
+/// apart, `domain::consent::effective`, and is used only where the directory has none).
+#[test]
+fn a_field_the_directory_returns_replaces_the_stored_one() {
+    let mut stored = rec("a", "张三", &[2]);
+    stored.email = Some("old@example.com".into());
+    let mut current = CurrentDirectory::default();
+    current.users.push(cur(1, stored, UserStatus::Authorized));
+    let mut want = rec("a", "张三", &[2]);
+    want.email = Some("new@example.com".into());
+    let d = diff_full(desired(vec![want]), &current, OPTS);
+    assert_eq!(d.users_updated.len(), 1, "{d:?}");
+    let u = &d.users_updated[0];
+    assert_eq!(u.record.email.as_deref(), Some("new@example.com"));
+    assert_eq!(u.record.mobile, None, "a withheld field stays unknown");
+}
+
 #[test]
 fn name_fallbacks() {
     assert_eq!(

@@ -39,6 +39,7 @@ pub async fn exchange(
         let granted = Scopes::parse(&rec.grant.scope);
         let wider = (asked.profile && !granted.profile)
             || (asked.email && !granted.email)
+            || (asked.phone && !granted.phone)
             || (asked.groups && !granted.groups)
             || (asked.offline_access && !granted.offline_access);
         if wider {
