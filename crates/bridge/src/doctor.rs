@@ -33,6 +33,7 @@ pub async fn run(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreErro
         expected_home_url,
         callback_verified_at: None,
         app_scopes: Vec::new(),
+        consent: st.store.consent_outcome(tenant.id).await?,
     };
     let Some(rec) = st.store.main_integration(tenant.id).await? else {
         return Ok(evaluate(&obs));

@@ -404,6 +404,19 @@ async fn qr_login_is_unchanged_and_a_refused_ticket_does_not_fail_the_sign_in() 
         assert!(audit
             .iter()
             .any(|(who, a, _)| who == "wecom:zhangsan" && a == "member.login"));
+        // Doctor reports the failure, with the errcode and what to check.
+        let doctor = t.env.browser.get("/console/doctor?lang=en").await;
+        let row = doctor
+            .body
+            .split("data-check=\"consent_fields\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{}", doctor.body));
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains("status-warn") || row.starts_with(" class=\"status-warn"),
+            "{row}"
+        );
+        assert!(row.contains("40029"), "{row}");
 
         // The app lacks the privilege (no field ticked): nothing to keep, signed in.
         t.env

@@ -99,30 +99,38 @@ async fn fill_inner(
             );
             let x = e.explain();
             st.store
-                .audit(&audit(
-                    "member.consent_fields_failed",
-                    format!(
-                        "{}{}: {}",
-                        consent::failure_note(errcode),
-                        errcode
-                            .map(|c| format!(" [errcode {c}]"))
-                            .unwrap_or_default(),
-                        x.title_en
+                .record_consent_failure(
+                    tenant.id,
+                    st.clock.now_ms(),
+                    &audit(
+                        "member.consent_fields_failed",
+                        format!(
+                            "{}{}: {}",
+                            consent::failure_note(errcode),
+                            errcode
+                                .map(|c| format!(" [errcode {c}]"))
+                                .unwrap_or_default(),
+                            x.title_en
+                        ),
                     ),
-                ))
+                )
                 .await?;
             return Ok(Filled::Failed);
         }
     };
     if !detail.userid.eq_ignore_ascii_case(m.userid) {
         st.store
-            .audit(&audit(
-                "member.consent_fields_failed",
-                format!(
-                    "auth/getuserdetail named another member ({:?}); nothing stored",
-                    detail.userid
+            .record_consent_failure(
+                tenant.id,
+                st.clock.now_ms(),
+                &audit(
+                    "member.consent_fields_failed",
+                    format!(
+                        "auth/getuserdetail named another member ({:?}); nothing stored",
+                        detail.userid
+                    ),
                 ),
-            ))
+            )
             .await?;
         return Ok(Filled::Failed);
     }

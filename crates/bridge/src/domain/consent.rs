@@ -239,6 +239,15 @@ impl FieldCoverage {
     }
 }
 
+/// The opt-in's last outcomes, as doctor judges them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsentOutcome {
+    pub last_filled_at: Option<i64>,
+    pub last_failed_at: Option<i64>,
+    /// The failure's audit detail (errcode and reason).
+    pub last_failure: Option<String>,
+}
+
 /// Why filling the fields failed: the sign-in goes on, and the audit says which.
 pub fn failure_note(errcode: Option<i64>) -> &'static str {
     match errcode {

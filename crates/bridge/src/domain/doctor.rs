@@ -4,6 +4,7 @@
 //! This module only judges observations; gathering them (gettoken, agent/get …) is the
 //! caller's job, so the rules are testable without WeCom.
 
+use crate::domain::consent::ConsentOutcome;
 use crate::domain::nested_scope::Outsiders;
 use serde::Serialize;
 
@@ -73,6 +74,9 @@ pub struct Observations {
     /// main app's (drift: widened in WeCom since it was bound). Empty: none bound, or the
     /// main app could not be reached.
     pub app_scopes: Vec<BoundAppScope>,
+    /// Fields filled with the member's consent (issue 20): the last outcomes, when the
+    /// tenant has turned it on.
+    pub consent: Option<ConsentOutcome>,
 }
 
 /// A bound model app's WeCom app and what lies outside the main scope now.
@@ -354,7 +358,45 @@ pub fn evaluate(o: &Observations) -> Vec<Check> {
     if !o.app_scopes.is_empty() {
         out.push(app_scopes_check(&o.app_scopes));
     }
+    if let Some(c) = &o.consent {
+        out.push(consent_check(c));
+    }
     out
+}
+
+/// The consented fields' last outcome: a warning while the last exchange failed (the
+/// sign-ins themselves went on).
+fn consent_check(o: &ConsentOutcome) -> Check {
+    let mut c = check(
+        "consent_fields",
+        "成员授权补全信息可用（auth/getuserdetail）",
+        "Fields filled with the member's consent work (auth/getuserdetail)",
+    );
+    let failing = match (o.last_failed_at, o.last_filled_at) {
+        (Some(f), Some(ok)) => f > ok,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if failing {
+        c.status = Status::Warn;
+        let why = o.last_failure.clone().unwrap_or_default();
+        c.saw(
+            format!("最近一次补全失败：{why}"),
+            format!("the last fill failed: {why}"),
+        );
+        c.at = o.last_failed_at;
+        c.fix_zh = "成员照常登录，但没有补全信息。在企业微信管理后台 → 应用管理 → 该应用，确认已开启成员敏感信息（隐私信息）权限并勾选了手机、邮箱等字段，且成员在应用可见范围内；40029 表示 user_ticket 无效或已过期（30 分钟），让成员重新登录即可。".into();
+        c.fix_en = "Members still sign in, without the fields. In the WeCom admin console → App Management → the app, make sure it may read members' private information with mobile, email and the other fields ticked, and that the member is in its visible scope; 40029 means the user_ticket was bad or expired (it lives 30 minutes): the member signs in again.".into();
+    } else if let Some(at) = o.last_filled_at {
+        c.saw("最近一次补全于", format!("last filled at {at} (Unix ms)"));
+        c.at = Some(at);
+    } else {
+        c.saw(
+            "已开启，还没有成员授权登录",
+            "turned on; no member has consented at sign-in yet",
+        );
+    }
+    c
 }
 
 /// One check over every bound model app: failed when any reaches outside the main scope
@@ -480,7 +522,29 @@ mod tests {
             expected_home_url: Some("https://oa.example.com/wecom/home".into()),
             callback_verified_at: Some(1),
             app_scopes: vec![],
+            consent: None,
         }
+    }
+
+    #[test]
+    fn consent_fields_warn_while_the_last_fill_failed() {
+        let mut o = obs();
+        o.consent = Some(ConsentOutcome::default());
+        let c = evaluate(&o);
+        assert_eq!(c.len(), 8);
+        assert_eq!(status(&c, "consent_fields"), Status::Pass);
+        o.consent = Some(ConsentOutcome {
+            last_filled_at: Some(10),
+            last_failed_at: Some(20),
+            last_failure: Some("the user_ticket was refused [errcode 40029]".into()),
+        });
+        let c = evaluate(&o);
+        let k = c.iter().find(|c| c.id == "consent_fields").unwrap();
+        assert_eq!(k.status, Status::Warn);
+        assert!(k.evidence.contains("40029") && k.at == Some(20), "{k:?}");
+        assert!(all_passed(&c), "a warning: sign-ins go on");
+        o.consent.as_mut().unwrap().last_filled_at = Some(30);
+        assert_eq!(status(&evaluate(&o), "consent_fields"), Status::Pass);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::audit::insert_audit;
 use super::{on_pool, Result, Store, StoreError};
 use crate::domain::audit::NewAudit;
-use crate::domain::consent::{Consented, FieldCoverage, FieldSource, PrivateField};
+use crate::domain::consent::{ConsentOutcome, Consented, FieldCoverage, FieldSource, PrivateField};
 use crate::domain::now_ms;
 use sqlx::Row;
 
@@ -83,9 +83,61 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            sqlx::query(
+                "UPDATE wecom_consent_settings SET last_filled_at = $2 WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await?;
             insert_audit!(&mut *tx, audit, recorded_at);
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Records a failed fill (for doctor) with its audit entry, in one transaction.
+    pub async fn record_consent_failure(
+        &self,
+        tenant_id: i64,
+        at: i64,
+        audit: &NewAudit,
+    ) -> Result<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "UPDATE wecom_consent_settings SET last_failed_at = $2, last_failure = $3
+                 WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .bind(at)
+            .bind(&audit.detail)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit!(&mut *tx, audit, at);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The opt-in's last outcomes, when it is on.
+    pub async fn consent_outcome(&self, tenant_id: i64) -> Result<Option<ConsentOutcome>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT last_filled_at, last_failed_at, last_failure FROM wecom_consent_settings
+                 WHERE tenant_id = $1 AND enabled",
+            )
+            .bind(tenant_id)
+            .fetch_optional(p)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(ConsentOutcome {
+                    last_filled_at: r.try_get("last_filled_at")?,
+                    last_failed_at: r.try_get("last_failed_at")?,
+                    last_failure: r.try_get("last_failure")?,
+                }),
+                None => None,
+            })
         })
     }
 
