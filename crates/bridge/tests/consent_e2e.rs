@@ -258,6 +258,36 @@ async fn consent_fills_withheld_fields_and_no_sync_erases_them() {
             "{entry:?}"
         );
 
+        // Forward auth passes the corporate mailbox (verified) as Remote-Email.
+        let r = t
+            .env
+            .browser
+            .post(
+                "/console/apps",
+                &[
+                    ("csrf", c.csrf.as_str()),
+                    ("slug", "hello"),
+                    ("name_zh", "你好"),
+                    ("url", "/apps/hello/"),
+                    ("enabled", "on"),
+                    ("access", "everyone"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let v = no_redirects()
+            .get(format!(
+                "http://{}/auth/verify?app=hello",
+                t.env.bridge.addr
+            ))
+            .header("host", &t.env.domain)
+            .header("cookie", m.b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(v.status(), 200);
+        assert_eq!(v.headers()["remote-email"], "zhangsan@corp.example.com");
+
         // The console shows each value's source; the Users page counts them.
         let detail = t
             .env

@@ -164,6 +164,10 @@ pub struct MemberCard {
     /// Department names (main first), then tag names.
     pub groups: Vec<String>,
     pub placement: Placement,
+    /// `Remote-Email`: only an address somebody verified (the corporate mailbox a member
+    /// shared, or the directory's), never a personal one shared at sign-in: a header has
+    /// no `email_verified` beside it, and apps match accounts by it.
+    pub email: Option<String>,
 }
 
 /// Per-instance copies of each tenant's apps and of members' cards (see the module doc).
@@ -262,11 +266,16 @@ impl Gate {
             .map(|(_, n)| n.clone())
             .chain(extras.tags.iter().map(|(_, n)| n.clone()))
             .collect();
+        let consented = st.store.consented_fields(tenant_id, user_id).await?;
+        let email = crate::domain::consent::email_claim(user.email.as_deref(), &consented)
+            .filter(|(_, verified)| *verified)
+            .map(|(e, _)| e);
         let card = Arc::new(MemberCard {
             user,
             username,
             groups,
             placement,
+            email,
         });
         let mut cards = self.cards.write().unwrap_or_else(|e| e.into_inner());
         if cards.len() >= MAX_CARDS {

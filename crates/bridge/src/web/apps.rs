@@ -643,7 +643,7 @@ pub async fn verify(
             let h = r.headers_mut();
             put(h, "remote-user", &card.username);
             put(h, "remote-name", &card.user.name);
-            if let Some(e) = card.user.email.as_deref().filter(|e| !e.is_empty()) {
+            if let Some(e) = card.email.as_deref() {
                 put(h, "remote-email", e);
             }
             let groups: Vec<String> = card.groups.iter().map(|g| g.replace(',', " ")).collect();
