@@ -49,6 +49,14 @@ struct Instance {
     addr: SocketAddr,
 }
 
+// A failed assertion must not leave the instance running after the test.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// What every instance shares: the database, the key file, the simulator.
 struct Cluster {
     sim: wecom_sim::SimHandle,

@@ -353,6 +353,13 @@ impl Serve {
     }
 }
 
+// A failed assertion must not leave the server running after the test.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Where `/console` sends the holder of `cookie` (`/console/password` once signed in with
 /// a one-time password, `/console/login` when not signed in).
 async fn console(http: &reqwest::Client, base: &str, cookie: &str) -> String {
