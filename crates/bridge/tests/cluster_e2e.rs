@@ -113,7 +113,8 @@ impl Cluster {
             .env("WECOM_BRIDGE_LOG", "warn")
             .env("NO_COLOR", "1")
             .env_remove(bridge::testing::CRASH_AT_VAR)
-            .stdout(Stdio::null())
+            // Log lines go to standard output, panics to standard error: both in the log.
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
