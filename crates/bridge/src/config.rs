@@ -57,6 +57,8 @@ pub struct Config {
     pub bootstrap_domain: String,
     /// First start only: the display name of that tenant.
     pub bootstrap_name: String,
+    /// Audit entries older than this many days are deleted (hourly); 0 keeps them all.
+    pub audit_retention_days: u64,
     /// Directory sync: seconds between reconciles of a synced tenant without its own
     /// policy (0 = off), and WeCom requests in flight per batch.
     pub sync_reconcile_secs: u64,
@@ -122,6 +124,8 @@ impl Default for Config {
             bootstrap_edition: crate::domain::tenant::Edition::Professional,
             bootstrap_domain: String::new(),
             bootstrap_name: "Default".into(),
+            // A year and a month: a year's look-back for a yearly review, with margin.
+            audit_retention_days: 400,
             sync_reconcile_secs: 3600,
             sync_concurrency: 16,
             wecom_calls_per_min: wecom::RateLimits::WECOM.per_min,

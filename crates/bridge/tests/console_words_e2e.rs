@@ -173,9 +173,25 @@ async fn chinese_console_reads_as_words_in_the_tenants_time_zone() {
             "the added people's status: {report}"
         );
         let audit = b.get("/console/audit").await;
-        let text = visible_text(&audit.body);
+        // The entries' table (the filter above it lists the names too).
+        let table = &audit.body[audit.body.find("<table class=\"audit\">").unwrap()..];
+        let text = visible_text(table);
         // One person, one name: `user:N` and `wecom:lisi` both read 李四.
         assert_eq!(text.matches("成员 李四").count(), 3, "{text}");
+        // ... and one choice in the filter, which finds the entries of both names.
+        let choice = format!("<option value=\"member:{lisi}\">成员 李四</option>");
+        assert_eq!(audit.body.matches(&choice).count(), 1, "{}", audit.body);
+        assert_eq!(audit.body.matches(">成员 李四</option>").count(), 1);
+        let by_lisi = b
+            .get(&format!("/console/audit?actor=member%3A{lisi}"))
+            .await;
+        assert_eq!(by_lisi.status, 200);
+        let rows = by_lisi.body.matches("<tr data-action=").count();
+        assert_eq!(rows, 3, "{}", by_lisi.body);
+        assert!(by_lisi.body.contains("data-actor=\"wecom:lisi\""));
+        assert!(by_lisi
+            .body
+            .contains(&format!("data-actor=\"user:{lisi}\"")));
         for w in [
             "成员登录",
             "通过企业微信扫码登录",
@@ -393,4 +409,124 @@ async fn doctor_evidence_in_both_languages() {
         );
     }
     t.env.bridge.stop().await;
+}
+
+/// Issue 17, "Audit": the log is filtered by who, what and day (the tenant's days), the
+/// filter survives paging and goes into the CSV export, a date that is no date is
+/// refused by name, an empty result says "no match", and the retention period is shown
+/// (and kept: older entries are deleted).
+#[tokio::test]
+async fn audit_log_filters_exports_and_shows_its_retention() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        t.env.admin_login().await;
+        let b = &t.env.browser;
+        let st = t.st();
+        for i in 0..60 {
+            st.store
+                .audit(&NewAudit {
+                    tenant_id: t.tenant.id,
+                    actor: "api-key:7:deploy".into(),
+                    action: "user.authorized",
+                    detail: format!("user {i}"),
+                    ip: None,
+                })
+                .await
+                .unwrap();
+        }
+        let today = &bridge::web::time::Clock::of(&t.tenant).show(st.clock.now_ms())[..10];
+
+        // Unfiltered: every kind of entry; the filter's lists name them in words.
+        let all = b.get("/console/audit").await;
+        assert_eq!(all.status, 200);
+        assert!(all.body.contains("<option value=\"admin.login\""));
+        assert!(all.body.contains("<option value=\"user.authorized\""));
+        assert!(all.body.contains("<option value=\"api-key:7:deploy\""));
+        assert!(all.body.contains("data-testid=\"retention\""));
+        assert!(
+            visible_text(&all.body).contains("400"),
+            "the retention period"
+        );
+
+        // By action: only those, 50 a page, and the next page keeps the filter.
+        let page = b
+            .get(&format!(
+                "/console/audit?action=user.authorized&from={today}&to={today}"
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(
+            page.body.matches("data-action=\"user.authorized\"").count(),
+            50
+        );
+        assert!(!page.body.contains("data-action=\"admin.login\""));
+        assert!(
+            page.body.contains(&format!("value=\"{today}\"")),
+            "the dates stay"
+        );
+        let older = page
+            .body
+            .split("\" data-testid=\"older\"")
+            .next()
+            .and_then(|s| s.rsplit("href=\"/console/audit?").next())
+            .filter(|_| page.body.contains("data-testid=\"older\""))
+            .expect("a link to older entries")
+            .replace("&#38;", "&");
+        assert!(older.contains("action=user.authorized") && older.contains("before="));
+        let next = b.get(&format!("/console/audit?{older}")).await;
+        assert_eq!(
+            next.body.matches("data-action=\"user.authorized\"").count(),
+            10
+        );
+        assert!(!next.body.contains("data-action=\"admin.login\""));
+
+        // By actor, combined with the action: the admin never authorized anyone here.
+        let none = b
+            .get("/console/audit?actor=admin%3Aadmin&action=user.authorized")
+            .await;
+        assert_eq!(none.status, 200);
+        assert!(none.body.contains("data-testid=\"empty\""));
+        assert!(visible_text(&none.body).contains("没有符合筛选条件的记录"));
+        let mine = b.get("/console/audit?actor=admin%3Aadmin").await;
+        assert!(mine.body.contains("data-actor=\"admin:admin\""));
+        assert!(!mine.body.contains("data-actor=\"api-key:7:deploy\""));
+
+        // A day before any entry: nothing; a day that does not exist: refused by name.
+        let past = b.get("/console/audit?to=2020-01-01").await;
+        assert!(past.body.contains("data-testid=\"empty\""));
+        let bad = b.get("/console/audit?from=2026-13-40").await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("data-testid=\"audit-error\""));
+        assert!(bad.body.contains("2026-13-40"));
+        assert_eq!(
+            b.get("/console/audit/export.csv?from=nope").await.status,
+            400
+        );
+
+        // The export follows the filter: the header and the 60 entries, no others.
+        assert!(page
+            .body
+            .contains("href=\"/console/audit/export.csv?action=user.authorized&#38;from="));
+        let csv = b
+            .get("/console/audit/export.csv?action=user.authorized")
+            .await;
+        assert_eq!(csv.status, 200);
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines[0], "id,at,actor,action,detail,ip");
+        assert_eq!(lines.len(), 61, "{}", csv.body);
+        assert!(lines[1..].iter().all(|l| l.contains(",user.authorized,")));
+
+        // Retention: entries older than the cut are deleted, newer ones kept.
+        let now = st.clock.now_ms();
+        assert_eq!(st.store.purge_audit(now - 3_600_000).await.unwrap(), 0);
+        let n = st.store.purge_audit(now + 1).await.unwrap();
+        assert!(n >= 61, "{n}");
+        assert!(st
+            .store
+            .list_audit(t.tenant.id, 10, None)
+            .await
+            .unwrap()
+            .is_empty());
+        t.env.bridge.stop().await;
+    }
 }

@@ -4,43 +4,8 @@
 use super::{change_status, AdminError, Selection, StatusAction, StatusOrder};
 use crate::app::AppState;
 use crate::config::Config;
-use crate::domain::audit::AuditEntry;
 use crate::store::{AuditQuery, UserCursorQuery};
 use std::process::ExitCode;
-
-/// One CSV field, quoted when needed (RFC 4180); a leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so a spreadsheet does not run it as a formula.
-pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-/// Audit entries as CSV: id, at (RFC 3339 UTC), actor, action, detail, ip.
-pub fn audit_csv(entries: &[AuditEntry]) -> String {
-    let mut out = String::from("id,at,actor,action,detail,ip\r\n");
-    for e in entries {
-        let line = [
-            e.id.to_string(),
-            crate::web::pages::format_utc(e.at),
-            csv_field(&e.actor),
-            csv_field(&e.action),
-            csv_field(&e.detail),
-            csv_field(e.ip.as_deref().unwrap_or("")),
-        ]
-        .join(",");
-        out.push_str(&line);
-        out.push_str("\r\n");
-    }
-    out
-}
 
 /// Which users a CLI status change names.
 pub struct UserSelection {
@@ -159,24 +124,9 @@ pub async fn audit_export(st: &AppState, slug: &str, q: AuditQuery) -> Result<St
     let tenant = crate::operator::tenant(&st.store, slug)
         .await
         .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
-    let mut all = Vec::new();
-    let mut q = q;
-    q.limit = 10_000;
-    loop {
-        let page = st
-            .store
-            .audit_by_filter(tenant.id, &q)
-            .await
-            .map_err(|e| e.to_string())?;
-        let Some(last) = page.last() else { break };
-        q.before_id = Some(last.id);
-        let n = page.len();
-        all.extend(page);
-        if n < 10_000 || all.len() >= 100_000 {
-            break;
-        }
-    }
-    Ok(audit_csv(&all))
+    super::audit::export_csv(st, tenant.id, q, crate::web::pages::format_utc)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub async fn audit_command(cfg: Config, slug: &str, q: AuditQuery) -> ExitCode {
@@ -283,19 +233,5 @@ pub async fn set_wecom_command(
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
     }
 }

@@ -2,6 +2,7 @@
 //! audited with the acting key (`api-key:<id>:<name>`) or admin.
 
 pub mod account;
+pub mod audit;
 pub mod cli;
 pub mod policy;
 

@@ -2,7 +2,7 @@
 //! included) and the audit log by filter.
 
 use super::users::{UserRow, USER_COLS};
-use super::{on_pool, Result, Store, StoreError};
+use super::{in_list, on_pool, Result, Store, StoreError};
 use crate::domain::api_key::{ApiKey, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::now_ms;
@@ -48,6 +48,8 @@ pub struct UserCursorQuery {
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
     pub actor: Option<String>,
+    /// Any of these actors (one person's identities: `user:3`, `wecom:lisi`); empty: any.
+    pub actors: Vec<String>,
     /// Exact action, or a prefix ending in `.` (`user.` matches `user.disabled`).
     pub action: Option<String>,
     pub from_ms: Option<i64>,
@@ -207,26 +209,35 @@ impl Store {
             Some(a) => (a.to_string(), String::new()),
             None => (String::new(), String::new()),
         };
+        // One person's identities: `actor IN (…)`, after the fixed placeholders.
+        let any_of = if q.actors.is_empty() {
+            String::new()
+        } else {
+            format!(" AND actor IN ({})", in_list(9, q.actors.len()))
+        };
+        let sql = format!(
+            "SELECT id, tenant_id, actor, action, detail, ip, at FROM audit_log
+             WHERE tenant_id = $1 AND id < $2
+             AND ($3 = '' OR actor = $3)
+             AND ($4 = '' OR action = $4)
+             AND ($5 = '' OR action LIKE $5 ESCAPE '\\')
+             AND at >= $6 AND at < $7{any_of}
+             ORDER BY id DESC LIMIT $8"
+        );
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT id, tenant_id, actor, action, detail, ip, at FROM audit_log
-                 WHERE tenant_id = $1 AND id < $2
-                 AND ($3 = '' OR actor = $3)
-                 AND ($4 = '' OR action = $4)
-                 AND ($5 = '' OR action LIKE $5 ESCAPE '\\')
-                 AND at >= $6 AND at < $7
-                 ORDER BY id DESC LIMIT $8",
-            )
-            .bind(tenant_id)
-            .bind(q.before_id.unwrap_or(i64::MAX))
-            .bind(q.actor.clone().unwrap_or_default())
-            .bind(&action_exact)
-            .bind(&action_prefix)
-            .bind(q.from_ms.unwrap_or(i64::MIN))
-            .bind(q.to_ms.unwrap_or(i64::MAX))
-            .bind(q.limit.clamp(1, 10_000))
-            .fetch_all(p)
-            .await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(q.before_id.unwrap_or(i64::MAX))
+                .bind(q.actor.clone().unwrap_or_default())
+                .bind(&action_exact)
+                .bind(&action_prefix)
+                .bind(q.from_ms.unwrap_or(i64::MIN))
+                .bind(q.to_ms.unwrap_or(i64::MAX))
+                .bind(q.limit.clamp(1, 10_000));
+            for a in &q.actors {
+                query = query.bind(a);
+            }
+            let rows = query.fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(AuditEntry {

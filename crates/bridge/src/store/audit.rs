@@ -1,9 +1,9 @@
 //! The append-only audit log.
 
+use super::AuditQuery;
 use super::{on_pool, Result, Store};
 use crate::domain::audit::{AuditEntry, NewAudit};
 use crate::domain::now_ms;
-use sqlx::Row;
 
 /// Appends an audit entry through `$exec`: the pool, or `&mut *tx` so that the entry
 /// commits with the change it records. The one place the audit row is written.
@@ -40,29 +40,46 @@ impl Store {
         limit: i64,
         before_id: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
+        let q = AuditQuery {
+            before_id,
+            limit,
+            ..AuditQuery::default()
+        };
+        self.audit_by_filter(tenant_id, &q).await
+    }
+
+    /// The actors and the actions the tenant's log holds (at most 500 of each), for the
+    /// console's filters.
+    pub async fn audit_facets(&self, tenant_id: i64) -> Result<(Vec<String>, Vec<String>)> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT id, tenant_id, actor, action, detail, ip, at FROM audit_log
-                 WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            let actors: Vec<(String,)> = sqlx::query_as(
+                "SELECT DISTINCT actor FROM audit_log WHERE tenant_id = $1 ORDER BY actor LIMIT 500",
             )
             .bind(tenant_id)
-            .bind(before_id.unwrap_or(i64::MAX))
-            .bind(limit)
             .fetch_all(p)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(AuditEntry {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    detail: r.try_get("detail")?,
-                    ip: r.try_get("ip")?,
-                    at: r.try_get("at")?,
-                });
-            }
-            Ok(out)
+            let actions: Vec<(String,)> = sqlx::query_as(
+                "SELECT DISTINCT action FROM audit_log WHERE tenant_id = $1 ORDER BY action LIMIT 500",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await?;
+            Ok((
+                actors.into_iter().map(|a| a.0).collect(),
+                actions.into_iter().map(|a| a.0).collect(),
+            ))
+        })
+    }
+
+    /// Deletes the entries of every tenant recorded before `before` (ms): the retention
+    /// period. Harmless when several instances run it at once.
+    pub async fn purge_audit(&self, before: i64) -> Result<u64> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                .bind(before)
+                .execute(p)
+                .await?
+                .rows_affected())
         })
     }
 }

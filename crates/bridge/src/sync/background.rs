@@ -170,6 +170,10 @@ async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
         st.store
             .purge_callbacks(now - CALLBACK_RETENTION_MS)
             .await?;
+        if st.cfg.audit_retention_days > 0 {
+            let keep_ms = st.cfg.audit_retention_days as i64 * 86_400_000;
+            st.store.purge_audit(now - keep_ms).await?;
+        }
         *last_purge = now;
     }
     Ok(())

@@ -713,6 +713,7 @@ fn audit_query(q: &AuditParams, max: i64) -> ApiResult<AuditQuery> {
         to_ms: q.to,
         before_id,
         limit: q.limit.unwrap_or(100).clamp(1, max),
+        actors: Vec::new(),
     })
 }
 
@@ -763,7 +764,7 @@ async fn audit_csv(
         aq.limit = 10_000;
     }
     let rows = st.store.audit_by_filter(c.tenant.id, &aq).await?;
-    let out = admin::cli::audit_csv(&rows);
+    let out = admin::audit::audit_csv(&rows);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

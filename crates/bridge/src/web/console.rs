@@ -1,4 +1,4 @@
-//! Console pages: sign-in, overview, the WeCom set-up wizard, doctor, audit log.
+//! Console pages: sign-in, overview, the WeCom set-up wizard, doctor.
 //! Handlers are thin: they parse, call `setup`/`doctor`/the store, and render.
 
 use crate::admin::account;
@@ -14,7 +14,6 @@ use crate::web::admin_session::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COO
 use crate::web::cookies;
 use crate::web::error::{account_refusal, WebError};
 use crate::web::i18n::Lang;
-use crate::web::labels;
 use crate::web::pages::*;
 use crate::web::tenant::CurrentTenant;
 use crate::web::time::Clock;
@@ -512,59 +511,6 @@ pub async fn doctor_page(State(st): State<AppState>, l: Lang, admin: Admin) -> R
         checks,
         clock: Clock::of(&admin.tenant),
     }))
-}
-
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    before: Option<i64>,
-}
-
-pub async fn audit_page(
-    State(st): State<AppState>,
-    l: Lang,
-    admin: Admin,
-    q: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response> {
-    let Query(q) = q?;
-    const PAGE: i64 = 50;
-    let entries = st.store.list_audit(admin.tenant.id, PAGE, q.before).await?;
-    let older = (entries.len() as i64 == PAGE)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
-    let clock = Clock::of(&admin.tenant);
-    let people = people_of(&st, admin.tenant.id, &entries).await?;
-    Ok(render(&AuditPage {
-        l,
-        nav: Some(nav(&admin, "audit")),
-        entries: entries
-            .into_iter()
-            .map(|e| AuditRow::new(l, &clock, &people, e))
-            .collect(),
-        older,
-        zone: clock.name().to_string(),
-    }))
-}
-
-/// The names of the members the entries' actors point at (`user:3`, `wecom:lisi`), so
-/// one person reads as one name however the entry recorded them.
-pub async fn people_of(
-    st: &AppState,
-    tenant_id: i64,
-    entries: &[crate::domain::audit::AuditEntry],
-) -> Result<labels::People> {
-    let (ids, userids) = labels::actor_refs(entries.iter().map(|e| e.actor.as_str()));
-    let mut people = labels::People::default();
-    for (userid, id) in st.store.users_by_wecom_userids(tenant_id, &userids).await? {
-        if let Some(u) = st.store.user_by_id(tenant_id, id).await? {
-            people.by_wecom.insert(userid.to_ascii_lowercase(), u.name);
-        }
-    }
-    for id in ids {
-        if let Some(u) = st.store.user_by_id(tenant_id, id).await? {
-            people.by_id.insert(id, u.name);
-        }
-    }
-    Ok(people)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod api_v1;
 pub mod app_binding;
 pub mod apps;
+pub mod audit;
 pub mod console;
 pub mod cookies;
 pub mod error;
@@ -195,7 +196,8 @@ pub fn router(st: AppState) -> Router {
         .route("/console/sync/runs/{id}", get(sync::run_page))
         .route("/console/sync/runs/{id}/progress", get(sync::progress))
         .route("/console/doctor", get(console::doctor_page))
-        .route("/console/audit", get(console::audit_page))
+        .route("/console/audit", get(audit::page))
+        .route("/console/audit/export.csv", get(audit::export))
         .route(oidc_clients::PATH, get(oidc_clients::list))
         .route("/console/oidc/clients", post(oidc_clients::create))
         .route(

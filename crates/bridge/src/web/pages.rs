@@ -265,17 +265,6 @@ impl AuditRow {
     }
 }
 
-#[derive(Template)]
-#[template(path = "audit.html")]
-pub struct AuditPage {
-    pub l: Lang,
-    pub nav: Option<Nav>,
-    pub entries: Vec<AuditRow>,
-    pub older: Option<i64>,
-    /// The time zone of the times shown.
-    pub zone: String,
-}
-
 /// WeCom's errmsg `…, hint: [1796…], from ip: …, more info at …` as the message and
 /// the support details.
 pub fn split_hint(text: &str) -> (&str, Option<&str>) {

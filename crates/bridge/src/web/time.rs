@@ -73,6 +73,22 @@ impl Clock {
         }
     }
 
+    /// The first millisecond of `date` (`YYYY-MM-DD`) in this zone; `None` if it is no
+    /// date. A day filter runs from this to the start of the next day.
+    pub fn day_start(&self, date: &str) -> Option<i64> {
+        let d: jiff::civil::Date = date.trim().parse().ok()?;
+        let z = d.to_zoned_datetime(self.tz.clone()).ok()?;
+        Some(z.timestamp().as_millisecond())
+    }
+
+    /// The day after `date`'s first millisecond in this zone (the end of a day filter).
+    pub fn day_end(&self, date: &str) -> Option<i64> {
+        let d: jiff::civil::Date = date.trim().parse().ok()?;
+        let next = d.tomorrow().ok()?;
+        let z = next.to_zoned_datetime(self.tz.clone()).ok()?;
+        Some(z.timestamp().as_millisecond())
+    }
+
     /// As [`Clock::show`], or `—` for no time.
     pub fn show_opt(&self, ms: Option<i64>) -> String {
         ms.map(|m| self.show(m)).unwrap_or_else(|| "—".into())
@@ -96,6 +112,14 @@ mod tests {
             "1970-01-01 00:00:00 +00:00"
         );
         assert!(Clock::named("Mars/Olympus").is_none());
+        // A day is the zone's day: 2024-11-24 in Shanghai starts at 16:00 UTC the day before.
+        assert_eq!(sh.day_start("2024-11-24"), Some(1_732_377_600_000));
+        assert_eq!(
+            sh.day_end("2024-11-24"),
+            Some(1_732_377_600_000 + 86_400_000)
+        );
+        assert_eq!(sh.day_start("2024-02-30"), None);
+        assert_eq!(sh.day_start("yesterday"), None);
         assert!(Clock::named("").is_none());
         for z in COMMON_ZONES {
             assert!(Clock::named(z).is_some(), "{z}");
