@@ -144,16 +144,21 @@ impl Store {
     /// A member's consented values, in `PrivateField` order.
     pub async fn consented_fields(&self, tenant_id: i64, user_id: i64) -> Result<Vec<Consented>> {
         on_pool!(self, |p| {
+            // By the primary key alone: with tenant_id in the WHERE clause SQLite's planner
+            // took the (tenant_id, field) index and scanned the tenant's rows (0.04-0.7 s at
+            // 100k rows instead of well under a millisecond). The tenant is checked below.
             let rows = sqlx::query(
-                "SELECT field, value, source, recorded_at FROM user_consented_fields
-                 WHERE tenant_id = $1 AND user_id = $2",
+                "SELECT tenant_id, field, value, source, recorded_at FROM user_consented_fields
+                 WHERE user_id = $1",
             )
-            .bind(tenant_id)
             .bind(user_id)
             .fetch_all(p)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
+                if r.try_get::<i64, _>("tenant_id")? != tenant_id {
+                    continue;
+                }
                 let field: String = r.try_get("field")?;
                 let source: String = r.try_get("source")?;
                 out.push(Consented {
