@@ -380,6 +380,41 @@ async fn consent_fills_withheld_fields_and_no_sync_erases_them() {
         let again = c.consented().await;
         let mobile = again.iter().find(|x| x.0 == PrivateField::Mobile).unwrap();
         assert_eq!(mobile.1, "13911112222");
+
+        // An app that sees the fields (created before the 2022 cut): the directory's
+        // values win where it has them; consent still fills the rest.
+        t.env.patch_main_app(json!({"post_2022": false})).await;
+        t.sim(
+            "PATCH",
+            "/members/zhangsan",
+            json!({"email": "zs.dir@example.com"}),
+        )
+        .await;
+        t.settle().await;
+        t.sync().await;
+        let detail = t
+            .env
+            .browser
+            .get(&format!("/console/users/{}?lang=en", c.zhangsan))
+            .await;
+        let source_of = |field: &str| {
+            let row = detail
+                .body
+                .split(&format!("data-field=\"{field}\""))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{field}: {}", detail.body));
+            let row = &row[..row.find("</dd>").unwrap()];
+            row.to_string()
+        };
+        let email = source_of("email");
+        assert!(
+            email.contains("zs.dir@example.com")
+                && email.contains("data-source=\"wecom_directory\""),
+            "{email}"
+        );
+        assert!(source_of("biz_mail").contains("data-source=\"wecom_consent\""));
+        // The consented values themselves are kept as they were.
+        assert_eq!(c.consented().await, again);
     }
 }
 
