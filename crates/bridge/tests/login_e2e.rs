@@ -1538,3 +1538,112 @@ async fn https_binding_cookie_is_host_prefixed() {
     assert_eq!(r.status(), 303);
     b.stop().await;
 }
+
+/// Issue 17, "Tables → Users": columns sort both ways (and say so to screen readers),
+/// the department column says how someone without a synced department is in scope (by
+/// tag, or by name), statuses are a coloured badge with words, phone cards label their
+/// cells, the export is the filter's CSV in the page's order, and an empty list tells "no
+/// match" from "no users yet".
+#[tokio::test]
+async fn users_table_sorts_says_how_in_scope_and_exports() {
+    for db in database_urls().await {
+        let s = setup(&db).await;
+        let store = &s.env.bridge.state.store;
+        for (userid, name, tags) in [
+            ("zhaoliu", "赵六", vec![(1, "项目A")]),
+            ("sunqi", "孙七", vec![]),
+        ] {
+            store
+                .upsert_wecom_user(
+                    s.tenant_id,
+                    CORPID,
+                    &seed(userid, name, UserStatus::Unauthorized, &[], &tags),
+                )
+                .await
+                .unwrap();
+        }
+        let a = &s.env.browser;
+        let order = |p: &Page| -> Vec<String> {
+            p.body
+                .split("<tr data-userid=\"")
+                .skip(1)
+                .map(|r| r.split('"').next().unwrap().to_string())
+                .collect()
+        };
+        let by_name = a.get("/console/users").await;
+        let names = order(&by_name);
+        assert_eq!(names.len(), 5);
+        assert!(by_name.body.contains("aria-sort=\"ascending\""));
+        // The name header now sorts the other way; the list reverses.
+        assert!(by_name.body.contains("href=\"/console/users?sort=-name\""));
+        let desc = a.get("/console/users?sort=-name").await;
+        let mut reversed = names.clone();
+        reversed.reverse();
+        assert_eq!(order(&desc), reversed);
+        assert!(desc.body.contains("aria-sort=\"descending\""));
+        // By status: authorized, disabled, unauthorized (the stored words' order), and
+        // the sort stays with a filter and across the bulk form.
+        let st = order(&a.get("/console/users?sort=status").await);
+        assert_eq!(st[0], "zhangsan");
+        assert_eq!(st[1], "wangwu");
+        let filtered = a.get("/console/users?tag=1&sort=-name").await;
+        assert_eq!(order(&filtered), ["zhaoliu", "wangwu", "zhangsan"]);
+        assert!(filtered.body.contains("name=\"f_sort\" value=\"-name\""));
+        // Last sign-in: the member who signed in first, never-signed-in after.
+        let m = s.member(WXWORK_UA);
+        assert_eq!(s.sign_in(&m, "zhangsan").await.status, 303);
+        assert_eq!(
+            order(&a.get("/console/users?sort=-login").await)[0],
+            "zhangsan"
+        );
+        assert_eq!(
+            order(&a.get("/console/users?sort=login").await)[0],
+            "zhangsan"
+        );
+        assert_eq!(order(&a.get("/console/users?sort=nonsense").await), names);
+
+        // How in scope, status in words and colour, labelled cells for phones.
+        let p = a.get("/console/users").await.body;
+        let row = |userid: &str| {
+            let start = p.find(&format!("<tr data-userid=\"{userid}\"")).unwrap();
+            p[start..start + p[start..].find("</tr>").unwrap()].to_string()
+        };
+        assert!(row("zhaoliu").contains("data-scope=\"tag\""));
+        assert!(row("zhaoliu").contains("标签：项目A"), "{}", row("zhaoliu"));
+        assert!(row("sunqi").contains("data-scope=\"member\""));
+        assert!(row("sunqi").contains("按成员加入可见范围"));
+        assert!(row("lisi").contains("data-scope=\"department\""));
+        assert!(row("lisi").contains("后端组"));
+        assert!(row("lisi").contains("<span class=\"badge user-unauthorized\">未授权</span>"));
+        assert!(row("lisi").contains("data-label=\"状态\""));
+        let css = a.get("/static/console.css").await.body;
+        assert!(css.contains("td[data-label]::before"));
+
+        // Export: the filter's people, in the page's order, with a header.
+        assert!(filtered
+            .body
+            .contains("href=\"/console/users/export.csv?tag=1&#38;sort=-name\""));
+        let csv = a.get("/console/users/export.csv?tag=1&sort=-name").await;
+        assert_eq!(csv.status, 200);
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(
+            lines[0],
+            "id,userid,name,status,scope,position,mobile,email,last_sign_in"
+        );
+        let ids: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(ids, ["zhaoliu", "wangwu", "zhangsan"]);
+        assert!(lines[1].contains(",标签：项目A,"), "{}", lines[1]);
+        let all = a.get("/console/users/export.csv").await.body;
+        assert_eq!(all.lines().count(), 6);
+
+        // Empty lists: no match (with the way back) differs from no users at all.
+        let none = a.get("/console/users?q=nobody-at-all").await.body;
+        assert!(none.contains("data-empty=\"no-match\""));
+        assert!(none.contains("没有符合筛选条件的用户"));
+        assert!(!none.contains("还没有用户"));
+        s.env.bridge.stop().await;
+    }
+}

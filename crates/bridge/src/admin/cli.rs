@@ -124,7 +124,7 @@ pub async fn audit_export(st: &AppState, slug: &str, q: AuditQuery) -> Result<St
     let tenant = crate::operator::tenant(&st.store, slug)
         .await
         .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
-    super::audit::export_csv(st, tenant.id, q, crate::web::pages::format_utc)
+    super::export::export_csv(st, tenant.id, q, crate::web::pages::format_utc)
         .await
         .map_err(|e| e.to_string())
 }

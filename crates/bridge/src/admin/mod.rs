@@ -2,8 +2,8 @@
 //! audited with the acting key (`api-key:<id>:<name>`) or admin.
 
 pub mod account;
-pub mod audit;
 pub mod cli;
+pub mod export;
 pub mod policy;
 
 use crate::app::AppState;

@@ -39,7 +39,7 @@ pub use sessions::{NewUserSession, UserSessionRecord};
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use token_cache::StoreTokenCache;
 pub use user_admin::{IdentityRecord, UserExtras, WecomUserSeed};
-pub use users::UserFilter;
+pub use users::{UserFilter, UserSort};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

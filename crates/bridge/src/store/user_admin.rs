@@ -2,10 +2,11 @@
 //! filter choices), and `upsert_wecom_user`, which puts one WeCom member into the
 //! directory: for tests and seeding (directory sync writes through `store::directory`).
 
-use super::{on_pool, Result, Store};
+use super::{in_list, on_pool, Result, Store, IN_CHUNK};
 use crate::domain::now_ms;
 use crate::domain::user::UserStatus;
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// One WeCom member to put into the directory (tests and seeding).
 #[derive(Clone, Debug)]
@@ -240,6 +241,35 @@ impl Store {
 }
 
 impl Store {
+    /// The names of the active tags each of `user_ids` belongs to (for "how is this
+    /// person in scope" when no synced department holds them).
+    pub async fn tag_names_of(
+        &self,
+        tenant_id: i64,
+        user_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        for ids in user_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT tu.user_id, t.name FROM tag_users tu
+                 JOIN tags t ON t.tenant_id = tu.tenant_id AND t.id = tu.tag_id AND t.active
+                 WHERE tu.tenant_id = $1 AND tu.user_id IN ({}) ORDER BY t.name",
+                in_list(2, ids.len())
+            );
+            let rows: Vec<(i64, String)> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await
+            })?;
+            for (user, name) in rows {
+                out.entry(user).or_default().push(name);
+            }
+        }
+        Ok(out)
+    }
+
     /// WeCom userids (as spelled) of the users with ids in `[lo, hi]`, by user id: one
     /// query for a page of the Users list.
     pub async fn wecom_userids_between(

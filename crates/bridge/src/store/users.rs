@@ -62,8 +62,62 @@ pub struct UserFilter {
     /// Direct members of this department.
     pub department_id: Option<i64>,
     pub tag_id: Option<i64>,
+    pub sort: UserSort,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// The order of the Users list: a column, ascending or descending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserSort {
+    #[default]
+    Name,
+    NameDesc,
+    Status,
+    StatusDesc,
+    /// Most recent sign-in first; never signed in last.
+    LastLogin,
+    LastLoginOldest,
+}
+
+impl UserSort {
+    pub const ALL: [UserSort; 6] = [
+        UserSort::Name,
+        UserSort::NameDesc,
+        UserSort::Status,
+        UserSort::StatusDesc,
+        UserSort::LastLogin,
+        UserSort::LastLoginOldest,
+    ];
+
+    /// As the page's `sort` parameter names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSort::Name => "name",
+            UserSort::NameDesc => "-name",
+            UserSort::Status => "status",
+            UserSort::StatusDesc => "-status",
+            UserSort::LastLogin => "-login",
+            UserSort::LastLoginOldest => "login",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserSort> {
+        UserSort::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// The ORDER BY text: fixed strings only, never user input. NULLs sort the same on
+    /// both engines (SQLite puts them first, PostgreSQL last, unless told).
+    fn order_by(self) -> &'static str {
+        match self {
+            UserSort::Name => "u.name, u.id",
+            UserSort::NameDesc => "u.name DESC, u.id DESC",
+            UserSort::Status => "u.status, u.name, u.id",
+            UserSort::StatusDesc => "u.status DESC, u.name, u.id",
+            UserSort::LastLogin => "(u.last_login_at IS NULL), u.last_login_at DESC, u.name, u.id",
+            UserSort::LastLoginOldest => "(u.last_login_at IS NULL), u.last_login_at, u.name, u.id",
+        }
+    }
 }
 
 impl Store {
@@ -217,7 +271,10 @@ impl Store {
                  WHERE d.tenant_id = u.tenant_id AND d.user_id = u.id AND d.department_id = $4))
             AND ($5 = 0 OR EXISTS (SELECT 1 FROM tag_users t
                  WHERE t.tenant_id = u.tenant_id AND t.user_id = u.id AND t.tag_id = $5))";
-        let list_sql = format!("SELECT {USER_COLS} FROM users u WHERE {FILTER} ORDER BY u.name, u.id LIMIT $6 OFFSET $7");
+        let list_sql = format!(
+            "SELECT {USER_COLS} FROM users u WHERE {FILTER} ORDER BY {} LIMIT $6 OFFSET $7",
+            f.sort.order_by()
+        );
         let count_sql = format!("SELECT COUNT(*) AS n FROM users u WHERE {FILTER}");
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
         on_pool!(self, |p| {

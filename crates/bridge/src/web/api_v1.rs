@@ -764,7 +764,7 @@ async fn audit_csv(
         aq.limit = 10_000;
     }
     let rows = st.store.audit_by_filter(c.tenant.id, &aq).await?;
-    let out = admin::audit::audit_csv(&rows);
+    let out = admin::export::audit_csv(&rows);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

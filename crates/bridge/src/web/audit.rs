@@ -1,7 +1,7 @@
 //! The console's audit log: the entries, filtered by who, what and day (in the
 //! tenant's time zone), paged back, exported as CSV, with the retention period.
 
-use crate::admin::audit::{export_csv, EXPORT_MAX};
+use crate::admin::export::{export_csv, EXPORT_MAX};
 use crate::app::AppState;
 use crate::store::AuditQuery;
 use crate::web::admin_session::Admin;

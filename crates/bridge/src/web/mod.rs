@@ -146,6 +146,7 @@ pub fn router(st: AppState) -> Router {
             get(login_config::page).post(login_config::save),
         )
         .route("/console/users", get(users::list).post(users::bulk))
+        .route("/console/users/export.csv", get(users::export))
         .route("/console/users/{id}", get(users::detail))
         .route(
             "/console/users/{id}/sessions/revoke",

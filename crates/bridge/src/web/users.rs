@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::auth::MemberSessions;
 use crate::domain::audit::NewAudit;
 use crate::domain::user::{User, UserStatus};
-use crate::store::{UserExtras, UserFilter, UserSessionRecord};
+use crate::store::{UserExtras, UserFilter, UserSessionRecord, UserSort};
 use crate::web::admin_session::{Admin, AdminForm};
 use crate::web::error::WebError;
 use crate::web::i18n::Lang;
@@ -17,6 +17,7 @@ use crate::web::time::Clock;
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -55,7 +56,15 @@ impl Action {
 pub struct Row {
     pub user: User,
     pub userid: String,
-    pub department: String,
+    /// How the person is in the app's visible scope: their department's name, else the
+    /// tags that bring them in, else added by name.
+    pub scope: Scope,
+}
+
+pub enum Scope {
+    Department(String),
+    Tags(Vec<String>),
+    ByName,
 }
 
 #[derive(Template)]
@@ -77,6 +86,9 @@ pub struct UsersPage {
     /// Why the last bulk action did nothing (e.g. no user was ticked).
     pub notice: Option<String>,
     pub clock: Clock,
+    pub sort: UserSort,
+    /// Whether the tenant has any user at all (the empty list's words differ).
+    pub any_user: bool,
     /// How many members have each private field, and from where (issue 20).
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,
 }
@@ -109,17 +121,55 @@ impl UsersPage {
     fn time(&self, ms: &Option<i64>) -> String {
         self.clock.show_opt(*ms)
     }
+    fn filter(&self) -> FilterFields {
+        FilterFields {
+            q: self.q.clone(),
+            status: self.status.clone(),
+            department: self.department,
+            tag: self.tag,
+            sort: self.sort,
+        }
+    }
     fn page_link(&self, offset: i64) -> String {
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        format!("{}offset={offset}", self.filter().list_url())
+    }
+    /// The link a column's header sorts by: this column, the other way round if it is
+    /// the current order.
+    fn sort_link(&self, column: &str) -> String {
+        let (first, second) = match column {
+            "status" => (UserSort::Status, UserSort::StatusDesc),
+            "login" => (UserSort::LastLogin, UserSort::LastLoginOldest),
+            _ => (UserSort::Name, UserSort::NameDesc),
         };
-        format!(
-            "/console/users?q={}&status={}&department={}&tag={}&offset={offset}",
-            enc(&self.q),
-            enc(&self.status),
-            self.department,
-            self.tag
-        )
+        let mut f = self.filter();
+        f.sort = if self.sort == first { second } else { first };
+        let url = f.list_url();
+        url.trim_end_matches(['&', '?']).to_string()
+    }
+    /// `aria-sort` of a column's header.
+    fn aria_sort(&self, column: &str) -> &'static str {
+        match (column, self.sort) {
+            ("name", UserSort::Name) | ("status", UserSort::Status) => "ascending",
+            ("login", UserSort::LastLoginOldest) => "ascending",
+            ("name", UserSort::NameDesc) | ("status", UserSort::StatusDesc) => "descending",
+            ("login", UserSort::LastLogin) => "descending",
+            _ => "none",
+        }
+    }
+    fn scope(&self, s: &Scope) -> String {
+        scope_words(self.l, s)
+    }
+    /// The export of this filter, in this order.
+    fn export_link(&self) -> String {
+        let url = self.filter().list_url();
+        let query = url
+            .trim_start_matches("/console/users?")
+            .trim_end_matches('&');
+        if query.is_empty() {
+            "/console/users/export.csv".into()
+        } else {
+            format!("/console/users/export.csv?{query}")
+        }
     }
     fn next_link(&self) -> Option<String> {
         (self.offset + PAGE < self.total).then(|| self.page_link(self.offset + PAGE))
@@ -142,6 +192,8 @@ pub struct ListQuery {
     #[serde(default)]
     offset: Option<i64>,
     #[serde(default)]
+    sort: String,
+    #[serde(default)]
     done: Option<String>,
     #[serde(default)]
     notice: Option<String>,
@@ -161,34 +213,29 @@ pub async fn list(
 ) -> Result<Response> {
     let Query(q) = q?;
     let t = admin.tenant.id;
-    let status = q.status.parse::<UserStatus>().ok();
-    let (department, tag) = (id_param(&q.department), id_param(&q.tag));
+    let fields = q.fields();
     let offset = q.offset.unwrap_or(0).max(0);
     let filter = UserFilter {
-        query: Some(q.q.clone()).filter(|s| !s.trim().is_empty()),
-        status,
-        department_id: (department > 0).then_some(department),
-        tag_id: (tag > 0).then_some(tag),
-        limit: PAGE,
         offset,
+        ..fields.user_filter()
     };
     let (users, total) = st.store.list_users(t, &filter).await?;
+    let any_user = total > 0
+        || st
+            .store
+            .list_users(
+                t,
+                &UserFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?
+            .1
+            > 0;
     let (departments, tags) = st.store.directory_choices(t).await?;
-    let lo = users.iter().map(|u| u.id).min().unwrap_or(0);
-    let hi = users.iter().map(|u| u.id).max().unwrap_or(-1);
-    let userids = st.store.wecom_userids_between(t, lo, hi).await?;
-    let dep_names: HashMap<i64, &String> = departments.iter().map(|(i, n)| (*i, n)).collect();
-    let rows = users
-        .into_iter()
-        .map(|u| Row {
-            userid: userids.get(&u.id).cloned().unwrap_or_default(),
-            department: u
-                .main_department
-                .and_then(|d| dep_names.get(&d).map(|n| n.to_string()))
-                .unwrap_or_default(),
-            user: u,
-        })
-        .collect();
+    let rows = rows_of(&st, t, users, &departments).await?;
+    let (status, department, tag) = (filter.status, fields.department, fields.tag);
     Ok(render(&UsersPage {
         l,
         csrf: admin.csrf().to_string(),
@@ -214,8 +261,129 @@ pub async fn list(
             _ => None,
         },
         clock: Clock::of(&admin.tenant),
+        sort: fields.sort,
+        any_user,
         coverage: st.store.field_coverage(t).await?,
     }))
+}
+
+impl ListQuery {
+    fn fields(&self) -> FilterFields {
+        FilterFields {
+            q: self.q.clone(),
+            status: self
+                .status
+                .parse::<UserStatus>()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            department: id_param(&self.department),
+            tag: id_param(&self.tag),
+            sort: UserSort::parse(&self.sort).unwrap_or_default(),
+        }
+    }
+}
+
+/// The page's rows: each user's WeCom userid and how they are in scope.
+async fn rows_of(
+    st: &AppState,
+    tenant_id: i64,
+    users: Vec<User>,
+    departments: &[(i64, String)],
+) -> Result<Vec<Row>> {
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let lo = ids.iter().copied().min().unwrap_or(0);
+    let hi = ids.iter().copied().max().unwrap_or(-1);
+    let userids = st.store.wecom_userids_between(tenant_id, lo, hi).await?;
+    let mut tags = st.store.tag_names_of(tenant_id, &ids).await?;
+    let dep_names: HashMap<i64, &String> = departments.iter().map(|(i, n)| (*i, n)).collect();
+    Ok(users
+        .into_iter()
+        .map(|u| Row {
+            userid: userids.get(&u.id).cloned().unwrap_or_default(),
+            scope: match u.main_department.and_then(|d| dep_names.get(&d)) {
+                Some(n) => Scope::Department(n.to_string()),
+                None => match tags.remove(&u.id) {
+                    Some(t) if !t.is_empty() => Scope::Tags(t),
+                    _ => Scope::ByName,
+                },
+            },
+            user: u,
+        })
+        .collect())
+}
+
+/// The columns of the users' export, in this order.
+const EXPORT_HEADER: &str = "id,userid,name,status,scope,position,mobile,email,last_sign_in";
+
+/// `GET /console/users/export.csv`: everyone matching the page's filter, in its order
+/// (at most 100,000), times in the tenant's zone.
+pub async fn export(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    q: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    use crate::admin::export::csv_field;
+    let Query(q) = q?;
+    let t = &admin.tenant;
+    let clock = Clock::of(t);
+    let (departments, _) = st.store.directory_choices(t.id).await?;
+    let mut filter = UserFilter {
+        limit: 500,
+        ..q.fields().user_filter()
+    };
+    let mut out = format!("{EXPORT_HEADER}\r\n");
+    let mut written = 0usize;
+    loop {
+        let (users, _) = st.store.list_users(t.id, &filter).await?;
+        let n = users.len();
+        for r in rows_of(&st, t.id, users, &departments).await? {
+            let scope = scope_words(l, &r.scope);
+            let line = [
+                r.user.id.to_string(),
+                csv_field(&r.userid),
+                csv_field(&r.user.name),
+                status_label(l, r.user.status).to_string(),
+                csv_field(&scope),
+                csv_field(&r.user.position),
+                csv_field(r.user.mobile.as_deref().unwrap_or("")),
+                csv_field(r.user.email.as_deref().unwrap_or("")),
+                r.user
+                    .last_login_at
+                    .map(|ms| clock.show(ms))
+                    .unwrap_or_default(),
+            ]
+            .join(",");
+            out.push_str(&line);
+            out.push_str("\r\n");
+            written += 1;
+        }
+        if n < filter.limit as usize || written >= crate::admin::export::EXPORT_MAX {
+            break;
+        }
+        filter.offset += n as i64;
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"users-{}.csv\"", t.slug),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// How a person is in scope, in words.
+pub fn scope_words(l: Lang, s: &Scope) -> String {
+    match s {
+        Scope::Department(n) => n.clone(),
+        Scope::Tags(t) => format!("{}{}", l.t("标签：", "tag: "), t.join(l.t("、", ", "))),
+        Scope::ByName => l.t("按成员加入可见范围", "in scope by name").to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -250,6 +418,7 @@ pub struct FilterFields {
     pub status: String,
     pub department: i64,
     pub tag: i64,
+    pub sort: UserSort,
 }
 
 impl FilterFields {
@@ -260,6 +429,7 @@ impl FilterFields {
             status: get("f_status"),
             department: get("f_department").trim().parse().unwrap_or(0),
             tag: get("f_tag").trim().parse().unwrap_or(0),
+            sort: UserSort::parse(&get("f_sort")).unwrap_or_default(),
         }
     }
     fn user_filter(&self) -> UserFilter {
@@ -268,6 +438,7 @@ impl FilterFields {
             status: self.status.parse::<UserStatus>().ok(),
             department_id: (self.department > 0).then_some(self.department),
             tag_id: (self.tag > 0).then_some(self.tag),
+            sort: self.sort,
             limit: PAGE,
             offset: 0,
         }
@@ -290,6 +461,9 @@ impl FilterFields {
         }
         if self.tag > 0 {
             q.push(format!("tag={}", self.tag));
+        }
+        if self.sort != UserSort::default() {
+            q.push(format!("sort={}", self.sort.as_str()));
         }
         q.push(String::new());
         format!("/console/users?{}", q.join("&"))

@@ -1,5 +1,5 @@
-//! The audit log as a file: CSV for the console's and the API's export and the
-//! operator's `audit export`.
+//! Exports as files: CSV (RFC 4180, spreadsheet-safe) of the audit log, for the console,
+//! the API and the operator's `audit export`; the Users page writes its rows with csv_field.
 
 use crate::app::AppState;
 use crate::domain::audit::AuditEntry;
