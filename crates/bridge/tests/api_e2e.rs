@@ -574,10 +574,26 @@ async fn every_endpoint() {
             )
             .await;
         assert_eq!(a.status, 200, "{}", a.text);
-        assert_eq!(a.json(), json!({"wecom": true, "password": false}));
+        assert_eq!(
+            a.json(),
+            json!({"wecom": true, "password": false, "consent_fields": false})
+        );
         assert_eq!(
             api.get("/api/v1/login-config", &read).await,
-            json!({"wecom": true, "password": false})
+            json!({"wecom": true, "password": false, "consent_fields": false})
+        );
+        // The consented fields' opt-in (issue 20), alone: the sources stay.
+        let a = api
+            .call(
+                "PUT",
+                "/api/v1/login-config",
+                Some(&rw),
+                Some(json!({"consent_fields": true})),
+            )
+            .await;
+        assert_eq!(
+            a.json(),
+            json!({"wecom": true, "password": false, "consent_fields": true})
         );
         api.call(
             "PUT",

@@ -573,12 +573,17 @@ async fn users_status(
 pub struct LoginConfigDto {
     pub wecom: Option<bool>,
     pub password: Option<bool>,
+    /// In-client sign-in asks members to share the fields WeCom withholds from the
+    /// directory (mobile, email, corporate email, avatar, gender); they see WeCom's
+    /// consent page, and the WeCom app needs the privilege (issue 20).
+    pub consent_fields: Option<bool>,
 }
 
-fn login_dto(c: &crate::domain::login::LoginConfig) -> LoginConfigDto {
+fn login_dto(c: &crate::domain::login::LoginConfig, consent: bool) -> LoginConfigDto {
     LoginConfigDto {
         wecom: Some(c.is_enabled(IdentitySource::Wecom)),
         password: Some(c.is_enabled(IdentitySource::Password)),
+        consent_fields: Some(consent),
     }
 }
 
@@ -593,7 +598,8 @@ async fn login_config_get(
         .store
         .login_config(c.tenant.id, LoginTarget::Workbench)
         .await?;
-    Ok(Json(login_dto(&cfg)))
+    let consent = st.store.consent_enabled(c.tenant.id).await?;
+    Ok(Json(login_dto(&cfg, consent)))
 }
 
 /// Change it; absent fields stay as they are; at least one source must stay on.
@@ -613,8 +619,12 @@ async fn login_config_put(
     if let Some(on) = req.password {
         sources.push((IdentitySource::Password, on));
     }
-    let cfg = admin::set_login_config(&st, c.tenant.id, &sources, &c.actor(), ip).await?;
-    Ok(Json(login_dto(&cfg)))
+    let cfg = admin::set_login_config(&st, c.tenant.id, &sources, &c.actor(), ip.clone()).await?;
+    if let Some(on) = req.consent_fields {
+        crate::auth::consent::set_enabled(&st, &c.tenant, on, &c.actor(), ip).await?;
+    }
+    let consent = st.store.consent_enabled(c.tenant.id).await?;
+    Ok(Json(login_dto(&cfg, consent)))
 }
 
 // ----- apps -----
