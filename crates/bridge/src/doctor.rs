@@ -4,6 +4,8 @@
 use crate::app::AppState;
 use crate::domain::console_values::HOME_PATH;
 use crate::domain::doctor::{evaluate, AgentFacts, Check, Failure, Observations};
+use crate::domain::login::{IdentitySource, LoginTarget};
+use crate::domain::setup_progress::{DoctorSummary, SetupFacts};
 use crate::domain::tenant::Tenant;
 use crate::store::StoreError;
 
@@ -20,7 +22,38 @@ pub(crate) fn failure(e: &wecom::Error) -> Failure {
     }
 }
 
+/// Runs every check and keeps the result for the overview and the wizard.
 pub async fn run(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreError> {
+    let checks = checks(st, tenant).await?;
+    st.store
+        .put_doctor_summary(tenant.id, &DoctorSummary::of(st.clock.now_ms(), &checks))
+        .await?;
+    Ok(checks)
+}
+
+/// What the console knows of the tenant's set-up, from the store alone (doctor's last
+/// result, not a new run: doctor asks WeCom for a fresh token).
+pub async fn setup_facts(
+    st: &AppState,
+    tenant: &Tenant,
+) -> Result<(SetupFacts, Option<DoctorSummary>), StoreError> {
+    let doctor = st.store.doctor_summary(tenant.id).await?;
+    let login = st
+        .store
+        .login_config(tenant.id, LoginTarget::Workbench)
+        .await?;
+    let facts = SetupFacts {
+        edition_ok: tenant.edition.check_wecom_allowed().is_ok(),
+        configured: st.store.main_integration(tenant.id).await?.is_some(),
+        doctor: doctor.as_ref().map(|d| d.checks.clone()),
+        synced: st.store.last_full_sync_at(tenant.id).await?.is_some(),
+        wecom_login_on: login.enabled().any(|s| s == IdentitySource::Wecom),
+        member_signed_in: st.store.count_signed_in_since(tenant.id, 0).await? > 0,
+    };
+    Ok((facts, doctor))
+}
+
+async fn checks(st: &AppState, tenant: &Tenant) -> Result<Vec<Check>, StoreError> {
     let expected_domain = tenant.domain.clone();
     let expected_home_url = expected_domain
         .as_ref()

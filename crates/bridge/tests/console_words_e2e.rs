@@ -530,3 +530,109 @@ async fn audit_log_filters_exports_and_shows_its_retention() {
         t.env.bridge.stop().await;
     }
 }
+
+/// Issue 17, "the overview never says done": the overview is a health summary (set-up
+/// steps with ticks, the last and next sync, users by status, members signed in today,
+/// doctor's last finding), and the next-step card moves on as each step is done, to
+/// "set-up complete". The wizard's step pills carry the same ticks.
+#[tokio::test]
+async fn overview_is_a_health_summary_and_the_next_step_moves_on() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let csrf = t.env.admin_login().await;
+        let b = &t.env.browser;
+        let step_of = |body: &str| {
+            let i = body.find("data-testid=\"next-step\" data-step=\"").unwrap();
+            body[i + 35..].split('"').next().unwrap().to_string()
+        };
+        let done_of = |body: &str| body.matches("data-done=\"true\"").count();
+        // Credentials saved, doctor never run: step 3 is next, and says to run doctor.
+        let home = b.get("/console").await.body;
+        assert_eq!(step_of(&home), "3", "{home}");
+        assert_eq!(done_of(&home), 2);
+        assert!(home.contains("data-testid=\"health\""));
+        assert!(visible_text(&home).contains("还没有同步"));
+        assert!(home.contains("href=\"/console/doctor\""));
+        // Doctor runs (and is kept): its worst finding is on the overview, and the
+        // callback URL WeCom has not verified is a warning that does not hold step 3.
+        assert_eq!(b.get("/console/doctor").await.status, 200);
+        let home = b.get("/console").await.body;
+        assert!(home.contains("data-testid=\"doctor\""));
+        assert_eq!(step_of(&home), "4", "{home}");
+        let doctor = &home[home.find("data-testid=\"doctor\"").unwrap()..];
+        assert!(
+            doctor.contains("badge warn") || doctor.contains("badge pass"),
+            "{doctor}"
+        );
+        // The wizard's pills tick the same steps.
+        let wizard = b.get("/console/setup/4").await.body;
+        assert_eq!(done_of(&wizard), 3, "steps 1-3 ticked");
+
+        // A sync: step 4 done, the last sync and the next reconcile shown, users counted.
+        let r = b.post("/console/sync/run", &[("csrf", &csrf)]).await;
+        assert_eq!(
+            wait_run(&t, &r.location.unwrap()).await["status"],
+            "succeeded"
+        );
+        let home = b.get("/console").await.body;
+        assert_eq!(step_of(&home), "5");
+        let text = visible_text(&home);
+        assert!(home.contains("class=\"badge succeeded\""), "{home}");
+        assert!(text.contains("未授权"), "users by status: {text}");
+        assert!(home.contains("href=\"/console/users?status=unauthorized\""));
+        assert!(
+            !text.contains("首次同步后开始"),
+            "the next reconcile has a time"
+        );
+
+        // WeCom ticked in the login configuration: step 5 done.
+        let r = b
+            .post(
+                "/console/settings/login",
+                &[("csrf", csrf.as_str()), ("wecom", "on"), ("password", "on")],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(step_of(&b.get("/console").await.body), "6");
+        // A member signs in: set-up complete, counted among today's sign-ins.
+        let st = t.st();
+        let lisi = st
+            .store
+            .users_by_wecom_userids(t.tenant.id, &["lisi".to_string()])
+            .await
+            .unwrap()[0]
+            .1;
+        // (The session row as a WeCom sign-in writes it: login_e2e drives the real one.)
+        st.store
+            .start_user_session(
+                &bridge::store::NewUserSession {
+                    id_hash: "overview-test",
+                    tenant_id: t.tenant.id,
+                    user_id: lisi,
+                    via: "wecom_client",
+                    now: st.clock.now_ms(),
+                    ip: None,
+                    user_agent: None,
+                },
+                &NewAudit {
+                    tenant_id: t.tenant.id,
+                    actor: format!("user:{lisi}"),
+                    action: "member.login",
+                    detail: "signed in via wecom_client".into(),
+                    ip: None,
+                },
+            )
+            .await
+            .unwrap();
+        let home = b.get("/console").await.body;
+        assert_eq!(step_of(&home), "done", "{home}");
+        assert_eq!(done_of(&home), 6);
+        assert!(visible_text(&home).contains("设置已完成"));
+        let today = &home[home.find("data-testid=\"signed-in-today\"").unwrap()..];
+        assert!(
+            today.starts_with("data-testid=\"signed-in-today\">1<"),
+            "{today}"
+        );
+        t.env.bridge.stop().await;
+    }
+}

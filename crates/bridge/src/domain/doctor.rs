@@ -8,7 +8,7 @@ use crate::domain::consent::ConsentOutcome;
 use crate::domain::nested_scope::Outsiders;
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,

@@ -15,6 +15,7 @@ pub mod nested_scope;
 pub mod oauth_state;
 pub mod oidc;
 pub mod return_path;
+pub mod setup_progress;
 pub mod tenant;
 pub mod throttle;
 pub mod user;

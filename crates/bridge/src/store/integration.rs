@@ -7,6 +7,7 @@ use super::{on_pool, Result, Store, StoreError};
 use crate::domain::audit::NewAudit;
 use crate::domain::integration::IntegrationRole;
 use crate::domain::now_ms;
+use crate::domain::setup_progress::DoctorSummary;
 use sqlx::Row;
 
 /// A stored integration. Sealed fields stay sealed here; `crate::seal` opens them.
@@ -466,5 +467,35 @@ impl Store {
             tx.commit().await?;
             Ok(n > 0)
         })
+    }
+
+    /// Keeps doctor's last result for the tenant (replacing the one before).
+    pub async fn put_doctor_summary(&self, tenant_id: i64, summary: &DoctorSummary) -> Result<()> {
+        let json =
+            serde_json::to_string(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO doctor_results (tenant_id, at, summary_json) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id) DO UPDATE SET at = excluded.at, summary_json = excluded.summary_json",
+            )
+            .bind(tenant_id)
+            .bind(summary.at)
+            .bind(&json)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Doctor's last result for the tenant, if it ever ran.
+    pub async fn doctor_summary(&self, tenant_id: i64) -> Result<Option<DoctorSummary>> {
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT summary_json FROM doctor_results WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(p)
+                .await
+        })?;
+        row.map(|(j,)| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
     }
 }

@@ -121,6 +121,33 @@ impl UserSort {
 }
 
 impl Store {
+    /// How many of the tenant's users have each account status.
+    pub async fn count_users_by_status(&self, tenant_id: i64) -> Result<Vec<(UserStatus, i64)>> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT status, COUNT(*) AS n FROM users WHERE tenant_id = $1 GROUP BY status ORDER BY status",
+            )
+            .bind(tenant_id)
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter().map(|(s, n)| Ok((parse(s)?, n))).collect()
+    }
+
+    /// How many of the tenant's users have signed in at `since` (Unix ms) or later.
+    pub async fn count_signed_in_since(&self, tenant_id: i64, since: i64) -> Result<i64> {
+        let (n,): (i64,) = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND last_login_at >= $2",
+            )
+            .bind(tenant_id)
+            .bind(since)
+            .fetch_one(p)
+            .await
+        })?;
+        Ok(n)
+    }
+
     pub async fn user_by_id(&self, tenant_id: i64, user_id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2");
         on_pool!(self, |p| {

@@ -137,6 +137,30 @@ pub fn spawn(st: AppState, tick: Duration) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// When the tenant's next scheduled reconcile is due (Unix ms): one interval (its policy's,
+/// else the instance default) after the last full sync or attempt. `None`: reconciling is
+/// off, or the tenant was never synced (the first sync is the admin's decision, step 4).
+pub async fn next_reconcile_at(st: &AppState, tenant_id: i64) -> Result<Option<i64>, SyncError> {
+    let Some(last) = st.store.last_full_sync_at(tenant_id).await? else {
+        return Ok(None);
+    };
+    let interval = if st.store.has_directory_policy(tenant_id).await? {
+        st.store
+            .directory_policy(tenant_id)
+            .await?
+            .reconcile_interval_secs
+            .max(0) as u64
+    } else {
+        st.cfg.sync_reconcile_secs
+    };
+    if interval == 0 {
+        return Ok(None);
+    }
+    // A blocked or failed attempt also counts: it is retried one interval later.
+    let last = last.max(st.store.last_full_attempt_at(tenant_id).await?.unwrap_or(0));
+    Ok(Some(last + interval as i64 * 1000))
+}
+
 async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
     // Left pending by a restart or a failed pass: through the tenant's one worker.
     for t in st.store.tenants_with_pending_callbacks().await? {
@@ -147,22 +171,10 @@ async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
         if t.integration_mode != IntegrationMode::SelfBuilt {
             continue;
         }
-        // Only tenants synced before: the first sync is the admin's decision (step 4).
-        let Some(last) = st.store.last_full_sync_at(t.id).await? else {
-            continue;
-        };
-        let interval = if st.store.has_directory_policy(t.id).await? {
-            st.store
-                .directory_policy(t.id)
-                .await?
-                .reconcile_interval_secs
-                .max(0) as u64
-        } else {
-            st.cfg.sync_reconcile_secs
-        };
-        // A blocked or failed attempt also counts: it is retried one interval later.
-        let last = last.max(st.store.last_full_attempt_at(t.id).await?.unwrap_or(0));
-        if interval > 0 && now - last >= interval as i64 * 1000 {
+        if next_reconcile_at(st, t.id)
+            .await?
+            .is_some_and(|at| now >= at)
+        {
             reconcile_now(st, t.id, Trigger::Schedule).await?;
         }
     }

@@ -8,12 +8,14 @@ use crate::domain::console_values::{console_values, ConsoleInputs, HOME_PATH};
 use crate::domain::directory::{RunKind, RunReport};
 use crate::domain::integration::WecomCredentialsInput;
 use crate::domain::return_path;
+use crate::domain::setup_progress;
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::setup::{self, Actor, SetupError};
 use crate::web::admin_session::{Admin, AdminForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::web::cookies;
 use crate::web::error::{account_refusal, WebError};
 use crate::web::i18n::Lang;
+use crate::web::labels;
 use crate::web::pages::*;
 use crate::web::tenant::CurrentTenant;
 use crate::web::time::Clock;
@@ -40,37 +42,16 @@ pub fn safe_next(next: &str) -> &str {
 
 pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
     let t = &admin.tenant;
-    let configured = st.store.main_integration(t.id).await?.is_some();
+    let clock = Clock::of(t);
     let mode_label = match t.integration_mode {
         IntegrationMode::None => l.t("未开启", "Not enabled"),
         IntegrationMode::ThirdParty => l.t("第三方应用（旧）", "Third-party app (earlier)"),
         IntegrationMode::SelfBuilt => l.t("自建应用", "Self-built app"),
     };
-    let (next_step, next_href) = if t.edition.check_wecom_allowed().is_err() {
-        (
-            l.t(
-                "当前版本不支持企业微信集成，请先升级版本。",
-                "This edition cannot use the WeCom integration; upgrade first.",
-            ),
-            "/console/setup/1",
-        )
-    } else if !configured {
-        (
-            l.t(
-                "填写企业微信自建应用的 CorpID、AgentId 和 Secret。",
-                "Enter the WeCom self-built app's CorpID, AgentId and Secret.",
-            ),
-            "/console/setup/2",
-        )
-    } else {
-        (
-            l.t(
-                "把向导给出的配置填到企业微信管理后台，然后运行诊断。",
-                "Enter the wizard's values in the WeCom admin console, then run Doctor.",
-            ),
-            "/console/setup/3",
-        )
-    };
+    let (facts, doctor) = crate::doctor::setup_facts(&st, t).await?;
+    let done = setup_progress::done_steps(&facts);
+    let next = setup_progress::next_step(&done);
+    let (next_step, next_href) = next_words(l, next, doctor.as_ref());
     // What the last reconcile found that needs the admin (e.g. an app's scope widened in
     // WeCom), so it is seen without opening the run.
     let last = st
@@ -85,16 +66,101 @@ pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<R
         .and_then(|j| serde_json::from_str::<RunReport>(j).ok())
         .map(|r| r.warnings)
         .unwrap_or_default();
+    let next_sync = match crate::sync::background::next_reconcile_at(&st, t.id).await? {
+        Some(at) if at <= st.clock.now_ms() => l.t("即将开始", "due now").to_string(),
+        Some(at) => clock.show(at),
+        None if facts.synced => l.t("已关闭", "off").to_string(),
+        None => l.t("首次同步后开始", "after the first sync").to_string(),
+    };
+    let users = st
+        .store
+        .count_users_by_status(t.id)
+        .await?
+        .into_iter()
+        .map(|(s, n)| (s.as_str(), labels::user_status(l, s), n))
+        .collect();
+    let today = clock.start_of_day(st.clock.now_ms());
     Ok(render(&HomePage {
         l,
         nav: Some(nav(&admin, "home")),
         tenant: t.clone(),
         mode_label: mode_label.into(),
-        next_step: next_step.into(),
+        steps: STEPS
+            .iter()
+            .zip(done)
+            .map(|(s, d)| (s.0, s.1, s.2, d))
+            .collect(),
+        next,
+        next_step,
         next_href: next_href.into(),
+        last_sync: last.as_ref().map(|r| {
+            (
+                clock.show(r.started_at),
+                labels::run_status(l, r.status),
+                r.status.as_str().to_string(),
+                r.id,
+            )
+        }),
+        next_sync,
+        users,
+        signed_in_today: st.store.count_signed_in_since(t.id, today).await?,
+        doctor: doctor.map(|d| (clock.show(d.at), d.worst)),
         sync_warnings,
         sync_run_id: last.map(|r| r.id),
     }))
+}
+
+/// The overview's next-step card: what to do for the first step not done, and where.
+fn next_words(
+    l: Lang,
+    next: Option<u8>,
+    doctor: Option<&setup_progress::DoctorSummary>,
+) -> (String, &'static str) {
+    let (zh, en, href): (String, String, &'static str) = match next {
+        Some(1) => (
+            "当前版本不支持企业微信集成，请先升级版本。".into(),
+            "This edition cannot use the WeCom integration; upgrade first.".into(),
+            "/console/setup/1",
+        ),
+        Some(2) => (
+            "填写企业微信自建应用的 CorpID、AgentId 和 Secret。".into(),
+            "Enter the WeCom self-built app's CorpID, AgentId and Secret.".into(),
+            "/console/setup/2",
+        ),
+        Some(3) => match doctor.and_then(|d| d.worst.as_ref()) {
+            Some(w) if doctor.is_some() => (
+                format!("诊断发现问题：{}。{}", w.title_zh, w.fix_zh),
+                format!("Doctor found a problem: {}. {}", w.title_en, w.fix_en),
+                "/console/doctor",
+            ),
+            _ => (
+                "把向导给出的配置填到企业微信管理后台，然后运行诊断。".into(),
+                "Enter the wizard's values in the WeCom admin console, then run Doctor.".into(),
+                "/console/setup/3",
+            ),
+        },
+        Some(4) => (
+            "从企业微信同步通讯录（可先预览）。".into(),
+            "Sync the directory from WeCom (preview it first if you like).".into(),
+            "/console/sync?from=wizard",
+        ),
+        Some(5) => (
+            "在登录配置中勾选“企业微信”，成员即可用企业微信登录。".into(),
+            "Tick “WeCom” in the login configuration so members can sign in with WeCom.".into(),
+            "/console/settings/login",
+        ),
+        Some(_) => (
+            "在企业微信中打开应用：填好应用主页后，成员在工作台点开即可登录。".into(),
+            "Open the app in WeCom: with its home page set, members tap it in Workplace and are signed in.".into(),
+            "/console/setup/6",
+        ),
+        None => (
+            "设置已完成：成员可以在企业微信中打开工作台。".into(),
+            "Set-up is complete: members open the workbench from WeCom.".into(),
+            "/console/doctor",
+        ),
+    };
+    (if l.is_zh() { zh } else { en }, href)
 }
 
 #[derive(Deserialize)]
@@ -307,6 +373,7 @@ async fn setup_page(st: &AppState, l: Lang, admin: &Admin, step: u8) -> Result<S
             Lang::En => e.to_string(),
         });
     }
+    p.done = setup_progress::done_steps(&crate::doctor::setup_facts(st, t).await?.0);
     let rec = st.store.main_integration(t.id).await?;
     if let Some(r) = &rec {
         p.form_corpid = r.corpid.clone();

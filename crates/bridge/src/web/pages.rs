@@ -104,11 +104,30 @@ pub struct HomePage {
     pub nav: Option<Nav>,
     pub tenant: Tenant,
     pub mode_label: String,
+    /// The wizard's steps with whether each is done.
+    pub steps: Vec<(u8, &'static str, &'static str, bool)>,
+    /// The first step not done (`None`: the set-up is complete), what to do, and where.
+    pub next: Option<u8>,
     pub next_step: String,
     pub next_href: String,
+    /// The last full sync: when, its status in words and as stored, its run.
+    pub last_sync: Option<(String, &'static str, String, i64)>,
+    /// When the next scheduled reconcile is due, in words ("off" when it is off).
+    pub next_sync: String,
+    /// (status as stored, in words, how many).
+    pub users: Vec<(&'static str, &'static str, i64)>,
+    pub signed_in_today: i64,
+    /// Doctor's last run: when, and its worst finding (None: all passed).
+    pub doctor: Option<(String, Option<crate::domain::setup_progress::Finding>)>,
     /// The last full sync's warnings (a bound app's widened scope among them), and its run.
     pub sync_warnings: Vec<String>,
     pub sync_run_id: Option<i64>,
+}
+
+impl HomePage {
+    fn is_next(&self, step: &u8) -> bool {
+        self.next == Some(*step)
+    }
 }
 
 /// The wizard's steps: number, Chinese and English titles.
@@ -128,6 +147,8 @@ pub struct SetupPage {
     pub nav: Option<Nav>,
     pub steps: &'static [(u8, &'static str, &'static str)],
     pub step: u8,
+    /// Which steps are done (index 0 is step 1), for the ticks in the step pills.
+    pub done: [bool; 6],
     pub tenant: Tenant,
     pub csrf: String,
     pub edition_refusal: Option<String>,
@@ -154,12 +175,20 @@ pub struct SetupPage {
 }
 
 impl SetupPage {
+    fn is_done(&self, step: &u8) -> bool {
+        self.done
+            .get(usize::from(*step).wrapping_sub(1))
+            .copied()
+            .unwrap_or(false)
+    }
+
     pub fn new(l: Lang, nav: Nav, step: u8, tenant: Tenant, csrf: String) -> Self {
         SetupPage {
             l,
             nav: Some(nav),
             steps: &STEPS,
             step,
+            done: [false; 6],
             tenant,
             csrf,
             edition_refusal: None,

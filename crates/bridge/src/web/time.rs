@@ -81,6 +81,17 @@ impl Clock {
         Some(z.timestamp().as_millisecond())
     }
 
+    /// The first millisecond of the day (in this zone) that holds the instant `ms`.
+    pub fn start_of_day(&self, ms: i64) -> i64 {
+        Timestamp::from_millisecond(ms)
+            .ok()
+            .map(|ts| ts.to_zoned_datetime(self.tz.clone()).date())
+            .and_then(|d| d.to_zoned_datetime(self.tz.clone()).ok())
+            .map_or(ms - ms.rem_euclid(86_400_000), |z| {
+                z.timestamp().as_millisecond()
+            })
+    }
+
     /// The day after `date`'s first millisecond in this zone (the end of a day filter).
     pub fn day_end(&self, date: &str) -> Option<i64> {
         let d: jiff::civil::Date = date.trim().parse().ok()?;
@@ -119,6 +130,7 @@ mod tests {
             Some(1_732_377_600_000 + 86_400_000)
         );
         assert_eq!(sh.day_start("2024-02-30"), None);
+        assert_eq!(sh.start_of_day(1_732_435_200_123), 1_732_377_600_000);
         assert_eq!(sh.day_start("yesterday"), None);
         assert!(Clock::named("").is_none());
         for z in COMMON_ZONES {
