@@ -209,7 +209,14 @@ pub async fn describe_scope(client: &wecom::Client, agent: &Agent) -> ScopeView 
 
 /// What WeCom reports that does not match this tenant yet: the trusted domain (sign-in
 /// would fail with "redirect uri需使用应用可信域名") and the app home page.
-pub fn domain_warnings(zh: bool, agent: &Agent, domain: &str, home_url: &str) -> Vec<String> {
+/// Each warning comes with the key of the step-3 row it is about (`trusted_domain`,
+/// `home_url`), so the page shows it on that row.
+pub fn domain_warnings(
+    zh: bool,
+    agent: &Agent,
+    domain: &str,
+    home_url: &str,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if !agent.redirect_domain.trim().eq_ignore_ascii_case(domain) {
         let now = if agent.redirect_domain.is_empty() {
@@ -217,32 +224,35 @@ pub fn domain_warnings(zh: bool, agent: &Agent, domain: &str, home_url: &str) ->
         } else {
             agent.redirect_domain.as_str()
         };
-        out.push(if zh {
+        out.push(("trusted_domain", if zh {
             format!("企业微信中的可信域名是 {now}，应为 {domain}。不一致时成员登录会看到“redirect uri需使用应用可信域名”。")
         } else {
             format!("WeCom's trusted domain is {now}; it must be {domain}. Until it matches, members signing in see \"redirect uri需使用应用可信域名\".")
-        });
+        }));
     }
     if agent.home_url.trim() != home_url {
-        out.push(if zh {
-            format!(
-                "企业微信中的应用主页是 {}，建议设为 {home_url}。",
-                if agent.home_url.is_empty() {
-                    "—"
-                } else {
-                    &agent.home_url
-                }
-            )
-        } else {
-            format!(
-                "WeCom's app home page is {}; set it to {home_url}.",
-                if agent.home_url.is_empty() {
-                    "—"
-                } else {
-                    &agent.home_url
-                }
-            )
-        });
+        out.push((
+            "home_url",
+            if zh {
+                format!(
+                    "企业微信中的应用主页是 {}，建议设为 {home_url}。",
+                    if agent.home_url.is_empty() {
+                        "—"
+                    } else {
+                        &agent.home_url
+                    }
+                )
+            } else {
+                format!(
+                    "WeCom's app home page is {}; set it to {home_url}.",
+                    if agent.home_url.is_empty() {
+                        "—"
+                    } else {
+                        &agent.home_url
+                    }
+                )
+            },
+        ));
     }
     out
 }

@@ -283,6 +283,11 @@ async fn wrong_trusted_domain_is_explained_in_the_wizard_and_by_doctor() {
             p3.body.contains("redirect uri需使用应用可信域名")
                 && p3.body.contains("oa.other.example.com")
         );
+        // The warning sits on the row it is about, right under the trusted domain's value.
+        let row = p3.body.find("<tr data-key=\"trusted_domain\"").unwrap();
+        let warning = p3.body.find("data-warning-for=\"trusted_domain\"").unwrap();
+        let next_row = p3.body[row + 1..].find("<tr data-key=").unwrap() + row + 1;
+        assert!(row < warning && warning < next_row, "{}", p3.body);
         let doctor = env.browser.get("/console/doctor?lang=en").await;
         assert!(
             doctor

@@ -166,7 +166,8 @@ pub struct SetupPage {
     pub scope: Option<ScopeView>,
     pub scope_error: Option<String>,
     /// WeCom's trusted domain or home page disagree with this tenant's.
-    pub domain_warnings: Vec<String>,
+    /// (the step-3 row's key it is about, the warning)
+    pub domain_warnings: Vec<(&'static str, String)>,
     pub verify_files: Vec<(String, String)>,
     pub verify_error: Option<String>,
     pub verify_input: String,
@@ -175,6 +176,15 @@ pub struct SetupPage {
 }
 
 impl SetupPage {
+    /// The domain warnings about the step-3 row `key`.
+    fn warnings_for(&self, key: &str) -> Vec<&str> {
+        self.domain_warnings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, w)| w.as_str())
+            .collect()
+    }
+
     fn is_done(&self, step: &u8) -> bool {
         self.done
             .get(usize::from(*step).wrapping_sub(1))
