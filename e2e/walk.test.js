@@ -217,6 +217,8 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
       await page.getByTestId('sync-now').click();
       await page.waitForURL(/\/console\/sync\/runs\/\d+/);
       await page.locator('progress#bar').waitFor();
+      // One percentage for the whole run (not one per phase).
+      assert.match(await page.locator('#overall').innerText(), /^\d+%$/);
       await shoot(page, '04-sync-progress', { doc: true });
     } finally {
       await sim('DELETE', '/latencies');

@@ -31,12 +31,16 @@ document.addEventListener('change', (ev) => {
   const box = document.getElementById('progress');
   if (!box || !box.dataset.run) return;
   const bar = document.getElementById('bar'), phase = document.getElementById('phase'), note = document.getElementById('wait-note');
+  const overall = document.getElementById('overall'), left = document.getElementById('left');
   async function poll() {
     try {
       const r = await fetch('/console/sync/runs/' + encodeURIComponent(box.dataset.run) + '/progress', {credentials: 'same-origin'});
       const p = await r.json();
       if (p.finished) { location.reload(); return; }
+      // One bar for the whole run; the phase and its own count beside it.
       bar.value = p.percent; phase.textContent = (p.phase_label || p.phase) + ' ' + p.done + '/' + p.total;
+      if (overall) overall.textContent = p.percent + '%';
+      if (left) left.textContent = p.left ? '· ' + p.left : '';
       // A wait for WeCom's rate limit, e.g. "waiting 38 s for WeCom's rate limit".
       if (note) { note.hidden = !p.note; note.textContent = p.note || ''; }
     } catch (_) {}

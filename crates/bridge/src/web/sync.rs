@@ -96,7 +96,9 @@ pub struct SyncRunPage {
     pub blocked: bool,
     pub dry_run: bool,
     pub phase: String,
+    /// The whole run's progress, and the time left at this pace.
     pub percent: i64,
+    pub left: Option<String>,
     /// "waiting 38 s for WeCom's rate limit", while the run waits.
     pub wait_note: Option<String>,
     pub error: Option<String>,
@@ -230,7 +232,8 @@ pub async fn run_page(
         blocked: r.status == RunStatus::Blocked,
         dry_run: r.kind == crate::domain::directory::RunKind::DryRun,
         phase: labels::phase(l, &r.phase),
-        percent: percent(r.progress_done, r.progress_total),
+        percent: overall(&l, &r, st.clock.now_ms()).0,
+        left: overall(&l, &r, st.clock.now_ms()).1,
         wait_note: wait_note(&l, &r),
         error: r.error.clone(),
         report,
@@ -249,12 +252,22 @@ fn wait_note(l: &Lang, r: &crate::store::SyncRun) -> Option<String> {
     Some(l.t(&zh, &en).to_string())
 }
 
-fn percent(done: i64, total: i64) -> i64 {
-    if total <= 0 {
-        0
-    } else {
-        (done * 100 / total).clamp(0, 100)
-    }
+/// The whole run's progress (%), and the time left in words once it can be told.
+fn overall(l: &Lang, r: &crate::store::SyncRun, now: i64) -> (i64, Option<String>) {
+    use crate::domain::directory::{estimate_left_ms, overall_percent};
+    let p = overall_percent(&r.phase, r.progress_done, r.progress_total);
+    let left = estimate_left_ms(now - r.started_at, p).map(|ms| {
+        let s = (ms + 999) / 1000;
+        if s < 60 {
+            l.t(&format!("约剩 {s} 秒"), &format!("about {s} s left"))
+                .to_string()
+        } else {
+            let m = (s + 59) / 60;
+            l.t(&format!("约剩 {m} 分钟"), &format!("about {m} min left"))
+                .to_string()
+        }
+    });
+    (p, left)
 }
 
 /// `GET /console/sync/runs/{id}/progress`: what the progress bar polls.
@@ -272,7 +285,8 @@ pub async fn progress(
             "phase_label": labels::phase(l, &r.phase),
             "done": r.progress_done,
             "total": r.progress_total,
-            "percent": percent(r.progress_done, r.progress_total),
+            "percent": overall(&l, &r, st.clock.now_ms()).0,
+            "left": overall(&l, &r, st.clock.now_ms()).1,
             "rate_wait_secs": r.rate_wait_secs.filter(|_| r.status == RunStatus::Running),
             "note": wait_note(&l, &r),
             "finished": r.status != RunStatus::Running,

@@ -306,3 +306,71 @@ pub struct RunReport {
     #[serde(default)]
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,
 }
+
+/// A run's phases in order, with the share of the whole run each ends at (in %): reading
+/// each department's members is most of a full sync.
+const PHASE_ENDS: [(&str, i64); 9] = [
+    ("", 0),
+    ("scope", 2),
+    ("tags", 8),
+    ("departments", 12),
+    ("members", 85),
+    ("loose_members", 90),
+    ("diff", 92),
+    ("relink", 95),
+    ("applying", 100),
+];
+
+/// How far the whole run is (0–100), from its current phase and that phase's count: one
+/// bar for the run, instead of one that starts again at 0 for each phase.
+pub fn overall_percent(phase: &str, done: i64, total: i64) -> i64 {
+    let Some(i) = PHASE_ENDS.iter().position(|(p, _)| *p == phase) else {
+        return 0;
+    };
+    let start = if i == 0 { 0 } else { PHASE_ENDS[i - 1].1 };
+    let end = PHASE_ENDS[i].1;
+    let part = if total > 0 {
+        done.clamp(0, total) * (end - start) / total
+    } else {
+        0
+    };
+    (start + part).clamp(0, 99)
+}
+
+/// The time left (ms) at this pace, once a tenth of the run is done (earlier guesses
+/// swing too much to show).
+pub fn estimate_left_ms(elapsed_ms: i64, percent: i64) -> Option<i64> {
+    (percent >= 10 && elapsed_ms > 0).then(|| elapsed_ms * (100 - percent) / percent)
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn one_bar_for_the_whole_run() {
+        assert_eq!(overall_percent("", 0, 0), 0);
+        assert_eq!(overall_percent("scope", 1, 1), 2);
+        assert_eq!(overall_percent("members", 0, 100), 12);
+        assert_eq!(overall_percent("members", 50, 100), 48);
+        assert_eq!(overall_percent("members", 100, 100), 85);
+        assert_eq!(overall_percent("applying", 0, 1), 95);
+        assert_eq!(
+            overall_percent("applying", 1, 1),
+            99,
+            "100 only once finished"
+        );
+        assert_eq!(overall_percent("unknown", 5, 10), 0);
+        // The bar never goes back as phases follow each other.
+        let mut last = 0;
+        for (p, _) in PHASE_ENDS {
+            for d in 0..=4 {
+                let now = overall_percent(p, d, 4);
+                assert!(now >= last, "{p} {d}");
+                last = now;
+            }
+        }
+        assert_eq!(estimate_left_ms(30_000, 5), None);
+        assert_eq!(estimate_left_ms(30_000, 25), Some(90_000));
+    }
+}
