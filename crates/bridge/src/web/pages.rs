@@ -359,3 +359,35 @@ mod tests {
         );
     }
 }
+
+/// `value` as HTML with a line-break opportunity (`<wbr>`) after each `/`, `.`, `?`, `&`,
+/// `=` and `_`: a long URL or key wraps between its parts, not inside a word
+/// (`…/callback`, never `…/callbac k`). Use with `|safe`: the text itself is escaped here.
+pub fn wbr(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + value.len() / 4);
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+        if matches!(c, '/' | '.' | '?' | '&' | '=' | '_') {
+            out.push_str("<wbr>");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod wbr_tests {
+    #[test]
+    fn breaks_between_parts_and_escapes() {
+        assert_eq!(
+            super::wbr("https://a.b/wecom/callback?x=1&y=<2>"),
+            "https:/<wbr>/<wbr>a.<wbr>b/<wbr>wecom/<wbr>callback?<wbr>x=<wbr>1&amp;<wbr>y=<wbr>&lt;2&gt;"
+        );
+    }
+}
