@@ -399,18 +399,33 @@ pub async fn recheck_bound_apps(
 
 /// A full sync's warning for a bound app that reaches outside the main scope now, or
 /// could not be checked.
-pub fn drift_warning(a: &BoundAppScope) -> Option<String> {
+/// (English, Chinese)
+pub fn drift_warning(a: &BoundAppScope) -> Option<(String, String)> {
     match &a.outsiders {
         Ok(o) if o.is_empty() => None,
-        Ok(o) => Some(format!(
-            "app AgentId {} ({}) reaches outside the main app's scope: {}",
-            a.agentid,
-            a.name,
-            o.message_en()
+        Ok(o) => Some((
+            format!(
+                "app AgentId {} ({}) reaches outside the main app's scope: {}",
+                a.agentid,
+                a.name,
+                o.message_en()
+            ),
+            format!(
+                "应用 {}（AgentId {}）：{}",
+                a.name,
+                a.agentid,
+                o.message_zh()
+            ),
         )),
-        Err(f) => Some(format!(
-            "app AgentId {} ({}): its scope could not be checked: {}",
-            a.agentid, a.name, f.message
+        Err(f) => Some((
+            format!(
+                "app AgentId {} ({}): its scope could not be checked: {}",
+                a.agentid, a.name, f.message
+            ),
+            format!(
+                "应用 {}（AgentId {}）的可见范围无法检查：{}。{}",
+                a.name, a.agentid, f.title_zh, f.message
+            ),
         )),
     }
 }

@@ -498,5 +498,12 @@ async fn the_next_full_sync_warns_of_a_widened_app() {
             .split_once("data-testid=\"sync-warnings\"")
             .unwrap_or_else(|| panic!("no warnings on the overview: {}", home.body));
         assert!(warnings.contains("财务部 (6)"), "{warnings}");
+        // In the reader's language: Chinese by default, English when asked.
+        assert!(
+            warnings.contains("AgentId 1000003）：该应用的可见范围超出了"),
+            "{warnings}"
+        );
+        let en = env.browser.get("/console?lang=en").await.body;
+        assert!(en.contains("reaches outside the main app"), "{en}");
     }
 }

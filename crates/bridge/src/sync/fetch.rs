@@ -54,7 +54,8 @@ pub struct Fetched {
     pub desired: DesiredDirectory,
     pub bound: CallBound,
     pub withheld: Vec<WithheldField>,
-    pub warnings: Vec<String>,
+    /// (English, Chinese)
+    pub warnings: Vec<(String, String)>,
 }
 
 /// A member object as the store keeps it. Withheld sensitive fields stay `None`; a
@@ -318,9 +319,12 @@ pub async fn fetch_directory(
                 }
                 // Scoped by name but gone or out of reach: nothing to sync.
                 Err(e) if matches!(e.errcode(), Some(60011 | 60111 | 40003)) => {
-                    warnings.push(format!(
-                        "member {u} is named in the app's scope but WeCom answered {}: skipped",
-                        e.errcode().unwrap_or_default()
+                    let code = e.errcode().unwrap_or_default();
+                    warnings.push((
+                        format!(
+                            "member {u} is named in the app's scope but WeCom answered {code}: skipped"
+                        ),
+                        format!("成员 {u} 在应用的可见范围内，但企业微信返回 {code}：已跳过"),
                     ));
                 }
                 Err(e) => return Err(e),

@@ -117,9 +117,12 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
                 Err(e) => {
                     // Whatever could not be applied is caught by a full reconcile.
                     ctx.reconcile = true;
-                    let (en, _) = e.explain();
+                    let (en, zh) = e.explain();
                     tracing::warn!(tenant = tenant_id, change = %p.change_type, error = %en, "callback not applied");
-                    report.errors.push(format!("{}: {en}", p.change_type));
+                    report.error(
+                        format!("{}: {en}", p.change_type),
+                        format!("{}：{zh}", p.change_type),
+                    );
                     ("failed", Some(en))
                 }
             };
@@ -141,9 +144,10 @@ async fn process_locked(st: &AppState, tenant_id: i64) -> Result<(usize, bool), 
         report.api_calls = super::calls_by_endpoint(&stats);
         report.diff.counts = ctx.counts;
         if ctx.reconcile {
-            report
-                .warnings
-                .push("a full reconcile was requested".into());
+            report.warn(
+                "a full reconcile was requested".into(),
+                "已请求一次完整核对".into(),
+            );
         }
         let c = ctx.counts;
         st.store

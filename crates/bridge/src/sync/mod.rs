@@ -416,8 +416,7 @@ fn finish_record(
         Ok((status, msg)) => (*status, msg.clone(), None),
         Err(e) => {
             let (en, zh) = e.explain();
-            report.errors.push(en.clone());
-            report.errors.push(zh);
+            report.error(en.clone(), zh);
             (RunStatus::Failed, Some(en.clone()), Some(en))
         }
     };
@@ -460,12 +459,14 @@ async fn full_sync(
     report.members = fetched.desired.users.len() as u64;
     report.bound = Some(fetched.bound);
     report.withheld = fetched.withheld.clone();
-    report.warnings = fetched.warnings.clone();
+    for (en, zh) in &fetched.warnings {
+        report.warn(en.clone(), zh.clone());
+    }
     // Drift (issue 14): a bound model app's scope widened in WeCom since it was bound.
     for a in crate::app_binding::recheck_bound_apps(st, tenant.id, &client, opened.agentid).await? {
-        report
-            .warnings
-            .extend(crate::app_binding::drift_warning(&a));
+        if let Some((en, zh)) = crate::app_binding::drift_warning(&a) {
+            report.warn(en, zh);
+        }
     }
 
     // The switch from a third-party app: convert while the old app is still installed.

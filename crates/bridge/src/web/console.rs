@@ -64,7 +64,7 @@ pub async fn home(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<R
         .as_ref()
         .and_then(|r| r.report_json.as_deref())
         .and_then(|j| serde_json::from_str::<RunReport>(j).ok())
-        .map(|r| r.warnings)
+        .map(|r| r.warnings_in(l.is_zh()).to_vec())
         .unwrap_or_default();
     let next_sync = match crate::sync::background::next_reconcile_at(&st, t.id).await? {
         Some(at) if at <= st.clock.now_ms() => l.t("即将开始", "due now").to_string(),

@@ -296,8 +296,13 @@ pub struct RunReport {
     pub bound: Option<CallBound>,
     pub guard: Option<GuardVerdict>,
     pub relink: Option<RelinkReport>,
+    /// In English (the CLI, the API, logs); `warnings_zh` holds the same in Chinese.
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
+    #[serde(default)]
+    pub warnings_zh: Vec<String>,
+    #[serde(default)]
+    pub errors_zh: Vec<String>,
     pub fetch_ms: u64,
     pub diff_ms: u64,
     pub apply_ms: u64,
@@ -305,6 +310,39 @@ pub struct RunReport {
     /// How many members have each private field, by source, once applied (issue 20).
     #[serde(default)]
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,
+}
+
+impl RunReport {
+    /// Records a warning in both languages.
+    pub fn warn(&mut self, en: String, zh: String) {
+        self.warnings.push(en);
+        self.warnings_zh.push(zh);
+    }
+
+    /// Records an error in both languages.
+    pub fn error(&mut self, en: String, zh: String) {
+        self.errors.push(en);
+        self.errors_zh.push(zh);
+    }
+
+    /// The warnings in the reader's language (a report written before they were kept in
+    /// both has English only).
+    pub fn warnings_in(&self, zh: bool) -> &[String] {
+        if zh && self.warnings_zh.len() == self.warnings.len() {
+            &self.warnings_zh
+        } else {
+            &self.warnings
+        }
+    }
+
+    /// The errors in the reader's language, as [`RunReport::warnings_in`].
+    pub fn errors_in(&self, zh: bool) -> &[String] {
+        if zh && self.errors_zh.len() == self.errors.len() {
+            &self.errors_zh
+        } else {
+            &self.errors
+        }
+    }
 }
 
 /// A run's phases in order, with the share of the whole run each ends at (in %): reading
