@@ -344,3 +344,70 @@ async fn the_policy_shows_a_reconciles_cost_and_refuses_an_interval_over_the_hou
         assert_eq!(save("0".into()).await.status, 303, "off is always allowed");
     }
 }
+
+/// Issue 17, "Progress": a running sync can be cancelled from its page. It stops before
+/// it applies anything (the directory stays as it was), reads "cancelled" with who asked,
+/// is audited, and the next sync runs normally. A finished run cannot be cancelled.
+#[tokio::test]
+async fn a_running_sync_is_cancelled_and_changes_nothing() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let csrf = t.env.admin_login().await;
+        let b = &t.env.browser;
+        // WeCom answers slowly, so the run is still reading when the admin cancels.
+        t.env
+            .sim_admin(
+                "POST",
+                "/latencies",
+                json!({"path": "user/list", "ms": 400}),
+            )
+            .await;
+        let r = b.post("/console/sync/run", &[("csrf", &csrf)]).await;
+        let run = r.location.unwrap();
+        let page = b.get(&run).await;
+        assert!(
+            page.body.contains("data-testid=\"cancel-sync\""),
+            "{}",
+            page.body
+        );
+        let r = b.post(&format!("{run}/cancel"), &[("csrf", &csrf)]).await;
+        assert_eq!((r.status, r.location.as_deref()), (303, Some(run.as_str())));
+        let done = tokio::time::timeout(std::time::Duration::from_secs(30), wait_run(&t, &run))
+            .await
+            .expect("the run stops");
+        assert_eq!(done["status"], "cancelled", "{done}");
+        let st = t.st();
+        let (_, users) = st
+            .store
+            .list_users(t.tenant.id, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(users, 0, "nothing was applied");
+        let page = b.get(&run).await.body;
+        assert!(page.contains("已取消"), "{page}");
+        assert!(page.contains("未做任何修改"));
+        let audit = st.store.list_audit(t.tenant.id, 50, None).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "directory.sync.cancel"));
+
+        // The lock is free again: the next sync runs to the end; cancelling it afterwards
+        // changes nothing, and an unknown run is a 404.
+        t.env.sim_admin("DELETE", "/latencies", json!({})).await;
+        let r = b.post("/console/sync/run", &[("csrf", &csrf)]).await;
+        let next = r.location.unwrap();
+        assert_eq!(wait_run(&t, &next).await["status"], "succeeded");
+        assert_eq!(
+            b.post(&format!("{next}/cancel"), &[("csrf", &csrf)])
+                .await
+                .status,
+            303
+        );
+        assert_eq!(wait_run(&t, &next).await["status"], "succeeded");
+        let missing = b
+            .post("/console/sync/runs/999999/cancel", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(missing.status, 404);
+        let forged = b.post(&format!("{next}/cancel"), &[("csrf", "nope")]).await;
+        assert_eq!(forged.status, 403);
+        t.env.bridge.stop().await;
+    }
+}

@@ -1,7 +1,9 @@
 //! Sync run records (trigger, progress, counts, API calls, report) and the inbox of
 //! change_contact callbacks (deduplicated by the SHA-256 of the decrypted XML).
 
+use super::audit::insert_audit;
 use super::{on_pool, parse, Result, Store, StoreError};
+use crate::domain::audit::NewAudit;
 use crate::domain::directory::{interrupted_message, RunKind, RunStatus, Trigger};
 use crate::domain::now_ms;
 use sqlx::{FromRow, Row};
@@ -179,6 +181,46 @@ impl Store {
             .await?
             .try_get("id")?)
         })
+    }
+
+    /// Asks a running run to stop (before it applies anything); `audit` commits with the
+    /// request. `false`: no such run of the tenant is running.
+    pub async fn request_sync_cancel(
+        &self,
+        tenant_id: i64,
+        run_id: i64,
+        actor: &str,
+        audit: &NewAudit,
+    ) -> Result<bool> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE sync_runs SET cancel_requested_by = $1
+                 WHERE tenant_id = $2 AND id = $3 AND status = 'running'",
+            )
+            .bind(actor)
+            .bind(tenant_id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                insert_audit!(&mut *tx, audit, now_ms());
+            }
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Who asked the run to stop, if anyone.
+    pub async fn sync_cancel_requested(&self, run_id: i64) -> Result<Option<String>> {
+        let row: Option<(Option<String>,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT cancel_requested_by FROM sync_runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(row.and_then(|r| r.0))
     }
 
     pub async fn update_sync_progress(

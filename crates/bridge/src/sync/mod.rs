@@ -39,6 +39,9 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("stored secrets cannot be opened: {0}")]
     Seal(#[from] crate::seal::SealError),
+    /// An admin cancelled the run before it applied anything.
+    #[error("cancelled by {0}; nothing was changed")]
+    Cancelled(String),
 }
 
 impl SyncError {
@@ -57,6 +60,9 @@ impl SyncError {
                 "该租户尚未配置企业微信集成：请先完成设置第 2 步。".into(),
             ),
             SyncError::Busy => (self.to_string(), "该租户的通讯录同步正在进行中。".into()),
+            SyncError::Cancelled(by) => {
+                (self.to_string(), format!("已由 {by} 取消；未做任何修改。"))
+            }
             other => (other.to_string(), other.to_string()),
         }
     }
@@ -268,7 +274,17 @@ impl StartedRun {
             })
         };
         let mut report = RunReport::default();
-        let r = full_sync(st, &tenant, &opts, &progress, &stats, &mut report).await;
+        // Reading and comparing write nothing, so a cancel may stop them at any await;
+        // the apply below starts only if no cancel was asked for by then.
+        let r = tokio::select! {
+            biased;
+            r = full_sync(st, &tenant, &opts, &progress, &stats, &mut report) => r,
+            by = cancel_requested(st, run_id) => Err(SyncError::Cancelled(by)),
+        };
+        let r = match (r, st.store.sync_cancel_requested(run_id).await) {
+            (Ok(_), Ok(Some(by))) => Err(SyncError::Cancelled(by)),
+            (r, _) => r,
+        };
         ticker.abort();
         report.api_calls = calls_by_endpoint(&stats);
         if let Some(b) = report.bound.as_mut() {
@@ -406,6 +422,38 @@ struct PlannedApply {
     switch_mode: bool,
 }
 
+/// Returns once someone asks the run to stop (polled: any instance's console may ask).
+async fn cancel_requested(st: &AppState, run_id: i64) -> String {
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Ok(Some(by)) = st.store.sync_cancel_requested(run_id).await {
+            return by;
+        }
+    }
+}
+
+/// Asks the tenant's running run `run_id` to stop before it applies anything, audited.
+/// `false`: that run is not running (finished already, or not the tenant's).
+pub async fn request_cancel(
+    st: &AppState,
+    tenant_id: i64,
+    run_id: i64,
+    actor: &str,
+    ip: Option<String>,
+) -> Result<bool, SyncError> {
+    let entry = NewAudit {
+        tenant_id,
+        actor: actor.to_string(),
+        action: "directory.sync.cancel",
+        detail: format!("run #{run_id}"),
+        ip,
+    };
+    Ok(st
+        .store
+        .request_sync_cancel(tenant_id, run_id, actor, &entry)
+        .await?)
+}
+
 /// The run's final record from its result and report (errors go into the report).
 fn finish_record(
     r: &Result<(RunStatus, Option<String>), SyncError>,
@@ -417,7 +465,11 @@ fn finish_record(
         Err(e) => {
             let (en, zh) = e.explain();
             report.error(en.clone(), zh);
-            (RunStatus::Failed, Some(en.clone()), Some(en))
+            let status = match e {
+                SyncError::Cancelled(_) => RunStatus::Cancelled,
+                _ => RunStatus::Failed,
+            };
+            (status, Some(en.clone()), Some(en))
         }
     };
     let c = report.diff.counts;

@@ -18,6 +18,7 @@ pub fn run_status(l: Lang, s: RunStatus) -> &'static str {
         RunStatus::Failed => l.t("失败", "Failed"),
         RunStatus::Blocked => l.t("待确认", "Waiting for confirmation"),
         RunStatus::Interrupted => l.t("已中断", "Interrupted"),
+        RunStatus::Cancelled => l.t("已取消", "Cancelled"),
     }
 }
 
@@ -272,6 +273,7 @@ fn parse_status(s: &str) -> Option<RunStatus> {
         RunStatus::Failed,
         RunStatus::Blocked,
         RunStatus::Interrupted,
+        RunStatus::Cancelled,
     ]
     .into_iter()
     .find(|r| r.as_str() == s)

@@ -196,6 +196,7 @@ pub fn router(st: AppState) -> Router {
         .route("/console/sync/policy", post(sync::save_policy))
         .route("/console/sync/runs/{id}", get(sync::run_page))
         .route("/console/sync/runs/{id}/progress", get(sync::progress))
+        .route("/console/sync/runs/{id}/cancel", post(sync::cancel))
         .route("/console/doctor", get(console::doctor_page))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/export.csv", get(audit::export))

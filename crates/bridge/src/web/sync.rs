@@ -270,6 +270,25 @@ fn overall(l: &Lang, r: &crate::store::SyncRun, now: i64) -> (i64, Option<String
     (p, left)
 }
 
+#[derive(Deserialize)]
+pub struct CancelForm {}
+
+/// `POST /console/sync/runs/{id}/cancel`: asks the run to stop before it applies anything.
+/// A run that already finished is left as it is, and its page says how it ended.
+pub async fn cancel(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<i64>,
+    f: AdminForm<CancelForm>,
+) -> Result<Response> {
+    let t = f.admin.tenant.id;
+    if st.store.sync_run(t, id).await?.is_none() {
+        return Err(WebError::NotFound(format!("sync run {id}")));
+    }
+    crate::sync::request_cancel(&st, t, id, &f.admin.actor(), ip).await?;
+    Ok(Redirect::to(&format!("{PATH}/runs/{id}")).into_response())
+}
+
 /// `GET /console/sync/runs/{id}/progress`: what the progress bar polls.
 pub async fn progress(
     State(st): State<AppState>,

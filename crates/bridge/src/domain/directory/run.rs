@@ -36,6 +36,8 @@ pub enum RunStatus {
     Blocked,
     /// The process stopped while it ran; nothing was applied.
     Interrupted,
+    /// An admin cancelled it before it applied anything; nothing was applied.
+    Cancelled,
 }
 
 macro_rules! str_enum {
@@ -64,7 +66,7 @@ macro_rules! str_enum {
 
 str_enum!(Trigger { Wizard = "wizard", Console = "console", Schedule = "schedule", Callback = "callback", Cli = "cli", Api = "api" });
 str_enum!(RunKind { Full = "full", DryRun = "dry_run", Incremental = "incremental" });
-str_enum!(RunStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Blocked = "blocked", Interrupted = "interrupted" });
+str_enum!(RunStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Blocked = "blocked", Interrupted = "interrupted", Cancelled = "cancelled" });
 
 /// What a run found `running` by the next start left behind. A full sync records its end
 /// in the transaction of its directory changes, so one still running applied nothing.
