@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod envelope;
 pub mod fixtures;
 pub mod generate;
+pub mod home;
 pub mod limits;
 pub mod model;
 pub mod oauth;
@@ -93,6 +94,7 @@ impl Sim {
 
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/", axum::routing::get(home::index))
             .route("/cgi-bin/{*path}", any(api::dispatch))
             .merge(oauth::routes())
             .nest("/sim/admin", admin::routes())

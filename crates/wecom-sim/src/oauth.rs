@@ -446,7 +446,7 @@ fn redirect(redirect_uri: &str, code: Option<&str>, state: &[u8]) -> Response {
     }
 }
 
-fn html_response(body: String) -> Response {
+pub(crate) fn html_response(body: String) -> Response {
     (
         StatusCode::OK,
         [(
@@ -458,7 +458,7 @@ fn html_response(body: String) -> Response {
         .into_response()
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -499,7 +499,7 @@ input[type=text]{flex:1;min-width:0;border:1px solid #d0d3d6;border-radius:8px;p
 .btn.ghost{background:#fff;color:#646a73;border:1px solid #d0d3d6;width:100%;margin-top:16px}\
 .note{color:#8f959e;font-size:12px;text-align:center;margin-top:16px}";
 
-fn page(title: &str, error_kind: Option<&str>, body: &str) -> String {
+pub(crate) fn page(title: &str, error_kind: Option<&str>, body: &str) -> String {
     let meta = error_kind
         .map(|k| format!("<meta name=\"wecom-sim-error\" content=\"{}\">", esc(k)))
         .unwrap_or_default();

@@ -1480,3 +1480,41 @@ async fn injected_faults_break_exactly_one_delivery_each() {
     assert_eq!(dropped[0].attempt, 0);
     assert!(w.callback_faults.is_empty());
 }
+
+/// The front page (`/`) lists the companies, their apps' home pages and their members,
+/// with the admin API: the demo's banner points at it (it answered 404 before).
+#[tokio::test]
+async fn the_front_page_lists_companies_apps_and_members() {
+    let sim = Sim::from_scenario(wecom_sim::fixtures::acme_example());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let h = launch(sim, listener).await.expect("launch");
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/", h.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let w = h.sim.world();
+    let corp = w.corps.values().next().expect("the example has a company");
+    assert!(body.contains(&corp.corpid), "{body}");
+    for app in corp.apps.values() {
+        assert!(body.contains(&format!("AgentId {}", app.agentid)), "{body}");
+        if !app.home_url.is_empty() {
+            assert!(
+                body.contains(&format!("href=\"{}\"", app.home_url)),
+                "{body}"
+            );
+        }
+    }
+    let first = corp.members.values().next().unwrap();
+    assert!(body.contains(&first.userid));
+    assert!(body.contains("href=\"/sim/admin/corps\""));
+    assert!(
+        body.contains("wxwork/"),
+        "says how to sign in as the WeCom client"
+    );
+}
