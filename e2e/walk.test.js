@@ -534,6 +534,26 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await phone.check();
   });
 
+  step('8 the overview reads as a health summary; the audit log filters and exports', async () => {
+    await page.goto(url('/console'));
+    const health = page.getByTestId('health');
+    await health.waitFor();
+    assert.match(await health.innerText(), /上次同步/);
+    assert.ok(Number(await page.getByTestId('signed-in-today').innerText()) >= 1, 'members signed in today');
+    // Steps 1, 2, 4, 5 and 6 are done by now (step 3 waits on doctor's last verdict).
+    const ticks = await page.locator('[data-testid=next-step] li[data-done=true]').count();
+    assert.ok(ticks >= 5, `ticks: ${ticks}`);
+    await shoot(page, '08-overview', { doc: true });
+    await page.goto(url('/console/audit'));
+    await page.selectOption('#audit-action', { value: 'member.login' });
+    await page.click('form[role=search] button[type=submit]');
+    await page.waitForURL(/action=member.login/);
+    const actions = await page.locator('table.audit tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.action));
+    assert.ok(actions.length > 0 && actions.every((a) => a === 'member.login'), `${actions}`);
+    assert.match(await page.getByTestId('audit-export').getAttribute('href'), /export\.csv\?action=member\.login/);
+    await shoot(page, '08-audit', { doc: true });
+  });
+
   step('English: the key pages read in English', async () => {
     const pages = [
       ['/console?lang=en', 'en-overview'],
