@@ -548,6 +548,13 @@ describe('guide steps 1-6 on the demo (中文)', { concurrency: 1 }, () => {
     await page.selectOption('#audit-action', { value: 'member.login' });
     await page.click('form[role=search] button[type=submit]');
     await page.waitForURL(/action=member.login/);
+    // The language switch keeps the filter.
+    await page.getByRole('link', { name: 'English', exact: true }).click();
+    await page.waitForURL(/lang=en/);
+    assert.match(page.url(), /action=member\.login/);
+    await page.getByRole('link', { name: '中文', exact: true }).click();
+    await page.waitForURL(/lang=zh/);
+    assert.match(page.url(), /action=member\.login/);
     const actions = await page.locator('table.audit tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.action));
     assert.ok(actions.length > 0 && actions.every((a) => a === 'member.login'), `${actions}`);
     assert.match(await page.getByTestId('audit-export').getAttribute('href'), /export\.csv\?action=member\.login/);

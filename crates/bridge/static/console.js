@@ -66,3 +66,10 @@ document.querySelectorAll('[data-select-all]').forEach((all) => {
     });
   });
 });
+// The language switch keeps the page's place: its filter, its pager, the sign-in's `next`
+// (the links alone, without this, carry only `?lang=`).
+for (const a of document.querySelectorAll('a[href^="?lang="]')) {
+  const u = new URL(location.href);
+  u.searchParams.set('lang', new URLSearchParams(a.getAttribute('href').slice(1)).get('lang'));
+  a.href = u.pathname + u.search;
+}
