@@ -351,3 +351,186 @@ async fn sqlite_checkpoints_in_the_background() {
         .expect("the checkpointer ends when the store closes")
         .unwrap();
 }
+
+/// Values that PostgreSQL's COPY text format gives a meaning (tab, newline, carriage
+/// return, backslash, `\N`, `\.`), quotes, emoji, empty strings and NULLs travel through
+/// a directory apply (new rows, upserts and updates) and read back identical on both
+/// engines.
+#[tokio::test]
+async fn directory_values_that_copy_escapes_read_back_identical() {
+    use bridge::domain::directory::{
+        DeptRecord, DeptUpsert, DirectoryDiff, FieldChange, Membership, NewUser, TagRecord,
+        TagUpsert, UserRecord, UserUpdate,
+    };
+    use bridge::domain::user::UserStatus;
+    const AWKWARD: [&str; 14] = [
+        "tab\there",
+        "new\nline",
+        "cr\r\nlf",
+        "back\\slash",
+        "\\N",
+        "\\.",
+        "\\",
+        "\\\\t not a tab",
+        "'single' \"double\"",
+        "emoji 😀👨‍👩‍👧 表情",
+        "",
+        "\t\n\\",
+        "a,b;c|d",
+        "trailing backslash\\",
+    ];
+    let v = |i: usize| AWKWARD[i % AWKWARD.len()].to_string();
+    let opt = |i: usize| (!i.is_multiple_of(3)).then(|| v(i));
+    let record = |i: usize, shift: usize| UserRecord {
+        userid: format!("User{i:02}"),
+        name: v(i + shift),
+        position: v(i + shift + 1),
+        alias: v(i + shift + 2),
+        telephone: v(i + shift + 3),
+        mobile: opt(i + shift + 4),
+        email: opt(i + shift + 5),
+        main_department: (!i.is_multiple_of(4)).then_some(2),
+        wecom_status: 1,
+        direct_leader: v(i + shift + 6),
+        extattr: v(i + shift + 7),
+        departments: vec![Membership {
+            department_id: 2,
+            sort_order: i as i64,
+            is_leader: i.is_multiple_of(2),
+        }],
+        name_withheld: false,
+    };
+    let n = AWKWARD.len() * 2;
+    for s in stores().await {
+        let t = s
+            .create_tenant("acme", "Acme", Edition::Professional, None)
+            .await
+            .unwrap();
+        let depts: Vec<DeptUpsert> = (0..AWKWARD.len())
+            .map(|i| DeptUpsert {
+                record: DeptRecord {
+                    id: 2 + i as i64,
+                    parent_id: 1,
+                    name: v(i),
+                    name_en: v(i + 1),
+                    sort_order: i as i64,
+                    leaders: v(i + 2),
+                    name_withheld: false,
+                },
+                added: true,
+                changes: Vec::new(),
+            })
+            .collect();
+        let users: Vec<NewUser> = (0..n)
+            .map(|i| NewUser {
+                key: format!("user{i:02}"),
+                record: record(i, 0),
+                status: UserStatus::Authorized,
+                disabled_reason: None,
+            })
+            .collect();
+        let tags: Vec<TagUpsert> = (0..AWKWARD.len())
+            .map(|i| TagUpsert {
+                record: TagRecord {
+                    id: 1 + i as i64,
+                    name: v(i),
+                    users: [format!("user{i:02}"), format!("user{:02}", i + 1)].into(),
+                    departments: [2 + i as i64].into(),
+                },
+                added: true,
+                changes: Vec::new(),
+                members_changed: true,
+            })
+            .collect();
+        let diff = DirectoryDiff {
+            departments_upsert: depts.clone(),
+            users_added: users.clone(),
+            tags_upsert: tags.clone(),
+            ..Default::default()
+        };
+        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, None, None)
+            .await
+            .unwrap();
+        let dir = s.load_directory(t.id, "wwcorp").await.unwrap();
+        let e = s.engine();
+        assert_eq!(dir.departments.len(), depts.len(), "{e}");
+        for d in &depts {
+            let got = &dir.departments[&d.record.id];
+            assert_eq!(got.record, d.record, "{e}");
+            assert!(got.active, "{e}");
+        }
+        assert_eq!(dir.users.len(), n, "{e}");
+        for want in &users {
+            let got = dir
+                .users
+                .iter()
+                .find(|u| u.key.as_deref() == Some(want.key.as_str()))
+                .unwrap_or_else(|| panic!("{e}: {} not read back", want.key));
+            assert_eq!(got.record, want.record, "{e}");
+            assert_eq!(
+                (got.status, got.disabled_reason),
+                (want.status, None),
+                "{e}"
+            );
+        }
+        for want in &tags {
+            assert_eq!(dir.tags[&want.record.id].record, want.record, "{e}");
+        }
+
+        // The same values again, moved along by one column, through an update of every
+        // user, a second upsert of every department and a renamed tag.
+        let updated: Vec<UserUpdate> = dir
+            .users
+            .iter()
+            .map(|u| {
+                let i: usize = u.key.as_deref().unwrap()[4..].parse().unwrap();
+                UserUpdate {
+                    user_id: u.id,
+                    key: u.key.clone().unwrap(),
+                    record: record(i, 1),
+                    changes: vec![FieldChange {
+                        field: "name".into(),
+                        old: u.record.name.clone(),
+                        new: v(i + 1),
+                    }],
+                    status: None,
+                    previous_status: u.status,
+                    moved_from: None,
+                    departments_changed: false,
+                    link_identity: false,
+                    display_changed: false,
+                }
+            })
+            .collect();
+        let depts2: Vec<DeptUpsert> = depts
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.record.name = format!("{}\t{}", d.record.leaders, d.record.name_en);
+                d.added = false;
+                d
+            })
+            .collect();
+        let mut tag = tags[0].clone();
+        tag.record.name = "\\N".into();
+        tag.members_changed = false;
+        let diff = DirectoryDiff {
+            departments_upsert: depts2.clone(),
+            users_updated: updated.clone(),
+            tags_upsert: vec![tag.clone()],
+            ..Default::default()
+        };
+        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, None, None)
+            .await
+            .unwrap();
+        let dir = s.load_directory(t.id, "wwcorp").await.unwrap();
+        for d in &depts2 {
+            assert_eq!(dir.departments[&d.record.id].record, d.record, "{e}");
+        }
+        for want in &updated {
+            let got = dir.users.iter().find(|u| u.id == want.user_id).unwrap();
+            assert_eq!(got.record, want.record, "{e}");
+        }
+        assert_eq!(dir.tags[&tag.record.id].record, tag.record, "{e}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Applying a directory diff: one transaction, batched statements.
 
+use super::bulk::{BulkWrite, TagLinks};
 use super::*;
-use crate::domain::directory::{DirectoryDiff, Membership};
+use crate::domain::directory::{DirectoryDiff, Membership, UserUpdate};
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, UserStatus};
 use crate::store::audit::insert_audit;
@@ -37,35 +38,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
 
-            // Departments: upserts in batches, removals by id.
-            let sql = format!(
-                "INSERT INTO departments (tenant_id, id, parent_id, name, name_en, sort_order, leaders, active, updated_at)
-                 SELECT $1, {}, TRUE, $2 FROM {} WHERE TRUE
-                 ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = excluded.parent_id,
-                    name = excluded.name, name_en = excluded.name_en, sort_order = excluded.sort_order,
-                    leaders = excluded.leaders, active = excluded.active, updated_at = excluded.updated_at",
-                json_cols(pg, &["bigint", "bigint", "text", "text", "bigint", "text"]),
-                json_source(pg, 3)
-            );
-            for chunk in diff.departments_upsert.chunks(JSON_ROWS) {
-                let rows = json_rows(chunk.iter().map(|d| {
-                    let r = &d.record;
-                    (
-                        r.id,
-                        r.parent_id,
-                        &r.name,
-                        &r.name_en,
-                        r.sort_order,
-                        &r.leaders,
-                    )
-                }))?;
-                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                    .bind(tenant_id)
-                    .bind(now)
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // Departments: upserts, removals by id.
+            tx.upsert_departments(tenant_id, now, &diff.departments_upsert)
+                .await?;
             for chunk in diff.departments_removed.chunks(max_binds) {
                 let sql = format!(
                     "UPDATE departments SET active = FALSE, updated_at = $2 WHERE tenant_id = $1 AND id IN ({})",
@@ -110,59 +85,7 @@ impl Store {
                 for (u, id) in &pairs {
                     ids.insert(u.key.as_str(), *id);
                 }
-                // Rows travel as one JSON text per statement, unpacked by the database in C
-                // (SQLite's jsonb_each hands out parsed binary JSON; its json_each hands out
-                // text that each ->> parses again, 3x slower); binding each value through
-                // sqlx costs microseconds apiece.
-                let user_sql = format!(
-                    "INSERT INTO users (id, tenant_id, name, status, disabled_reason, position, alias, telephone,
-                        mobile, email, main_department, wecom_status, direct_leader, extattr, created_at, updated_at)
-                     SELECT {c0}, $1, {rest}, $2, $2 FROM {src}",
-                    c0 = json_col(pg, 0, "bigint"),
-                    rest = json_cols_from(pg, 1, &["text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text", "text"]),
-                    src = json_source(pg, 3)
-                );
-                let identity_sql = format!(
-                    "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, created_at)
-                     SELECT $1, 'wecom', $2, {}, $3 FROM {}",
-                    json_cols(pg, &["text", "bigint", "text"]),
-                    json_source(pg, 4)
-                );
-                for chunk in pairs.chunks(JSON_ROWS) {
-                    let rows = json_rows(chunk.iter().map(|(u, id)| {
-                        let r = &u.record;
-                        (
-                            id,
-                            &r.name,
-                            u.status.as_str(),
-                            u.disabled_reason.map(|d| d.as_str()),
-                            &r.position,
-                            &r.alias,
-                            &r.telephone,
-                            &r.mobile,
-                            &r.email,
-                            r.main_department,
-                            r.wecom_status,
-                            &r.direct_leader,
-                            &r.extattr,
-                        )
-                    }))?;
-                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, user_sql.clone())))
-                        .bind(tenant_id)
-                        .bind(now)
-                        .bind(rows)
-                        .execute(&mut *tx)
-                        .await?;
-                    let rows =
-                        json_rows(chunk.iter().map(|(u, id)| (&u.key, id, &u.record.userid)))?;
-                    sqlx::query(sqlx::AssertSqlSafe(eng(pg, identity_sql.clone())))
-                        .bind(tenant_id)
-                        .bind(&corpid)
-                        .bind(now)
-                        .bind(rows)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                tx.insert_users(tenant_id, &corpid, now, &pairs).await?;
             }
 
             // Memberships of new users, and of updated users whose memberships changed.
@@ -194,39 +117,16 @@ impl Store {
             }
             // In primary-key order: the inserts append to the index instead of scattering.
             member_rows.sort_unstable_by_key(|(id, m)| (*id, m.department_id));
-            let sql = format!(
-                "INSERT INTO user_departments (tenant_id, user_id, department_id, sort_order, is_leader) SELECT $1, {} FROM {}",
-                json_cols(pg, &["bigint", "bigint", "bigint", "boolean"]),
-                json_source(pg, 2)
-            );
-            for chunk in member_rows.chunks(JSON_ROWS) {
-                let rows = json_rows(
-                    chunk
-                        .iter()
-                        .map(|(id, m)| (id, m.department_id, m.sort_order, m.is_leader)),
-                )?;
-                sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                    .bind(tenant_id)
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            tx.insert_memberships(tenant_id, &member_rows).await?;
 
-            // Updated users: one statement each (a re-sync changes few).
+            // Updated users: their rows, then status and identity changes one by one (few).
+            let changed: Vec<&UserUpdate> = diff
+                .users_updated
+                .iter()
+                .filter(|u| u.row_changed())
+                .collect();
+            tx.update_user_rows(tenant_id, now, &changed).await?;
             for u in &diff.users_updated {
-                if u.row_changed() {
-                    let r = &u.record;
-                    sqlx::query(
-                        "UPDATE users SET name = $1, position = $2, alias = $3, telephone = $4, mobile = $5, email = $6,
-                            main_department = $7, wecom_status = $8, direct_leader = $9, extattr = $10, updated_at = $11
-                         WHERE tenant_id = $12 AND id = $13",
-                    )
-                    .bind(&r.name).bind(&r.position).bind(&r.alias).bind(&r.telephone).bind(&r.mobile)
-                    .bind(&r.email).bind(r.main_department).bind(r.wecom_status).bind(&r.direct_leader)
-                    .bind(&r.extattr).bind(now).bind(tenant_id).bind(u.user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
                 if let Some((status, reason)) = u.status {
                     sqlx::query("UPDATE users SET status = $1, disabled_reason = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
                         .bind(status.as_str())
@@ -411,23 +311,9 @@ impl Store {
                     );
                     td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
                 }
-                for (table, col, rows) in [
-                    ("tag_users", "user_id", &tu),
-                    ("tag_departments", "department_id", &td),
-                ] {
-                    let sql = format!(
-                        "INSERT INTO {table} (tenant_id, tag_id, {col}) SELECT $1, {} FROM {}",
-                        json_cols(pg, &["bigint", "bigint"]),
-                        json_source(pg, 2)
-                    );
-                    for chunk in rows.chunks(JSON_ROWS) {
-                        sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql.clone())))
-                            .bind(tenant_id)
-                            .bind(json_rows(chunk.iter())?)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                tx.insert_tag_links(tenant_id, TagLinks::Users, &tu).await?;
+                tx.insert_tag_links(tenant_id, TagLinks::Departments, &td)
+                    .await?;
                 for chunk in diff.tags_removed.chunks(max_binds) {
                     let sql = format!(
                         "UPDATE tags SET active = FALSE WHERE tenant_id = $1 AND id IN ({})",

@@ -17,6 +17,7 @@ use sqlx::Row;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 mod apply;
+mod bulk;
 mod imported;
 #[cfg(test)]
 mod tests;
@@ -25,8 +26,6 @@ mod tests;
 /// sqlx) gets slower per bind as a statement grows: a couple of hundred measured best.
 const MAX_BINDS: usize = 200;
 const PG_MAX_BINDS: usize = 20_000;
-/// Rows per JSON batch.
-const JSON_ROWS: usize = 5_000;
 
 /// `($s,$s+1,…),(…)` for `rows` rows of `cols` placeholders starting at `$start`.
 fn values(rows: usize, cols: usize, start: usize) -> String {
@@ -48,45 +47,6 @@ fn values(rows: usize, cols: usize, start: usize) -> String {
         s.push(')');
     }
     s
-}
-
-/// Rows for [`json_source`]: a JSON array of arrays.
-fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> Result<String> {
-    let rows: Vec<T> = rows.collect();
-    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("rows to write: {e}")))
-}
-
-/// A table of the rows bound as JSON text to `$param`, one row per inner array as `j.value`.
-fn json_source(pg: bool, param: usize) -> String {
-    if pg {
-        format!("jsonb_array_elements(${param}::jsonb) AS j(value)")
-    } else {
-        format!("jsonb_each(${param}) AS j")
-    }
-}
-
-/// Element `i` of a [`json_source`] row as SQL type `ty`. SQLite's `->>` already gives an
-/// integer or text by the JSON type; PostgreSQL's gives text, cast to the column's type.
-fn json_col(pg: bool, i: usize, ty: &str) -> String {
-    if pg && ty != "text" {
-        format!("(j.value->>{i})::{ty}")
-    } else {
-        format!("j.value->>{i}")
-    }
-}
-
-/// Elements `from..` of a [`json_source`] row, one per type in `types`, comma-separated.
-fn json_cols_from(pg: bool, from: usize, types: &[&str]) -> String {
-    let cols: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| json_col(pg, from + i, ty))
-        .collect();
-    cols.join(", ")
-}
-
-fn json_cols(pg: bool, types: &[&str]) -> String {
-    json_cols_from(pg, 0, types)
 }
 
 /// Generated statements for the engine. SQLite reads `$N` as a *named* parameter and
