@@ -1878,6 +1878,9 @@ async fn key_rotation_and_cleanup_run_once_across_instances() {
         let bad: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            // sqlx warns of any statement over a second: the shared test machine's load,
+            // not a failure of the job (seen: an advisory lock waited 1.3 s under load).
+            .filter(|l| !l.contains("slow statement"))
             .collect();
         assert!(bad.is_empty(), "instance {} logged: {bad:#?}", n.name);
     }

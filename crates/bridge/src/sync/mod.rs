@@ -181,6 +181,16 @@ pub async fn start_full(
     let lock = lock::acquire(&st.store, tenant.id, false)
         .await?
         .ok_or(SyncError::Busy)?;
+    // Every instance looks each second whether the reconcile is due; the one that gets
+    // the lock looks again under it, since another may have just finished one (a run
+    // longer than the interval ended between the look and the lock).
+    if opts.trigger == Trigger::Schedule {
+        let due = background::next_reconcile_at(st, tenant.id).await?;
+        if due.is_none_or(|at| crate::domain::now_ms() < at) {
+            lock.release().await;
+            return Err(SyncError::Busy);
+        }
+    }
     let run_id = st
         .store
         .create_sync_run(&NewSyncRun {
