@@ -46,7 +46,17 @@ impl T {
         let mut o = SyncOptions::new(Trigger::Console, "admin:test");
         o.dry_run = dry_run;
         o.force = force;
-        run_full(self.st(), &self.tenant, o).await.unwrap()
+        // Another run of the tenant (the callback worker finishing its record, the
+        // background task) may hold the tenant's lock a moment: wait for it, then run.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match run_full(self.st(), &self.tenant, o.clone()).await {
+                Err(bridge::sync::SyncError::Busy) if std::time::Instant::now() < deadline => {
+                    self.settle().await
+                }
+                r => return r.unwrap(),
+            }
+        }
     }
 
     /// Waits until no sync of the tenant runs: the callback worker marks an event applied
