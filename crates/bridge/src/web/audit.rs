@@ -12,8 +12,8 @@ use crate::web::pages::{render, AuditRow, Nav};
 use crate::web::time::Clock;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 
 type Result<T> = std::result::Result<T, WebError>;
@@ -238,18 +238,7 @@ pub async fn export(
         .map_err(|field| WebError::BadRequest(date_error(l, field, &filter)))?;
     let csv = export_csv(&st, t.id, query, |ms| clock.show(ms)).await?;
     let name = format!("audit-{}.csv", t.slug);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        csv,
-    )
-        .into_response())
+    Ok(crate::web::pages::csv_response(&name, csv))
 }
 
 fn date_error(l: Lang, field: &str, f: &AuditParams) -> String {

@@ -391,3 +391,22 @@ mod wbr_tests {
         );
     }
 }
+
+/// A CSV file to download: `name` as the attachment's file name, never cached (it holds
+/// the tenant's people or its audit log).
+pub fn csv_response(name: &str, body: String) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -224,6 +224,7 @@ pub async fn run_page(
         .and_then(|j| serde_json::from_str(j).ok())
         .unwrap_or_default();
     let c_min = report.bound.map(|b| b.c_min()).unwrap_or(0);
+    let (percent, left) = overall(&l, &r, st.clock.now_ms());
     let total_calls = report.api_calls.values().map(|e| e.calls).sum();
     Ok(render(&SyncRunPage {
         l,
@@ -232,8 +233,8 @@ pub async fn run_page(
         blocked: r.status == RunStatus::Blocked,
         dry_run: r.kind == crate::domain::directory::RunKind::DryRun,
         phase: labels::phase(l, &r.phase),
-        percent: overall(&l, &r, st.clock.now_ms()).0,
-        left: overall(&l, &r, st.clock.now_ms()).1,
+        percent,
+        left,
         wait_note: wait_note(&l, &r),
         error: r.error.clone(),
         report,
@@ -297,20 +298,23 @@ pub async fn progress(
     Path(id): Path<i64>,
 ) -> Response {
     match st.store.sync_run(admin.tenant.id, id).await {
-        Ok(Some(r)) => Json(serde_json::json!({
-            "id": r.id,
-            "status": r.status.as_str(),
-            "phase": r.phase,
-            "phase_label": labels::phase(l, &r.phase),
-            "done": r.progress_done,
-            "total": r.progress_total,
-            "percent": overall(&l, &r, st.clock.now_ms()).0,
-            "left": overall(&l, &r, st.clock.now_ms()).1,
-            "rate_wait_secs": r.rate_wait_secs.filter(|_| r.status == RunStatus::Running),
-            "note": wait_note(&l, &r),
-            "finished": r.status != RunStatus::Running,
-        }))
-        .into_response(),
+        Ok(Some(r)) => {
+            let (percent, left) = overall(&l, &r, st.clock.now_ms());
+            Json(serde_json::json!({
+                "id": r.id,
+                "status": r.status.as_str(),
+                "phase": r.phase,
+                "phase_label": labels::phase(l, &r.phase),
+                "done": r.progress_done,
+                "total": r.progress_total,
+                "percent": percent,
+                "left": left,
+                "rate_wait_secs": r.rate_wait_secs.filter(|_| r.status == RunStatus::Running),
+                "note": wait_note(&l, &r),
+                "finished": r.status != RunStatus::Running,
+            }))
+            .into_response()
+        }
         Ok(None) => WebError::NotFound(format!("sync run {id}")).into_json(),
         Err(e) => WebError::from(e).into_json(),
     }

@@ -17,7 +17,6 @@ use crate::web::time::Clock;
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -363,18 +362,8 @@ pub async fn export(
         }
         filter.offset += n as i64;
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"users-{}.csv\"", t.slug),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        out,
-    )
-        .into_response())
+    let name = format!("users-{}.csv", t.slug);
+    Ok(crate::web::pages::csv_response(&name, out))
 }
 
 /// How a person is in scope, in words.
