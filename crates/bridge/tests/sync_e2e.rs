@@ -297,12 +297,17 @@ async fn wecom_error_half_way_changes_nothing() {
         .await;
         assert!(o.is_err());
         assert_eq!(t.snapshot().await, before);
-        let run = &t
+        // This test's run (the console's): the background task may have started another.
+        let runs = t
             .st()
             .store
-            .list_sync_runs(t.tenant.id, None, 1)
+            .list_sync_runs(t.tenant.id, None, 10)
             .await
-            .unwrap()[0];
+            .unwrap();
+        let run = runs
+            .iter()
+            .find(|r| r.trigger == Trigger::Console)
+            .expect("the console's run");
         assert_eq!(run.status, RunStatus::Failed);
         assert!(
             run.error.as_deref().unwrap_or("").contains("48002"),
