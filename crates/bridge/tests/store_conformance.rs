@@ -440,6 +440,7 @@ async fn directory_values_that_copy_escapes_read_back_identical() {
                 added: true,
                 changes: Vec::new(),
                 members_changed: true,
+                users_delta: None,
             })
             .collect();
         let diff = DirectoryDiff {

@@ -900,3 +900,143 @@ fn diff_lines(before: &str, after: &str) -> Vec<String> {
     out.extend(b.difference(&a).map(|l| format!("+ {l}")));
     out
 }
+
+/// Issue 20: the simulator's minute limit is lowered to half of what a full sync needs;
+/// a child `wecom-bridge sync` reads half the departments, waits for the window, and is
+/// killed (SIGKILL) while it waits. The next run reads from WeCom only the departments the
+/// killed one had not saved (the same hour's budget, not a second full read), and ends
+/// with the same directory as a run that was never interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_half_way_resumes_from_its_checkpoint() {
+    let org = org(env_usize("CRASH_MEMBERS", 3_000)).await;
+    let mut engines = vec!["sqlite"];
+    if postgres_url().await.is_some() {
+        engines.push("postgres");
+    }
+    let user_list = |org: &Org| {
+        org.sim
+            .sim
+            .world()
+            .counters
+            .get("user/list")
+            .copied()
+            .unwrap_or(0)
+    };
+    for engine in engines {
+        // An uninterrupted run: the reference directory and D, the user/list calls.
+        org.sim.sim.world().settings.per_corp_api_per_min = 10_000;
+        org.sim.sim.world().clock_offset_ms += 61_000;
+        org.sim.sim.world().counters.clear();
+        let db = org.fresh_db(engine).await;
+        let (code, out) = db.sync_to_end(&org).await;
+        assert_eq!(code, Some(0), "{out}");
+        let reference = db.directory(&org).await;
+        let d = user_list(&org);
+        assert!(d >= 40, "{d} departments");
+        db.close().await;
+
+        let limit = d / 2;
+        org.sim.sim.world().settings.per_corp_api_per_min = limit as u32;
+        org.sim.sim.world().clock_offset_ms += 61_000;
+        org.sim.sim.world().counters.clear();
+        let db = org.fresh_db(engine).await;
+        let mut child = db
+            .cli(&org, None)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the run waits for WeCom's window, then kill it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let killed_run = loop {
+            assert!(
+                Instant::now() < deadline,
+                "{engine}: the run never waited for the limit"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{engine}: the run ended by itself"
+            );
+            if let Some(r) = db
+                .runs()
+                .await
+                .into_iter()
+                .find(|r| r.rate_wait_secs.is_some())
+            {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = child.kill(); // SIGKILL
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        let first_calls = user_list(&org);
+        let saved = db
+            .st
+            .store
+            .checkpoint_index(db.tenant_id, 0)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|(k, _, run)| k == "dept_members" && *run == killed_run.id)
+            .count() as u64;
+        assert!(
+            saved >= limit / 2 && saved <= limit,
+            "{engine}: {saved} of {d} departments saved (limit {limit}/min)"
+        );
+        assert!(db
+            .directory(&org)
+            .await
+            .lines()
+            .all(|l| !l.starts_with("U ")));
+
+        // The window passes (the simulator's clock moves); the next run, paced on that
+        // clock, resumes.
+        org.sim.sim.world().clock_offset_ms += 61_000;
+        org.sim.sim.world().counters.clear();
+        let clock = bridge::testing::SimClock::new(org.sim.sim.clone());
+        let pacer = wecom::Pacer::new(
+            std::sync::Arc::new(bridge::store::StoreCallBudget::new(db.st.store.clone())),
+            std::sync::Arc::new(clock),
+            wecom::RateLimits {
+                per_min: 10_000,
+                per_hour: 150_000,
+            },
+        );
+        let mut st = db.st.clone();
+        st.wecom = st.wecom.with_pacer(std::sync::Arc::new(pacer));
+        let tenant = st.store.tenant_by_id(db.tenant_id).await.unwrap().unwrap();
+        let o = bridge::sync::run_full(
+            &st,
+            &tenant,
+            bridge::sync::SyncOptions::new(bridge::domain::directory::Trigger::Cli, "test"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.status, RunStatus::Succeeded, "{engine}: {:?}", o.message);
+        let resumed = o.report.resumed.clone().expect("the run resumed");
+        assert_eq!(resumed.from_runs, vec![killed_run.id], "{engine}");
+        assert_eq!(resumed.departments, saved, "{engine}");
+        let second_calls = user_list(&org);
+        assert_eq!(
+            second_calls,
+            d - saved,
+            "{engine}: the resumed run's user/list calls"
+        );
+        // The same hour's budget: the two runs together read each department about once
+        // (the killed run's refused calls, at most one per request in flight, come on top).
+        assert!(
+            first_calls + second_calls <= d + bridge::sync::fetch::DEFAULT_CONCURRENCY as u64,
+            "{engine}: {first_calls} + {second_calls} calls for {d} departments"
+        );
+        assert_eq!(db.directory(&org).await, reference, "{engine}");
+        let bad = db.integrity().await;
+        assert!(bad.is_empty(), "{engine}: {bad:?}");
+        let runs = db.runs().await;
+        let killed = runs.iter().find(|r| r.id == killed_run.id).unwrap();
+        assert_eq!(killed.status, RunStatus::Interrupted, "{killed:?}");
+        db.close().await;
+    }
+}

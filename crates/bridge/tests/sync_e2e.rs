@@ -469,3 +469,57 @@ async fn two_syncs_never_overlap() {
         t.sync().await;
     }
 }
+
+/// A re-sync writes a changed tag's added and removed members only (issue 18: a 1%
+/// change used to rewrite every link of each changed tag); the links stay exactly WeCom's,
+/// through additions, removals, a removed tag and its return.
+#[tokio::test]
+async fn tag_member_changes_keep_the_links_exact() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        t.sync().await;
+        let links = || async {
+            dump(
+                &t.st().store,
+                "SELECT t.tag_id, i.external_id FROM tag_users t
+                 JOIN user_identities i ON i.user_id = t.user_id ORDER BY t.tag_id, i.external_id",
+            )
+            .await
+        };
+        assert_eq!(links().await, "Some(1)|Some(\"wangwu\")");
+        t.sim(
+            "PATCH",
+            "/tags/1",
+            json!({"add_users": ["zhangsan", "lisi"], "remove_users": ["wangwu"]}),
+        )
+        .await;
+        let o = t.sync().await;
+        assert_eq!(o.report.diff.counts.tags_updated, 1);
+        assert_eq!(
+            links().await,
+            "Some(1)|Some(\"lisi\")\nSome(1)|Some(\"zhangsan\")"
+        );
+        // Removed, then back with other members: written whole.
+        t.sim("DELETE", "/tags/1", json!({})).await;
+        // (Its department 5 leaves the scope with it: the guard is confirmed.)
+        t.sync_with(false, true).await;
+        assert_eq!(links().await, "");
+        t.sim(
+            "POST",
+            "/tags",
+            json!({"id": 1, "name": "项目A", "users": ["qianba", "lisi"], "parties": [5]}),
+        )
+        .await;
+        t.scope(json!({"parties": [2], "users": ["qianba"], "tags": [1]}))
+            .await;
+        let o = t.sync().await;
+        assert_eq!(
+            o.report.diff.counts.tags_updated + o.report.diff.counts.tags_added,
+            1
+        );
+        assert_eq!(
+            links().await,
+            "Some(1)|Some(\"lisi\")\nSome(1)|Some(\"qianba\")"
+        );
+    }
+}

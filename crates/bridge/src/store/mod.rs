@@ -19,6 +19,7 @@ mod login_config;
 mod oidc;
 mod ops;
 mod sessions;
+mod sync_checkpoints;
 mod sync_runs;
 mod tenant;
 mod throttle;
@@ -36,6 +37,7 @@ pub use oidc::{
 };
 pub use ops::PoolUsage;
 pub use sessions::{NewUserSession, UserSessionRecord};
+pub use sync_checkpoints::CheckpointItem;
 pub use sync_runs::{NewSyncRun, PendingCallback, SyncRun, SyncRunFinish};
 pub use token_cache::StoreTokenCache;
 pub use user_admin::{IdentityRecord, UserExtras, WecomUserSeed};

@@ -252,10 +252,21 @@ impl Store {
     /// Ends a run that applied nothing (a dry run, a blocked or failed one, or an
     /// incremental run whose changes were committed one by one). A full sync that applies
     /// ends its record in the apply's own transaction ([`Store::apply_directory_diff`]).
+    /// A succeeded run, and any callbacks' run (it changed the directory one change at
+    /// a time), also forget the tenant's sync checkpoint: it no longer matches.
     pub async fn finish_sync_run(&self, run_id: i64, f: &SyncRunFinish) -> Result<()> {
         let now = now_ms();
         on_pool!(self, |p| {
-            finish_query!(f, now, run_id).execute(p).await?;
+            let mut tx = p.begin().await?;
+            finish_query!(f, now, run_id).execute(&mut *tx).await?;
+            sqlx::query(
+                "DELETE FROM sync_checkpoints WHERE tenant_id =
+                    (SELECT tenant_id FROM sync_runs WHERE id = $1 AND (status = 'succeeded' OR kind = 'incremental'))",
+            )
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             Ok(())
         })
     }

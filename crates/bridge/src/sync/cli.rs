@@ -144,6 +144,9 @@ pub fn render(o: &RunOutcome, dry_run: bool) -> String {
             b.c_min()
         );
     }
+    if let Some(res) = &r.resumed {
+        let _ = writeln!(s, "{}", res.note().0);
+    }
     let (waits, wait_ms) = r
         .api_calls
         .values()

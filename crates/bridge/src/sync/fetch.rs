@@ -3,6 +3,7 @@
 //! visible) → user/list per visible department → user/get for in-scope members seen only
 //! through the scope or a tag. The batches run concurrently, bounded.
 
+use super::checkpoint::Checkpoint;
 use crate::domain::directory::{
     department_name, member_name, user_key, CallBound, DeptRecord, DesiredDirectory, Membership,
     TagRecord, UserRecord, WithheldField,
@@ -186,11 +187,14 @@ impl Withheld {
 }
 
 /// Reads the app's whole visible scope. Any WeCom error aborts (nothing is applied).
+/// With a checkpoint, departments and tags it holds are taken from it, and what is read
+/// from WeCom is saved to it ([`super::checkpoint`]).
 pub async fn fetch_directory(
     client: &wecom::Client,
     agentid: u32,
     progress: &Progress,
     concurrency: usize,
+    ck: Option<&Checkpoint>,
 ) -> Result<Fetched, wecom::Error> {
     let conc = concurrency.max(1);
     progress.set_phase("scope", 1);
@@ -210,12 +214,23 @@ pub async fn fetch_directory(
             .cloned()
             .map(|t| {
                 let c = client.clone();
-                async move { c.tag_get(t.tagid).await.map(|g| (t, g)) }
+                async move {
+                    if let Some(g) = match ck {
+                        Some(ck) => ck.tag(i64::from(t.tagid)).await,
+                        None => None,
+                    } {
+                        return Ok((t, g, false));
+                    }
+                    c.tag_get(t.tagid).await.map(|g| (t, g, true))
+                }
             })
             .collect();
         let mut s = stream::iter(futs).buffer_unordered(conc);
         while let Some(r) = s.next().await {
-            let (t, g) = r?;
+            let (t, g, fresh) = r?;
+            if let (Some(ck), true) = (ck, fresh) {
+                ck.save_tag(i64::from(t.tagid), &g).await;
+            }
             progress.step();
             let name = if g.tagname.is_empty() {
                 t.tagname.clone()
@@ -264,13 +279,25 @@ pub async fn fetch_directory(
             .keys()
             .map(|d| {
                 let c = client.clone();
-                let d = *d as u32;
-                async move { c.user_list(d).await }
+                let d = *d;
+                async move {
+                    if let Some(ms) = match ck {
+                        Some(ck) => ck.dept_members(d).await,
+                        None => None,
+                    } {
+                        return Ok((d, ms, false));
+                    }
+                    c.user_list(d as u32).await.map(|ms| (d, ms, true))
+                }
             })
             .collect();
         let mut s = stream::iter(futs).buffer_unordered(conc);
         while let Some(r) = s.next().await {
-            for m in r? {
+            let (d, members, fresh) = r?;
+            if let (Some(ck), true) = (ck, fresh) {
+                ck.save_dept(d, &members).await;
+            }
+            for m in members {
                 let key = user_key(&m.userid);
                 if let std::collections::hash_map::Entry::Vacant(e) = desired.users.entry(key) {
                     withheld.member(&m);

@@ -497,6 +497,7 @@ async fn sync_tag(ctx: &mut Ctx<'_>, t: &TagChange) -> Result<(), SyncError> {
                     added: true,
                     changes: Vec::new(),
                     members_changed: true,
+                    users_delta: None,
                 }),
             }
             ctx.apply(diff).await

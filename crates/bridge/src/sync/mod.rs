@@ -4,6 +4,7 @@
 //! third-party app. One sync at a time per tenant ([`lock`]).
 
 pub mod background;
+pub mod checkpoint;
 pub mod cli;
 pub mod fetch;
 pub mod incremental;
@@ -284,13 +285,32 @@ impl StartedRun {
             })
         };
         let mut report = RunReport::default();
+        // What an interrupted run read is reused, and this run's reads are saved as they
+        // come, whatever way it ends (issue 20).
+        let (mut ck, writer) =
+            match checkpoint::Checkpoint::open(&st.store, &st.clock, tenant.id, run_id).await {
+                Ok((c, w)) => (Some(c), Some(w)),
+                Err(e) => {
+                    tracing::warn!(tenant = tenant.id, error = %e, "sync checkpoint unavailable");
+                    (None, None)
+                }
+            };
         // Reading and comparing write nothing, so a cancel may stop them at any await;
         // the apply below starts only if no cancel was asked for by then.
         let r = tokio::select! {
             biased;
-            r = full_sync(st, &tenant, &opts, &progress, &stats, &mut report) => r,
+            r = full_sync(st, &tenant, &opts, &progress, &stats, &mut report, ck.as_ref()) => r,
             by = cancel_requested(st, run_id) => Err(SyncError::Cancelled(by)),
         };
+        if let Some(c) = ck.as_mut() {
+            c.close();
+            report.resumed = c.resumed();
+        }
+        drop(ck);
+        if let Some(w) = writer {
+            w.finish().await;
+        }
+
         let r = match (r, st.store.sync_cancel_requested(run_id).await) {
             (Ok(_), Ok(Some(by))) => Err(SyncError::Cancelled(by)),
             (r, _) => r,
@@ -504,6 +524,7 @@ async fn full_sync(
     progress: &Progress,
     stats: &Arc<wecom::CallStats>,
     report: &mut RunReport,
+    ck: Option<&checkpoint::Checkpoint>,
 ) -> Result<Planned, SyncError> {
     let rec = st
         .store
@@ -516,7 +537,7 @@ async fn full_sync(
 
     let t0 = Instant::now();
     let fetched =
-        fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency).await?;
+        fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency, ck).await?;
     report.fetch_ms = t0.elapsed().as_millis() as u64;
     report.members = fetched.desired.users.len() as u64;
     report.bound = Some(fetched.bound);

@@ -42,6 +42,21 @@ impl T {
         &self.env.bridge.state
     }
 
+    /// A full sync on another state of the same bridge (e.g. [`T::paced`]), waiting for
+    /// the tenant's lock as [`T::sync_with`] does.
+    pub async fn sync_on(&self, st: &bridge::app::AppState) -> RunOutcome {
+        let o = SyncOptions::new(Trigger::Console, "admin:test");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match run_full(st, &self.tenant, o.clone()).await {
+                Err(bridge::sync::SyncError::Busy) if std::time::Instant::now() < deadline => {
+                    self.settle().await
+                }
+                r => return r.unwrap(),
+            }
+        }
+    }
+
     pub async fn sync_with(&self, dry_run: bool, force: bool) -> RunOutcome {
         let mut o = SyncOptions::new(Trigger::Console, "admin:test");
         o.dry_run = dry_run;

@@ -98,6 +98,10 @@ pub struct TagUpsert {
     pub added: bool,
     pub changes: Vec<FieldChange>,
     pub members_changed: bool,
+    /// The member keys to link and to unlink, when the tag's stored members are known
+    /// (an active tag): a 1% change writes 1% of the links. `None`: write all of
+    /// `record.users` (a new or reactivated tag has no links stored).
+    pub users_delta: Option<(Vec<String>, Vec<String>)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -285,6 +289,7 @@ pub fn diff_full(
                 added: true,
                 changes: Vec::new(),
                 members_changed: true,
+                users_delta: None,
             }),
             Some(cur) => {
                 if let Some(u) = diff_tag(&cur.record, cur.active, t) {
@@ -515,9 +520,9 @@ pub fn diff_tag(cur: &TagRecord, active: bool, want: &TagRecord) -> Option<TagUp
         change(&mut ch, "name", &cur.name, &want.name);
     }
     let members_changed = cur.users != want.users || cur.departments != want.departments;
+    let added: Vec<_> = want.users.difference(&cur.users).cloned().collect();
+    let removed: Vec<_> = cur.users.difference(&want.users).cloned().collect();
     if cur.users != want.users {
-        let added: Vec<_> = want.users.difference(&cur.users).cloned().collect();
-        let removed: Vec<_> = cur.users.difference(&want.users).cloned().collect();
         change(
             &mut ch,
             "users",
@@ -542,6 +547,8 @@ pub fn diff_tag(cur: &TagRecord, active: bool, want: &TagRecord) -> Option<TagUp
         added: !active,
         changes: ch,
         members_changed: members_changed || !active,
+        // An inactive tag's links were deleted when it was removed.
+        users_delta: active.then_some((added, removed)),
     })
 }
 

@@ -93,6 +93,40 @@ pub fn interrupted_message(kind: RunKind, phase: &str, done: i64, total: i64) ->
     }
 }
 
+/// What a run took from an interrupted run's checkpoint instead of reading it from
+/// WeCom again (issue 20).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// The runs whose reads were reused.
+    pub from_runs: Vec<i64>,
+    /// Departments whose members came from the checkpoint (user/list calls saved).
+    pub departments: u64,
+    /// Tags that came from the checkpoint (tag/get calls saved).
+    pub tags: u64,
+}
+
+impl Resumed {
+    /// (English, Chinese) for the report.
+    pub fn note(&self) -> (String, String) {
+        let runs = self
+            .from_runs
+            .iter()
+            .map(|r| format!("#{r}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!(
+                "resumed from run {runs}: {} departments and {} tags were not read again",
+                self.departments, self.tags
+            ),
+            format!(
+                "从同步 {runs} 的断点继续：{} 个部门和 {} 个标签未重新读取",
+                self.departments, self.tags
+            ),
+        )
+    }
+}
+
 /// The lower bound of WeCom calls for a full sync of this scope (wecom-api.md §6):
 /// `1 gettoken + 1 agent/get + [D>0] department/list + D user/list + 1 tag/list + T tag/get + U user/get`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +346,9 @@ pub struct RunReport {
     /// How many members have each private field, by source, once applied (issue 20).
     #[serde(default)]
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,
+    /// Set when the run resumed an interrupted run's reads.
+    #[serde(default)]
+    pub resumed: Option<Resumed>,
 }
 
 impl RunReport {

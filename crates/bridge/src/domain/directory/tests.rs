@@ -401,3 +401,27 @@ fn policy_validation_and_enums() {
     }
     assert!("x".parse::<RunStatus>().is_err());
 }
+
+#[test]
+fn a_changed_tag_carries_its_member_difference_and_a_returning_tag_none() {
+    let tag = |users: &[&str]| TagRecord {
+        id: 7,
+        name: "t".into(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+        departments: Default::default(),
+    };
+    let u = diff_tag(&tag(&["a", "b", "c"]), true, &tag(&["b", "c", "d", "e"])).unwrap();
+    assert!(u.members_changed);
+    assert_eq!(
+        u.users_delta,
+        Some((
+            vec!["d".to_string(), "e".to_string()],
+            vec!["a".to_string()]
+        ))
+    );
+    // An inactive tag's links were deleted: all of them are written.
+    let back = diff_tag(&tag(&["a"]), false, &tag(&["a", "b"])).unwrap();
+    assert!(back.members_changed);
+    assert_eq!(back.users_delta, None);
+    assert!(diff_tag(&tag(&["a"]), true, &tag(&["a"])).is_none());
+}

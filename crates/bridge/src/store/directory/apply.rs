@@ -232,18 +232,20 @@ impl Store {
                 }
             }
 
-            // Tags: upsert, rewrite the members of changed ones, deactivate removed ones.
+            // Tags: upsert; write the member links that changed (all of a new or
+            // reactivated tag's); deactivate removed ones.
             if !diff.tags_upsert.is_empty() || !diff.tags_removed.is_empty() {
                 // Member keys → internal ids: new users above, the rest from the store.
+                // The switch links users to WeCom userids in this run: their stored links
+                // had no key to compare, so its tags are written whole.
+                let whole = retire.is_some();
                 let mut want: BTreeSet<&str> = BTreeSet::new();
                 for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
-                    want.extend(
-                        t.record
-                            .users
-                            .iter()
-                            .map(String::as_str)
-                            .filter(|k| !ids.contains_key(k)),
-                    );
+                    let keys: Box<dyn Iterator<Item = &String>> = match tag_delta(t, whole) {
+                        Some((added, removed)) => Box::new(added.iter().chain(removed)),
+                        None => Box::new(t.record.users.iter()),
+                    };
+                    want.extend(keys.map(String::as_str).filter(|k| !ids.contains_key(k)));
                 }
                 let want: Vec<&str> = want.into_iter().collect();
                 let mut stored: HashMap<String, i64> = HashMap::with_capacity(want.len());
@@ -286,8 +288,19 @@ impl Store {
                     .map(|t| t.record.id)
                     .chain(diff.tags_removed.iter().map(|t| t.0))
                     .collect();
-                for table in ["tag_users", "tag_departments"] {
-                    for chunk in rewritten.chunks(max_binds) {
+                // Every user link of removed tags and of tags written whole.
+                let users_rewritten: Vec<i64> = diff
+                    .tags_upsert
+                    .iter()
+                    .filter(|t| t.members_changed && tag_delta(t, whole).is_none())
+                    .map(|t| t.record.id)
+                    .chain(diff.tags_removed.iter().map(|t| t.0))
+                    .collect();
+                for (table, tags) in [
+                    ("tag_users", &users_rewritten),
+                    ("tag_departments", &rewritten),
+                ] {
+                    for chunk in tags.chunks(max_binds) {
                         let sql = format!(
                             "DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})",
                             in_list(2, chunk.len())
@@ -300,17 +313,23 @@ impl Store {
                     }
                 }
                 let mut tu: Vec<(i64, i64)> = Vec::new();
+                let mut unlink: Vec<(i64, i64)> = Vec::new();
                 let mut td: Vec<(i64, i64)> = Vec::new();
+                let id_of = |k: &String| ids.get(k.as_str()).or_else(|| stored.get(k)).copied();
                 for t in diff.tags_upsert.iter().filter(|t| t.members_changed) {
-                    tu.extend(
-                        t.record
-                            .users
-                            .iter()
-                            .filter_map(|k| ids.get(k.as_str()).or_else(|| stored.get(k)))
-                            .map(|id| (t.record.id, *id)),
-                    );
-                    td.extend(t.record.departments.iter().map(|d| (t.record.id, *d)));
+                    let tag = t.record.id;
+                    match tag_delta(t, whole) {
+                        Some((added, removed)) => {
+                            tu.extend(added.iter().filter_map(id_of).map(|id| (tag, id)));
+                            unlink.extend(removed.iter().filter_map(id_of).map(|id| (tag, id)));
+                        }
+                        None => {
+                            tu.extend(t.record.users.iter().filter_map(id_of).map(|id| (tag, id)))
+                        }
+                    }
+                    td.extend(t.record.departments.iter().map(|d| (tag, *d)));
                 }
+                tx.delete_tag_users(tenant_id, &unlink).await?;
                 tx.insert_tag_links(tenant_id, TagLinks::Users, &tu).await?;
                 tx.insert_tag_links(tenant_id, TagLinks::Departments, &td)
                     .await?;
@@ -395,9 +414,24 @@ impl Store {
                     // No record to end: apply nothing rather than changes no run accounts for.
                     return Err(StoreError::NotFound(format!("sync run {run_id}")));
                 }
+                // What the run read is now the directory: a later run reads afresh.
+                if end.finish.status == crate::domain::directory::RunStatus::Succeeded {
+                    sqlx::query("DELETE FROM sync_checkpoints WHERE tenant_id = $1")
+                        .bind(tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok(())
         })
     }
+}
+
+/// The member links to write and remove for a tag, unless it is written `whole`.
+fn tag_delta(
+    t: &crate::domain::directory::TagUpsert,
+    whole: bool,
+) -> Option<&(Vec<String>, Vec<String>)> {
+    t.users_delta.as_ref().filter(|_| !whole)
 }

@@ -64,6 +64,8 @@ pub(super) trait BulkWrite {
         links: TagLinks,
         rows: &[(i64, i64)],
     ) -> Result<()>;
+    /// Removes (tag id, user id) links.
+    async fn delete_tag_users(&mut self, tenant_id: i64, rows: &[(i64, i64)]) -> Result<()>;
     /// The `users` columns WeCom owns, of updated users (the status is set apart).
     async fn update_user_rows(
         &mut self,
@@ -223,6 +225,22 @@ impl BulkWrite for Transaction<'_, Sqlite> {
         let (table, col) = links.table_and_column();
         let sql = format!(
             "INSERT INTO {table} (tenant_id, tag_id, {col}) SELECT ?1, {} FROM {}",
+            json_cols(0, 2),
+            json_source(2)
+        );
+        for chunk in rows.chunks(JSON_ROWS) {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(tenant_id)
+                .bind(json_rows(chunk.iter())?)
+                .execute(&mut **self)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_tag_users(&mut self, tenant_id: i64, rows: &[(i64, i64)]) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM tag_users WHERE tenant_id = ?1 AND (tag_id, user_id) IN (SELECT {} FROM {})",
             json_cols(0, 2),
             json_source(2)
         );
@@ -508,6 +526,24 @@ impl BulkWrite for Transaction<'_, Postgres> {
             },
         )
         .await
+    }
+
+    async fn delete_tag_users(&mut self, tenant_id: i64, rows: &[(i64, i64)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let users: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        sqlx::query(
+            "DELETE FROM tag_users t USING UNNEST($2::bigint[], $3::bigint[]) AS x(tag_id, user_id)
+             WHERE t.tenant_id = $1 AND t.tag_id = x.tag_id AND t.user_id = x.user_id",
+        )
+        .bind(tenant_id)
+        .bind(&tags)
+        .bind(&users)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
     }
 
     async fn update_user_rows(
