@@ -74,6 +74,26 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Import the people a previous integration knew from a CSV or JSON file (columns: id,
+    /// name, open_userid, source_agentid, userid, email, mobile, external_key, notes): prints
+    /// a dry run with every error's line; applies it, all rows or none, with --yes.
+    Import {
+        #[arg(long)]
+        tenant: String,
+        /// The file (UTF-8).
+        #[arg(long)]
+        file: PathBuf,
+        /// csv or json (default: from the file's name, else its first character).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<crate::domain::directory::import::ImportFormat>,
+        /// How syncs find these people among WeCom's members: userid, email, mobile or
+        /// extattr:<field> (e.g. extattr:工号 against external_key). Saved with --yes.
+        #[arg(long, value_parser = parse_match_rule)]
+        match_rule: Option<crate::domain::directory::matching::MatchRule>,
+        /// Apply (without it, only the dry run is printed).
+        #[arg(long)]
+        yes: bool,
+    },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -159,6 +179,15 @@ pub fn init_tracing(format: crate::config::LogFormat) {
     };
 }
 
+fn parse_format(s: &str) -> Result<crate::domain::directory::import::ImportFormat, String> {
+    crate::domain::directory::import::ImportFormat::parse(s)
+        .ok_or_else(|| "csv or json".to_string())
+}
+
+fn parse_match_rule(s: &str) -> Result<crate::domain::directory::matching::MatchRule, String> {
+    crate::domain::directory::matching::MatchRule::parse(s).map_err(|e| e.to_string())
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
@@ -234,6 +263,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 "unknown action {action:?}: use authorize, unauthorize or disable"
             )),
         },
+        Command::Import {
+            tenant,
+            file,
+            format,
+            match_rule,
+            yes,
+        } => crate::admin::cli::import_command(cfg, &tenant, &file, format, match_rule, yes).await,
         Command::Audit(AuditCmd::Export {
             tenant,
             actor,

@@ -235,3 +235,127 @@ pub async fn set_wecom_command(
         }
     }
 }
+
+/// `import`: the people a previous integration knew, from a CSV or JSON file. A dry run
+/// (what would be created and updated, every error with its line); with `yes` and no
+/// error, applied in one transaction. Returns the text to print, or the errors.
+pub async fn import(
+    st: &AppState,
+    slug: &str,
+    text: &str,
+    format: crate::domain::directory::import::ImportFormat,
+    match_rule: Option<crate::domain::directory::matching::MatchRule>,
+    yes: bool,
+) -> Result<String, String> {
+    let tenant = crate::operator::tenant(&st.store, slug)
+        .await
+        .map_err(|e| format!("{e} (list tenants with `wecom-bridge tenant list`)"))?;
+    let r = super::import::import_people(
+        st,
+        tenant.id,
+        super::import::ImportRequest {
+            text,
+            format,
+            confirm: yes,
+            match_rule,
+        },
+        "operator",
+        None,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let p = &r.plan;
+    if !p.is_valid() {
+        let n = p.errors.len();
+        let mut out = format!(
+            "{n} {}; nothing was written. Correct the file and run again:\n",
+            if n == 1 { "error" } else { "errors" }
+        );
+        for e in &p.errors {
+            out.push_str(&format!("  {e}\n"));
+        }
+        return Err(out);
+    }
+    let mut out = format!(
+        "{}: {} rows, {} to create, {} to update\n",
+        if r.applied { "imported" } else { "dry run" },
+        p.rows.len(),
+        p.create.len(),
+        p.update.len()
+    );
+    for c in p.create.iter().take(20) {
+        out.push_str(&format!("  + #{} {} (line {})\n", c.id, c.name, c.line));
+    }
+    for u in p.update.iter().take(20) {
+        out.push_str(&format!(
+            "  ~ #{} {} → {} (line {})\n",
+            u.id,
+            u.old_name.as_deref().unwrap_or(""),
+            u.name,
+            u.line
+        ));
+    }
+    if p.create.len() + p.update.len() > 40 {
+        out.push_str("  …\n");
+    }
+    if r.applied {
+        out.push_str(&format!(
+            "next: wecom-bridge sync --tenant {slug} --dry-run (shows who the sync finds, and who it cannot re-link)\n"
+        ));
+    } else {
+        out.push_str("nothing changed; run again with --yes to apply\n");
+    }
+    Ok(out)
+}
+
+pub async fn import_command(
+    cfg: Config,
+    slug: &str,
+    file: &std::path::Path,
+    format: Option<crate::domain::directory::import::ImportFormat>,
+    match_rule: Option<crate::domain::directory::matching::MatchRule>,
+    yes: bool,
+) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(b) => match String::from_utf8(b) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!(
+                    "error: {} is not UTF-8 text: save it as UTF-8 (CSV UTF-8 in Excel)",
+                    file.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let format = format.unwrap_or_else(|| {
+        crate::domain::directory::import::ImportFormat::guess(file.to_str(), &text)
+    });
+    let (store, sealer) = match crate::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} (check data_dir / database_url)");
+            return ExitCode::from(2);
+        }
+    };
+    let st = AppState::new(cfg, store, sealer);
+    let r = import(&st, slug, &text, format, match_rule, yes).await;
+    st.store.close().await;
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("error: {e}");
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(1)
+        }
+    }
+}

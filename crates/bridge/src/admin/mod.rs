@@ -4,6 +4,7 @@
 pub mod account;
 pub mod cli;
 pub mod export;
+pub mod import;
 pub mod policy;
 
 use crate::app::AppState;

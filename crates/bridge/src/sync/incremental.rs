@@ -268,9 +268,12 @@ async fn sync_user(ctx: &mut Ctx<'_>, old: &str, new: &str) -> Result<(), SyncEr
                         diff.users_updated.push(u);
                     }
                 }
-                None => diff
-                    .users_added
-                    .push(new_user(user_key(&want.userid), want, ctx.opts)),
+                None => {
+                    let key = user_key(&want.userid);
+                    if !left_to_matching(ctx, &key, &want).await? {
+                        diff.users_added.push(new_user(key, want, ctx.opts));
+                    }
+                }
             }
         }
         Err(e) => {
@@ -407,9 +410,41 @@ async fn upsert_member(ctx: &mut Ctx<'_>, m: &wecom::types::Member) -> Result<()
     let mut diff = DirectoryDiff::default();
     match found.first() {
         Some(cur) => diff.users_updated.extend(diff_user(cur, &want, ctx.opts)),
-        None => diff.users_added.push(new_user(key, want, ctx.opts)),
+        None => {
+            if !left_to_matching(ctx, &key, &want).await? {
+                diff.users_added.push(new_user(key, want, ctx.opts));
+            }
+        }
     }
     ctx.apply(diff).await
+}
+
+/// A member about to be created whom the tenant's match rule finds among the stored
+/// people without a WeCom identity (or finds ambiguously): not created here, so no
+/// duplicate; the full reconcile this asks for links them, or reports the ambiguity
+/// (issue 20).
+async fn left_to_matching(
+    ctx: &mut Ctx<'_>,
+    key: &UserKey,
+    want: &crate::domain::directory::UserRecord,
+) -> Result<bool, SyncError> {
+    let users = ctx.st.store.unlinked_users(ctx.tenant_id).await?;
+    if users.is_empty() {
+        return Ok(false);
+    }
+    let keys = ctx.st.store.import_keys(ctx.tenant_id).await?;
+    let rule = ctx.st.store.match_rule(ctx.tenant_id).await?;
+    let mut current = crate::domain::directory::CurrentDirectory {
+        users,
+        ..Default::default()
+    };
+    let mut desired = crate::domain::directory::DesiredDirectory::default();
+    desired.users.insert(key.clone(), want.clone());
+    let out =
+        crate::domain::directory::matching::match_existing(&desired, &mut current, &keys, &rule);
+    let found = out.report.matched > 0 || !out.report.ambiguous.is_empty();
+    ctx.reconcile |= found;
+    Ok(found)
 }
 
 async fn sync_tag(ctx: &mut Ctx<'_>, t: &TagChange) -> Result<(), SyncError> {

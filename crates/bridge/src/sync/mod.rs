@@ -16,8 +16,8 @@ pub use fetch::Progress;
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::directory::{
-    diff_full, mass_disable_guard, DiffOptions, DirectoryDiff, EndpointCalls, RunKind, RunReport,
-    RunStatus, Trigger,
+    diff_full, mass_disable_guard, matching, DiffOptions, DirectoryDiff, EndpointCalls, RunKind,
+    RunReport, RunStatus, Trigger,
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::store::{NewSyncRun, RetireIdentities, RunEnd, StoreError, SyncRunFinish};
@@ -566,13 +566,39 @@ async fn full_sync(
         });
         report.relink = Some(plan.report);
     }
-    let diff = diff_full(
-        fetched.desired,
+    // Stored people with no WeCom identity yet (an import, hand-made, or not re-linked by
+    // the switch) are found by the tenant's match rule; ambiguous values link nobody and
+    // create nobody while they stand (issue 20).
+    let mut desired = fetched.desired;
+    let rule = st.store.match_rule(tenant.id).await?;
+    let keys = st.store.import_keys(tenant.id).await?;
+    let matched = matching::match_existing(&desired, &mut current, &keys, &rule);
+    for k in &matched.held_members {
+        desired.users.remove(k);
+    }
+    if let Some(rl) = report.relink.as_mut() {
+        let linked: std::collections::HashSet<i64> = current
+            .users
+            .iter()
+            .filter(|u| u.link_identity)
+            .map(|u| u.id)
+            .collect();
+        rl.unlinked.retain(|u| !linked.contains(&u.user_id));
+    }
+    for a in &matched.report.ambiguous {
+        report.warn(a.fix_en.clone(), a.fix_zh.clone());
+    }
+    let mut diff = diff_full(
+        desired,
         &current,
         DiffOptions {
             new_user_status: policy.new_user_status,
         },
     );
+    matching::keep_held(&mut diff, &matched);
+    if matched.report.candidates > 0 {
+        report.matching = Some(matched.report);
+    }
     let verdict = mass_disable_guard(
         current.active_users(),
         diff.active_disabled(),

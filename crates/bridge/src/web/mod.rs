@@ -23,6 +23,7 @@ pub mod sync;
 pub mod tenant;
 pub mod time;
 pub mod users;
+pub mod users_import;
 pub mod wecom_routes;
 pub mod workbench;
 
@@ -147,6 +148,7 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/console/users", get(users::list).post(users::bulk))
         .route("/console/users/export.csv", get(users::export))
+        .route("/console/users/import", get(users_import::form))
         .route("/console/users/{id}", get(users::detail))
         .route(
             "/console/users/{id}/sessions/revoke",
@@ -228,6 +230,8 @@ pub fn router(st: AppState) -> Router {
             error::WebError::NotFound(uri.path().to_string())
         })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        // An import file is larger than any form: its two posts have their own limit.
+        .merge(users_import::upload_routes())
         // A stalled body (or a handler stuck on a peer) ends in 408, not a held task.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

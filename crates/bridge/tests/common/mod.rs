@@ -273,6 +273,45 @@ impl Browser {
         self.send(self.http.post(self.url(path)).form(form)).await
     }
 
+    /// A `multipart/form-data` post: text fields and one file (`file`: field name, file
+    /// name, bytes), as a browser's upload form sends it.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> Page {
+        let boundary = "----wecomBridgeTestBoundary7MA4YWxkTrZu0gW";
+        let mut body: Vec<u8> = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                file.0, file.1
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file.2);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body),
+        )
+        .await
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> Page {
         let page = self.get("/console/login").await;
         let csrf = page.hidden("csrf").unwrap();

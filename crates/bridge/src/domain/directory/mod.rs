@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod budget;
 mod diff;
+pub mod import;
+pub mod matching;
 mod run;
 #[cfg(test)]
 mod tests;

@@ -332,6 +332,9 @@ pub struct RunReport {
     pub bound: Option<CallBound>,
     pub guard: Option<GuardVerdict>,
     pub relink: Option<RelinkReport>,
+    /// Stored people without a WeCom identity, found by the tenant's match rule (issue 20).
+    #[serde(default)]
+    pub matching: Option<super::matching::MatchReport>,
     /// In English (the CLI, the API, logs); `warnings_zh` holds the same in Chinese.
     pub warnings: Vec<String>,
     pub errors: Vec<String>,

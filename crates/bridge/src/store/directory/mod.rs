@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 mod apply;
 mod bulk;
+mod import;
 mod imported;
 #[cfg(test)]
 mod tests;
