@@ -3,7 +3,7 @@
 //! none). The tenant's match rule and the keys the matching reads.
 
 use super::*;
-use crate::domain::directory::import::{ExistingUser, ImportContext, ImportPlan};
+use crate::domain::directory::import::{ExistingUser, ImportContext, ImportPlan, ImportRow};
 use crate::domain::directory::matching::{MatchRule, StoredKeys};
 use crate::domain::user::UserStatus;
 
@@ -110,8 +110,9 @@ impl Store {
 
     /// Applies a valid plan in one transaction, with its audit line: new people with
     /// their given ids (status `new_status`), updated ones (name, and the email, mobile
-    /// and notes the file gives), third-party identities and import keys. A failure
-    /// leaves everything as it was.
+    /// and notes the file gives), third-party identities and import keys, in batched
+    /// statements. A failure (an id or open_userid taken meanwhile) leaves everything as
+    /// it was.
     pub async fn apply_import(
         &self,
         tenant_id: i64,
@@ -123,109 +124,126 @@ impl Store {
         let now = now_ms();
         let created: HashSet<i64> = plan.create.iter().map(|r| r.id).collect();
         let pg = matches!(self, Store::Postgres(_));
+        let max_binds = if pg { PG_MAX_BINDS } else { MAX_BINDS };
+        let (creates, updates): (Vec<&ImportRow>, Vec<&ImportRow>) =
+            plan.rows.iter().partition(|r| created.contains(&r.id));
+        let opens: Vec<(&ImportRow, &str, i64)> = plan
+            .rows
+            .iter()
+            .filter_map(|r| Some((r, r.open_userid.as_deref()?, r.source_agentid?)))
+            .collect();
+        let keyed: Vec<&ImportRow> = plan
+            .rows
+            .iter()
+            .filter(|r| r.userid.is_some() || r.external_key.is_some())
+            .collect();
+        let corpid = match (corpid, opens.is_empty()) {
+            (Some(c), _) => c,
+            (None, true) => "",
+            (None, false) => {
+                return Err(StoreError::NotFound(
+                    "the tenant's WeCom integration".into(),
+                ))
+            }
+        };
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for r in &plan.rows {
-                if created.contains(&r.id) {
-                    sqlx::query(
-                        "INSERT INTO users (id, tenant_id, name, status, email, mobile, notes, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                    )
-                    .bind(r.id)
-                    .bind(tenant_id)
-                    .bind(&r.name)
-                    .bind(new_status.as_str())
-                    .bind(&r.email)
-                    .bind(&r.mobile)
-                    .bind(r.notes.as_deref().unwrap_or(""))
-                    .bind(now)
-                    .execute(&mut *tx)
+            for chunk in creates.chunks(max_binds / 9) {
+                let sql = format!(
+                    "INSERT INTO users (id, tenant_id, name, status, email, mobile, notes, created_at, updated_at) VALUES {}",
+                    values(chunk.len(), 9, 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                for r in chunk {
+                    q = q
+                        .bind(r.id)
+                        .bind(tenant_id)
+                        .bind(&r.name)
+                        .bind(new_status.as_str())
+                        .bind(&r.email)
+                        .bind(&r.mobile)
+                        .bind(r.notes.as_deref().unwrap_or(""))
+                        .bind(now)
+                        .bind(now);
+                }
+                q.execute(&mut *tx)
                     .await
-                    .map_err(|e| StoreError::unique(e, format!("user id {}", r.id)))?;
-                } else {
-                    let n = sqlx::query(
-                        "UPDATE users SET name = $1, email = COALESCE($2, email), mobile = COALESCE($3, mobile),
-                            notes = COALESCE($4, notes), updated_at = $5 WHERE tenant_id = $6 AND id = $7",
-                    )
-                    .bind(&r.name)
-                    .bind(&r.email)
-                    .bind(&r.mobile)
-                    .bind(&r.notes)
+                    .map_err(|e| StoreError::unique(e, "a user id of the file"))?;
+            }
+            for chunk in updates.chunks(max_binds / 5) {
+                // VALUES columns are column1… on both engines.
+                let sql = format!(
+                    "UPDATE users SET name = v.column2, email = COALESCE(v.column3, users.email),
+                        mobile = COALESCE(v.column4, users.mobile), notes = COALESCE(v.column5, users.notes),
+                        updated_at = $1
+                     FROM (VALUES {}) AS v WHERE users.tenant_id = $2 AND users.id = v.column1",
+                    values(chunk.len(), 5, 3)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)))
                     .bind(now)
-                    .bind(tenant_id)
-                    .bind(r.id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if n != 1 {
-                        return Err(StoreError::NotFound(format!("user #{}", r.id)));
-                    }
+                    .bind(tenant_id);
+                for r in chunk {
+                    q = q
+                        .bind(r.id)
+                        .bind(&r.name)
+                        .bind(&r.email)
+                        .bind(&r.mobile)
+                        .bind(&r.notes);
                 }
-                if let (Some(open), Some(agent)) = (&r.open_userid, r.source_agentid) {
-                    let corpid = corpid.ok_or_else(|| {
-                        StoreError::NotFound("the tenant's WeCom integration".into())
-                    })?;
-                    let owner: Option<i64> = sqlx::query(
-                        "SELECT user_id FROM user_identities
-                         WHERE tenant_id = $1 AND kind = 'wecom_open' AND corpid = $2 AND external_id = $3",
-                    )
-                    .bind(tenant_id)
-                    .bind(corpid)
-                    .bind(open)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get("user_id"))
-                    .transpose()?;
-                    match owner {
-                        Some(o) if o == r.id => {
-                            sqlx::query(
-                                "UPDATE user_identities SET source_agentid = $1
-                                 WHERE tenant_id = $2 AND kind = 'wecom_open' AND corpid = $3 AND external_id = $4",
-                            )
-                            .bind(agent)
-                            .bind(tenant_id)
-                            .bind(corpid)
-                            .bind(open)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        Some(o) => {
-                            return Err(StoreError::Conflict(format!(
-                                "open_userid {open} (user #{o})"
-                            )))
-                        }
-                        None => {
-                            sqlx::query(
-                                "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, source_agentid, created_at)
-                                 VALUES ($1, 'wecom_open', $2, $3, $4, $3, $5, $6)",
-                            )
-                            .bind(tenant_id)
-                            .bind(corpid)
-                            .bind(open)
-                            .bind(r.id)
-                            .bind(agent)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| StoreError::unique(e, format!("open_userid {open}")))?;
-                        }
-                    }
+                let n = q.execute(&mut *tx).await?.rows_affected();
+                if n != chunk.len() as u64 {
+                    return Err(StoreError::NotFound(
+                        "a user of the file (changed meanwhile)".into(),
+                    ));
                 }
-                if r.userid.is_some() || r.external_key.is_some() {
-                    sqlx::query(
-                        "INSERT INTO user_import_keys (tenant_id, user_id, userid, external_key, imported_at)
-                         VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET userid = excluded.userid,
-                            external_key = excluded.external_key, imported_at = excluded.imported_at",
-                    )
-                    .bind(tenant_id)
-                    .bind(r.id)
-                    .bind(&r.userid)
-                    .bind(&r.external_key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+            }
+            // A third-party identity is added, or kept (its agentid updated) when it is
+            // already this person's; another person's stops the import.
+            for chunk in opens.chunks(max_binds / 8) {
+                let sql = format!(
+                    "INSERT INTO user_identities (tenant_id, kind, corpid, external_id, user_id, display_id, source_agentid, created_at)
+                     VALUES {}
+                     ON CONFLICT (tenant_id, kind, corpid, external_id) DO UPDATE SET source_agentid = excluded.source_agentid
+                     WHERE user_identities.user_id = excluded.user_id",
+                    values(chunk.len(), 8, 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                for (r, open, agent) in chunk {
+                    q = q
+                        .bind(tenant_id)
+                        .bind("wecom_open")
+                        .bind(corpid)
+                        .bind(*open)
+                        .bind(r.id)
+                        .bind(*open)
+                        .bind(*agent)
+                        .bind(now);
                 }
+                let n = q.execute(&mut *tx).await?.rows_affected();
+                if n != chunk.len() as u64 {
+                    return Err(StoreError::Conflict(
+                        "an open_userid of the file (another person's)".into(),
+                    ));
+                }
+            }
+            for chunk in keyed.chunks(max_binds / 5) {
+                let sql = format!(
+                    "INSERT INTO user_import_keys (tenant_id, user_id, userid, external_key, imported_at)
+                     VALUES {}
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET userid = excluded.userid,
+                        external_key = excluded.external_key, imported_at = excluded.imported_at",
+                    values(chunk.len(), 5, 1)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql)));
+                for r in chunk {
+                    q = q
+                        .bind(tenant_id)
+                        .bind(r.id)
+                        .bind(&r.userid)
+                        .bind(&r.external_key)
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
             }
             // PostgreSQL's id sequence does not see ids given explicitly: move it past
             // them (never back), so the next sync's new users get fresh ids.
