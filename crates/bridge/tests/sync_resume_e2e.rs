@@ -139,6 +139,16 @@ async fn a_run_stopped_half_way_resumes_from_its_checkpoint_and_ends_the_same() 
             .filter(|(k, _, run)| k == "dept_members" && *run == stopped.id)
             .count() as u64;
         assert!((4..28).contains(&saved), "saved {saved} of 28 departments");
+        // The console says the next run resumes, and until when.
+        t.env.admin_login().await;
+        let page = t.env.browser.get("/console/sync?lang=en").await;
+        assert!(
+            page.body.contains(&format!(
+                "The last sync stopped after reading {saved} departments and"
+            )),
+            "{}",
+            page.body
+        );
 
         // The window passes (no real time: the simulator's clock moves), WeCom answers
         // again at its usual limit, and the next run reads only what was not saved.
@@ -162,6 +172,8 @@ async fn a_run_stopped_half_way_resumes_from_its_checkpoint_and_ends_the_same() 
         assert!(second.report.bound.is_some_and(|b| b.departments == 28));
 
         // A succeeded run forgets the checkpoint: the next reads everything again.
+        let page = t.env.browser.get("/console/sync?lang=en").await;
+        assert!(!page.body.contains("data-testid=\"resumable\""));
         assert!(t
             .st()
             .store

@@ -64,6 +64,26 @@ impl Store {
         })
     }
 
+    /// (departments, tags, the oldest read time) saved at or after `since`.
+    pub async fn checkpoint_summary(
+        &self,
+        tenant_id: i64,
+        since: i64,
+    ) -> Result<(i64, i64, Option<i64>)> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN kind = 'dept_members' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN kind = 'tag' THEN 1 ELSE 0 END), 0),
+                        MIN(read_at)
+                 FROM sync_checkpoints WHERE tenant_id = $1 AND read_at >= $2",
+            )
+            .bind(tenant_id)
+            .bind(since)
+            .fetch_one(p)
+            .await?)
+        })
+    }
+
     pub async fn checkpoint_body(
         &self,
         tenant_id: i64,

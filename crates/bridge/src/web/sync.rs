@@ -65,6 +65,9 @@ pub struct SyncPage {
     pub from_wizard: bool,
     /// What one full reconcile costs, from the last full sync (None: none yet).
     pub cost: Option<ReconcileCost>,
+    /// An interrupted run's saved reads the next run resumes from: (departments, tags,
+    /// until when, as a local time).
+    pub resumable: Option<(i64, i64, String)>,
 }
 
 impl SyncPage {
@@ -179,7 +182,24 @@ pub async fn page(
         from_wizard: q.from == "wizard",
         nav: Some(nav(&admin)),
         cost: reconcile_cost(&st, t.id).await?,
+        resumable: resumable(&st, t.id, &clock).await?,
     }))
+}
+
+/// What the next full run will not read again, while no run is going on.
+async fn resumable(
+    st: &AppState,
+    tenant_id: i64,
+    clock: &Clock,
+) -> Result<Option<(i64, i64, String)>> {
+    let max_age = crate::sync::checkpoint::MAX_AGE_MS;
+    let (depts, tags, oldest) = st
+        .store
+        .checkpoint_summary(tenant_id, st.clock.now_ms() - max_age)
+        .await?;
+    Ok(oldest
+        .filter(|_| depts + tags > 0)
+        .map(|at| (depts, tags, clock.show(at + max_age))))
 }
 
 #[derive(Deserialize)]
@@ -398,6 +418,7 @@ pub async fn save_policy(
         from_wizard: false,
         nav: Some(nav(&f.admin)),
         cost: reconcile_cost(&st, t.id).await?,
+        resumable: resumable(&st, t.id, &clock).await?,
         policy_form: f.form,
     });
     *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
