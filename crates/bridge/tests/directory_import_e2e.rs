@@ -214,6 +214,8 @@ async fn console_upload_previews_then_confirms_all_or_nothing() {
         // New members get fresh ids past the imported ones (PostgreSQL's sequence moved).
         let qianba = t.user("qianba").await.unwrap().2;
         assert!(qianba > 5004, "{qianba}");
+        let sync = b.get("/console/sync").await;
+        assert!(sync.body.contains("data-rule=\"email\""), "{}", sync.body);
         let run = b.get(&format!("/console/sync/runs/{}", o.run_id)).await;
         assert!(
             run.body.contains("data-testid=\"matching\""),
@@ -501,6 +503,41 @@ async fn resync_leaves_what_the_bridge_owns() {
             )
             .await
             .unwrap();
+        // Notes of a person WeCom owns are edited on the console (the import refuses them).
+        let csrf = t.env.admin_login().await;
+        let b = &t.env.browser;
+        b.set_cookie("lang", "en");
+        let long = "x".repeat(1001);
+        let p = b
+            .post(
+                "/console/users/8002/notes",
+                &[("csrf", &csrf), ("notes", &long)],
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.body.contains("data-testid=\"notes-error\""));
+        assert!(p.body.contains(&long), "the typed notes are kept");
+        assert_eq!(
+            st.store
+                .user_notes(t.tenant.id, 8002)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("and me")
+        );
+        let p = b
+            .post(
+                "/console/users/8002/notes",
+                &[("csrf", &csrf), ("notes", "  called about the VPN  ")],
+            )
+            .await;
+        assert_eq!(
+            p.location.as_deref(),
+            Some("/console/users/8002?notes=saved")
+        );
+        let page = b.get("/console/users/8002?notes=saved").await;
+        assert!(page.body.contains("data-testid=\"notes-saved\""));
+        assert!(page.body.contains("called about the VPN"));
         // WeCom's own change in WeCom: name, position, departments.
         t.sim(
             "PATCH",
@@ -535,7 +572,7 @@ async fn resync_leaves_what_the_bridge_owns() {
             (zs.status, zs.disabled_reason),
             (UserStatus::Disabled, Some(DisabledReason::Admin))
         );
-        for (id, notes) in [(8001, "keep me"), (8002, "and me")] {
+        for (id, notes) in [(8001, "keep me"), (8002, "called about the VPN")] {
             assert_eq!(
                 st.store
                     .user_notes(t.tenant.id, id)

@@ -94,6 +94,18 @@ pub struct User {
     pub last_login_at: Option<i64>,
 }
 
+/// Local notes on a person: the bridge's own, never written by a sync (issue 20).
+pub const MAX_NOTES: usize = 1000;
+
+/// Notes as stored (trimmed), or why they are refused.
+pub fn check_notes(notes: &str) -> Result<String, String> {
+    let n = notes.trim();
+    if n.chars().count() > MAX_NOTES {
+        return Err(format!("notes are longer than {MAX_NOTES} characters"));
+    }
+    Ok(n.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +128,12 @@ mod tests {
             assert_eq!(r.as_str().parse::<DisabledReason>().unwrap(), r);
         }
         assert!("x".parse::<UserStatus>().is_err());
+    }
+
+    #[test]
+    fn notes_are_trimmed_and_bounded() {
+        assert_eq!(super::check_notes("  a note \n").unwrap(), "a note");
+        assert!(super::check_notes(&"字".repeat(super::MAX_NOTES)).is_ok());
+        assert!(super::check_notes(&"字".repeat(super::MAX_NOTES + 1)).is_err());
     }
 }

@@ -150,6 +150,7 @@ pub fn router(st: AppState) -> Router {
         .route("/console/users/export.csv", get(users::export))
         .route("/console/users/import", get(users_import::form))
         .route("/console/users/{id}", get(users::detail))
+        .route("/console/users/{id}/notes", post(users::save_notes))
         .route(
             "/console/users/{id}/sessions/revoke",
             post(users::revoke_session),

@@ -68,6 +68,8 @@ pub struct SyncPage {
     /// An interrupted run's saved reads the next run resumes from: (departments, tags,
     /// until when, as a local time).
     pub resumable: Option<(i64, i64, String)>,
+    /// How a sync finds stored people not linked to WeCom yet (issue 20).
+    pub match_rule: crate::domain::directory::matching::MatchRule,
 }
 
 impl SyncPage {
@@ -183,6 +185,7 @@ pub async fn page(
         nav: Some(nav(&admin)),
         cost: reconcile_cost(&st, t.id).await?,
         resumable: resumable(&st, t.id, &clock).await?,
+        match_rule: st.store.match_rule(t.id).await?,
     }))
 }
 
@@ -419,6 +422,7 @@ pub async fn save_policy(
         nav: Some(nav(&f.admin)),
         cost: reconcile_cost(&st, t.id).await?,
         resumable: resumable(&st, t.id, &clock).await?,
+        match_rule: st.store.match_rule(t.id).await?,
         policy_form: f.form,
     });
     *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;

@@ -546,6 +546,10 @@ pub struct DetailPage {
     pub sessions: Vec<UserSessionRecord>,
     pub revoked: bool,
     pub clock: Clock,
+    /// Local notes (the bridge's own), and the outcome of saving them.
+    pub notes: String,
+    pub notes_saved: bool,
+    pub notes_error: Option<String>,
     /// Private fields with their value, source and date (issue 20).
     pub fields: Vec<(
         crate::domain::consent::PrivateField,
@@ -597,6 +601,8 @@ impl DetailPage {
 pub struct DetailQuery {
     #[serde(default)]
     revoked: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
 }
 
 pub async fn detail(
@@ -606,10 +612,17 @@ pub async fn detail(
     Path(id): Path<String>,
     q: Query<DetailQuery>,
 ) -> Result<Response> {
-    let t = admin.tenant.id;
     let id: i64 = id
         .parse()
         .map_err(|_| WebError::NotFound(format!("user {id:?}")))?;
+    let mut page = detail_page(&st, l, &admin, id).await?;
+    page.revoked = q.revoked.is_some();
+    page.notes_saved = q.notes.as_deref() == Some("saved");
+    Ok(render(&page))
+}
+
+async fn detail_page(st: &AppState, l: Lang, admin: &Admin, id: i64) -> Result<DetailPage> {
+    let t = admin.tenant.id;
     let user = st
         .store
         .user_by_id(t, id)
@@ -623,17 +636,77 @@ pub async fn detail(
         user.email.as_deref(),
         &consented,
     );
-    Ok(render(&DetailPage {
+    let notes = st.store.user_notes(t, id).await?.unwrap_or_default();
+    Ok(DetailPage {
         l,
-        nav: Some(nav(&admin)),
+        nav: Some(nav(admin)),
         csrf: admin.csrf().to_string(),
         user,
         extras,
         sessions,
-        revoked: q.revoked.is_some(),
+        revoked: false,
         clock: Clock::of(&admin.tenant),
         fields,
-    }))
+        notes,
+        notes_saved: false,
+        notes_error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NotesForm {
+    #[serde(default)]
+    notes: String,
+}
+
+/// `POST /console/users/{id}/notes`: the person's local notes (the bridge owns them; a
+/// sync never changes them), audited. Too long: the page again with the text kept.
+pub async fn save_notes(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    f: AdminForm<NotesForm>,
+) -> Result<Response> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError::NotFound(format!("user {id:?}")))?;
+    let notes = match crate::domain::user::check_notes(&f.form.notes) {
+        Ok(n) => n,
+        Err(_) => {
+            let mut page = detail_page(&st, l, &f.admin, id).await?;
+            page.notes = f.form.notes.clone();
+            page.notes_error = Some(
+                l.t(
+                    &format!(
+                        "备注最多 {} 个字符。未保存。",
+                        crate::domain::user::MAX_NOTES
+                    ),
+                    &format!(
+                        "Notes are at most {} characters. Nothing was saved.",
+                        crate::domain::user::MAX_NOTES
+                    ),
+                )
+                .to_string(),
+            );
+            return Ok((axum::http::StatusCode::BAD_REQUEST, render(&page)).into_response());
+        }
+    };
+    let audit = NewAudit {
+        tenant_id: f.admin.tenant.id,
+        actor: f.admin.actor(),
+        action: "user.notes",
+        detail: format!("user #{id}"),
+        ip,
+    };
+    if !st
+        .store
+        .set_user_notes(f.admin.tenant.id, id, &notes, &audit)
+        .await?
+    {
+        return Err(WebError::NotFound(format!("user {id}")));
+    }
+    Ok(Redirect::to(&format!("/console/users/{id}?notes=saved")).into_response())
 }
 
 #[derive(Deserialize)]

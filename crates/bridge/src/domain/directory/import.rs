@@ -626,10 +626,10 @@ fn validate_row(raw: RawRow) -> (ImportRow, Vec<ImportError>) {
         }
     }
     if let Some(v) = take("notes") {
-        if too_long(&v, 1000) {
+        if too_long(&v, crate::domain::user::MAX_NOTES) {
             err(ImportProblem::TooLong {
                 field: "notes",
-                max: 1000,
+                max: crate::domain::user::MAX_NOTES,
             });
         } else {
             row.notes = Some(v);

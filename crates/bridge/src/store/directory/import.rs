@@ -329,6 +329,36 @@ impl Store {
         })
     }
 
+    /// Saves a person's local notes with the audit line; `false`: no such user.
+    pub async fn set_user_notes(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        notes: &str,
+        audit: &NewAudit,
+    ) -> Result<bool> {
+        let now = now_ms();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE users SET notes = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+            )
+            .bind(notes)
+            .bind(now)
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_audit!(&mut *tx, audit, now);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// A person's local notes (the bridge owns them; a sync never writes them).
     pub async fn user_notes(&self, tenant_id: i64, user_id: i64) -> Result<Option<String>> {
         on_pool!(self, |p| {
