@@ -342,6 +342,13 @@ async fn ambiguous_matches_are_refused_and_nobody_is_duplicated() {
             .warnings
             .iter()
             .any(|w| w.contains("2 WeCom members")));
+        // The CLI's report lists them too.
+        let text = bridge::sync::cli::render(&o, false);
+        assert!(text.contains("2 ambiguous"), "{text}");
+        assert!(
+            text.contains("shared@example.com: stored #6003 Li?; members lisi, sunqi"),
+            "{text}"
+        );
         // Nobody linked, and the members in question not created either.
         for u in ["zhangsan", "lisi", "sunqi"] {
             assert!(t.user(u).await.is_none(), "{u} must not be created");

@@ -198,6 +198,34 @@ pub fn render(o: &RunOutcome, dry_run: bool) -> String {
             );
         }
     }
+    if let Some(m) = &r.matching {
+        let _ = writeln!(
+            s,
+            "\nMatching the people already stored (rule {}): {} not linked to WeCom, {} matched, {} ambiguous, {} not found",
+            m.rule,
+            m.candidates,
+            m.matched,
+            m.ambiguous.len(),
+            m.unmatched
+        );
+        for a in &m.ambiguous {
+            let users: Vec<String> = a.users.iter().map(|(id, n)| format!("#{id} {n}")).collect();
+            let members: Vec<&str> = a.members.iter().map(|(u, _)| u.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "  {}: stored {}; members {} (what to do: see the warnings)",
+                a.value,
+                users.join(", "),
+                if members.is_empty() {
+                    a.linked
+                        .as_ref()
+                        .map_or("-".to_string(), |(u, id)| format!("{u} (user #{id})"))
+                } else {
+                    members.join(", ")
+                }
+            );
+        }
+    }
     let lists = [
         ("added", &r.diff.added),
         ("updated", &r.diff.updated),
