@@ -224,6 +224,49 @@ async fn console_upload_previews_then_confirms_all_or_nothing() {
         );
         assert!(run.body.contains("data-matched=\"2\""));
 
+        // The rule alone can be changed (no file): refused without a field name, saved with.
+        let p = b
+            .post(
+                "/console/users/import/rule",
+                &[
+                    ("csrf", &csrf),
+                    ("match_rule", "extattr"),
+                    ("match_field", " "),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.body.contains("data-testid=\"import-problem\""));
+        assert_eq!(
+            store.match_rule(t.tenant.id).await.unwrap(),
+            MatchRule::Email
+        );
+        let p = b
+            .post(
+                "/console/users/import/rule",
+                &[
+                    ("csrf", &csrf),
+                    ("match_rule", "extattr"),
+                    ("match_field", "工号"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            p.location.as_deref(),
+            Some("/console/users/import?rule=saved")
+        );
+        assert_eq!(
+            store.match_rule(t.tenant.id).await.unwrap(),
+            MatchRule::Extattr("工号".into())
+        );
+        assert!(b
+            .get("/console/users/import?rule=saved")
+            .await
+            .body
+            .contains("data-testid=\"rule-saved\""));
+        let audit = dump(store, "SELECT action, detail FROM audit_log ORDER BY id").await;
+        assert!(audit.contains("extattr:工号"), "{audit}");
+
         // Importing again: people WeCom owns now are refused, by line; the rest update.
         let p = b
             .post_multipart(

@@ -15,7 +15,7 @@ use crate::web::pages::{render, Nav};
 use crate::web::ClientIp;
 use askama::Template;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 type Result<T> = std::result::Result<T, WebError>;
@@ -31,6 +31,7 @@ pub fn upload_routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/console/users/import/preview", post(upload))
         .route("/console/users/import/confirm", post(confirm))
+        .route("/console/users/import/rule", post(save_rule))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
 }
@@ -55,6 +56,8 @@ pub struct ImportPage {
     pub content: String,
     pub format: String,
     pub filename: String,
+    /// The match rule was saved (without an import).
+    pub rule_saved: bool,
 }
 
 impl ImportPage {
@@ -132,13 +135,63 @@ fn page(admin: &Admin, l: Lang, rule: &MatchRule) -> ImportPage {
         content: String::new(),
         format: String::new(),
         filename: String::new(),
+        rule_saved: false,
     }
 }
 
+#[derive(Deserialize)]
+pub struct FormQuery {
+    #[serde(default)]
+    rule: String,
+}
+
 /// `GET /console/users/import`
-pub async fn form(State(st): State<AppState>, l: Lang, admin: Admin) -> Result<Response> {
+pub async fn form(
+    State(st): State<AppState>,
+    l: Lang,
+    admin: Admin,
+    q: std::result::Result<
+        axum::extract::Query<FormQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response> {
     let rule = st.store.match_rule(admin.tenant.id).await?;
-    Ok(render(&page(&admin, l, &rule)))
+    let mut p = page(&admin, l, &rule);
+    p.rule_saved = q.is_ok_and(|q| q.rule == "saved");
+    Ok(render(&p))
+}
+
+#[derive(Deserialize)]
+pub struct RuleForm {
+    #[serde(default)]
+    match_rule: String,
+    #[serde(default)]
+    match_field: String,
+}
+
+/// `POST /console/users/import/rule`: saves the match rule alone (audited), e.g. after a
+/// sync reported values the current rule cannot tell apart.
+pub async fn save_rule(
+    State(st): State<AppState>,
+    l: Lang,
+    ClientIp(ip): ClientIp,
+    f: AdminForm<RuleForm>,
+) -> Result<Response> {
+    let admin = &f.admin;
+    match rule_of(l, &f.form.match_rule, &f.form.match_field) {
+        Ok(rule) => {
+            crate::admin::import::set_match_rule(&st, admin.tenant.id, &rule, &admin.actor(), ip)
+                .await?;
+            Ok(axum::response::Redirect::to("/console/users/import?rule=saved").into_response())
+        }
+        Err(e) => {
+            let mut p = page(admin, l, &MatchRule::default());
+            p.rule = f.form.match_rule.clone();
+            p.field = f.form.match_field.clone();
+            p.problem = Some(e);
+            Ok((axum::http::StatusCode::BAD_REQUEST, render(&p)).into_response())
+        }
+    }
 }
 
 /// The rule from the form's two fields; an error in the reader's language.
