@@ -8,6 +8,7 @@
 mod common;
 mod sync_support;
 
+use bridge::app::AppState;
 use bridge::domain::directory::{RunStatus, Trigger};
 use bridge::sync::{run_full, RunOutcome, SyncOptions};
 use bridge::testing::{database_urls, postgres_url, sqlite_url};
@@ -51,6 +52,27 @@ async fn grow(t: &T) {
     }
 }
 
+/// The grown org with the simulator's minute limit at 12 (a sync needs 28 user/list
+/// calls), and two states of the bridge paced on the simulator's clock for WeCom's real
+/// limits: one that waits for a window, and one that may not wait, so the lowered limit
+/// stops its run with 45009 part way through the departments.
+async fn limited(db: &str) -> (T, AppState, AppState) {
+    let t = setup(db).await;
+    grow(&t).await;
+    t.env
+        .sim_admin("PATCH", "/settings", json!({"per_corp_api_per_min": 12}))
+        .await;
+    let (paced, _) = t.paced(RateLimits {
+        per_min: 10_000,
+        per_hour: 150_000,
+    });
+    let mut cfg = (*paced.cfg).clone();
+    cfg.sync_max_rate_wait_secs = 0;
+    let mut impatient = paced.clone();
+    impatient.cfg = Arc::new(cfg);
+    (t, paced, impatient)
+}
+
 /// The directory without internal ids or times: equal for equal directories.
 async fn directory(t: &T) -> String {
     let mut out = Vec::new();
@@ -88,21 +110,7 @@ async fn a_run_stopped_half_way_resumes_from_its_checkpoint_and_ends_the_same() 
             directory(&r).await
         };
 
-        let t = setup(&db).await;
-        grow(&t).await;
-        t.env
-            .sim_admin("PATCH", "/settings", json!({"per_corp_api_per_min": 12}))
-            .await;
-        // The bridge paces itself for WeCom's real limits and may not wait: the lowered
-        // limit stops the run with 45009 part way through the departments.
-        let (paced, _) = t.paced(RateLimits {
-            per_min: 10_000,
-            per_hour: 150_000,
-        });
-        let mut cfg = (*paced.cfg).clone();
-        cfg.sync_max_rate_wait_secs = 0;
-        let mut impatient = paced.clone();
-        impatient.cfg = Arc::new(cfg);
+        let (t, paced, impatient) = limited(&db).await;
         let before = directory(&t).await;
         let first = run_full(
             &impatient,
@@ -195,19 +203,7 @@ async fn a_run_stopped_half_way_resumes_from_its_checkpoint_and_ends_the_same() 
 #[tokio::test]
 async fn a_checkpoint_older_than_an_hour_or_overtaken_by_callbacks_is_not_reused() {
     for db in database_urls().await {
-        let t = setup(&db).await;
-        grow(&t).await;
-        t.env
-            .sim_admin("PATCH", "/settings", json!({"per_corp_api_per_min": 12}))
-            .await;
-        let (paced, _) = t.paced(RateLimits {
-            per_min: 10_000,
-            per_hour: 150_000,
-        });
-        let mut cfg = (*paced.cfg).clone();
-        cfg.sync_max_rate_wait_secs = 0;
-        let mut impatient = paced.clone();
-        impatient.cfg = Arc::new(cfg);
+        let (t, paced, impatient) = limited(&db).await;
         assert!(run_full(
             &impatient,
             &t.tenant,
