@@ -599,6 +599,24 @@ mod tests {
         generate(o).to_toml().expect("serialisable")
     }
 
+    /// A generated org written as JSON loads back (read from the file as it is parsed,
+    /// for a million members) to the same org.
+    #[test]
+    fn a_json_scenario_file_loads_back() {
+        let o = opts(300, 40, 6, 11);
+        let path = std::env::temp_dir().join(format!("wecom-sim-gen-{}.json", std::process::id()));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        serde_json::to_writer(&mut f, &generate(&o)).unwrap();
+        drop(f);
+        let back = Scenario::load(&path).expect("loads");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(back.to_toml().unwrap(), toml(&o));
+        std::fs::write(&path, "{\"corp\": [").unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(e.contains("invalid JSON scenario"), "{e}");
+    }
+
     #[test]
     fn same_seed_same_org_other_seed_other_org() {
         let a = toml(&opts(500, 60, 12, 7));

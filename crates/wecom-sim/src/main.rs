@@ -105,10 +105,19 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        let handle = wecom_sim::launch(Sim::from_scenario(scenario.clone()), listener)
+        // The banner is written first so the org is not held twice (a clone of a
+        // million members) while the simulator takes it over.
+        let base_url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
+        );
+        let banner = banner(&base_url, &scenario);
+        let handle = wecom_sim::launch(Sim::from_scenario(scenario), listener)
             .await
             .map_err(|e| format!("cannot start: {e}"))?;
-        print_banner(&handle.base_url, &scenario);
+        print!("{banner}");
         wait_for_shutdown().await;
         tracing::info!("shutting down");
         handle.stop().await;
@@ -117,24 +126,28 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// What a developer needs to point a client at the sim.
-fn print_banner(base_url: &str, scenario: &Scenario) {
-    println!("wecom-sim listening on {base_url}");
-    println!("  API base:  {base_url}/cgi-bin/");
-    println!("  admin API: {base_url}/sim/admin/");
+fn banner(base_url: &str, scenario: &Scenario) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "wecom-sim listening on {base_url}");
+    let _ = writeln!(out, "  API base:  {base_url}/cgi-bin/");
+    let _ = writeln!(out, "  admin API: {base_url}/sim/admin/");
     for c in &scenario.corps {
-        println!();
-        println!("corp {} ({})", c.corpid, c.name);
-        println!(
+        let _ = writeln!(out,);
+        let _ = writeln!(out, "corp {} ({})", c.corpid, c.name);
+        let _ = writeln!(
+            out,
             "  {} departments, {} members, {} tags",
             c.departments.len(),
             c.members.len(),
             c.tags.len()
         );
         if let Some(s) = &c.contact_sync_secret {
-            println!("  contact-sync secret: {s}");
+            let _ = writeln!(out, "  contact-sync secret: {s}");
         }
         for a in &c.apps {
-            println!(
+            let _ = writeln!(
+                out,
                 "  app {} {:?}: secret {}{}",
                 a.agentid,
                 a.name,
@@ -143,7 +156,8 @@ fn print_banner(base_url: &str, scenario: &Scenario) {
             );
         }
         for p in &c.provider_apps {
-            println!(
+            let _ = writeln!(
+        out,
                 "  provider app {} ({}, provider {}): token via POST {base_url}/sim/admin/corps/{}/provider_apps/{}/token",
                 p.agentid,
                 match p.kind {
@@ -156,6 +170,7 @@ fn print_banner(base_url: &str, scenario: &Scenario) {
             );
         }
     }
+    out
 }
 
 /// Ctrl-C (or SIGTERM on Unix) stops the server cleanly.
@@ -182,6 +197,7 @@ async fn wait_for_shutdown() {
 }
 
 fn generate(args: GenerateArgs) -> Result<(), String> {
+    use std::io::Write as _;
     let scenario = wecom_sim::generate::generate(&wecom_sim::generate::GenerateOptions {
         members: args.members,
         departments: args.departments,
@@ -192,18 +208,28 @@ fn generate(args: GenerateArgs) -> Result<(), String> {
         .out
         .as_ref()
         .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"));
-    let text = if toml_out {
-        scenario
-            .to_toml()
-            .map_err(|e| format!("cannot write TOML: {e}"))?
-    } else {
-        serde_json::to_string(&scenario).map_err(|e| format!("cannot write JSON: {e}"))?
+    // JSON is written as it is serialized: a million members would otherwise be a
+    // second, 1.5 GB copy of the org in one string.
+    let write = |out: &mut dyn std::io::Write| -> Result<(), String> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        if toml_out {
+            let text = scenario
+                .to_toml()
+                .map_err(|e| format!("cannot write TOML: {e}"))?;
+            out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        } else {
+            serde_json::to_writer(&mut out, &scenario)
+                .map_err(|e| format!("cannot write JSON: {e}"))?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())
     };
     match &args.out {
         Some(p) => {
-            std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?
+            let mut f = std::fs::File::create(p)
+                .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            write(&mut f).map_err(|e| format!("cannot write {}: {e}", p.display()))
         }
-        None => println!("{text}"),
+        None => write(&mut std::io::stdout().lock()),
     }
-    Ok(())
 }

@@ -61,14 +61,25 @@ impl Scenario {
     /// Loads `*.json` as JSON and anything else as TOML.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+        let io = |source| ScenarioError::Io {
             path: p.clone(),
             source,
-        })?;
+        };
         let sc: Scenario = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|source| ScenarioError::Json { path: p, source })?
+            // Read as parsed: a generated million-member org is a 1.5 GB file, which
+            // should not be in memory next to the org it describes.
+            let file =
+                std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
+            serde_json::from_reader(file).map_err(|source| ScenarioError::Json {
+                path: p.clone(),
+                source,
+            })?
         } else {
-            toml::from_str(&text).map_err(|source| ScenarioError::Toml { path: p, source })?
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            toml::from_str(&text).map_err(|source| ScenarioError::Toml {
+                path: p.clone(),
+                source,
+            })?
         };
         sc.validate()?;
         Ok(sc)
