@@ -424,7 +424,7 @@ async fn directory_values_that_copy_escapes_read_back_identical() {
         let users: Vec<NewUser> = (0..n)
             .map(|i| NewUser {
                 key: format!("user{i:02}"),
-                record: record(i, 0),
+                record: Box::new(record(i, 0)),
                 status: UserStatus::Authorized,
                 disabled_reason: None,
             })
@@ -467,7 +467,7 @@ async fn directory_values_that_copy_escapes_read_back_identical() {
                 .iter()
                 .find(|u| u.key.as_deref() == Some(want.key.as_str()))
                 .unwrap_or_else(|| panic!("{e}: {} not read back", want.key));
-            assert_eq!(got.record, want.record, "{e}");
+            assert_eq!(got.record, *want.record, "{e}");
             assert_eq!(
                 (got.status, got.disabled_reason),
                 (want.status, None),

@@ -301,7 +301,7 @@ pub async fn fetch_directory(
                 let key = user_key(&m.userid);
                 if let std::collections::hash_map::Entry::Vacant(e) = desired.users.entry(key) {
                     withheld.member(&m);
-                    e.insert(user_record(&m));
+                    e.insert(Box::new(user_record(&m)));
                 }
             }
             progress.step();
@@ -342,7 +342,9 @@ pub async fn fetch_directory(
             match r {
                 Ok(m) => {
                     withheld.member(&m);
-                    desired.users.insert(user_key(&m.userid), user_record(&m));
+                    desired
+                        .users
+                        .insert(user_key(&m.userid), Box::new(user_record(&m)));
                 }
                 // Scoped by name but gone or out of reach: nothing to sync.
                 Err(e) if matches!(e.errcode(), Some(60011 | 60111 | 40003)) => {

@@ -439,7 +439,7 @@ async fn left_to_matching(
         ..Default::default()
     };
     let mut desired = crate::domain::directory::DesiredDirectory::default();
-    desired.users.insert(key.clone(), want.clone());
+    desired.users.insert(key.clone(), Box::new(want.clone()));
     let out =
         crate::domain::directory::matching::match_existing(&desired, &mut current, &keys, &rule);
     let found = out.report.matched > 0 || !out.report.ambiguous.is_empty();

@@ -39,7 +39,8 @@ pub struct DeptRemoval {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUser {
     pub key: UserKey,
-    pub record: UserRecord,
+    /// Boxed, as in [`DesiredDirectory`], so that it moves from there as a pointer.
+    pub record: Box<UserRecord>,
     pub status: UserStatus,
     pub disabled_reason: Option<DisabledReason>,
 }
@@ -255,12 +256,14 @@ pub fn diff_full(
             }
         }
     }
-    let mut added: Vec<_> = desired
-        .users
-        .into_iter()
-        .filter(|(k, _)| !seen.contains(k.as_str()))
-        .map(|(k, r)| new_user(k, r, opts))
-        .collect();
+    let mut added: Vec<_> = Vec::with_capacity(desired.users.len() - seen.len());
+    added.extend(
+        desired
+            .users
+            .into_iter()
+            .filter(|(k, _)| !seen.contains(k.as_str()))
+            .map(|(k, r)| new_user(k, r, opts)),
+    );
     added.sort_by(|a, b| a.key.cmp(&b.key));
     diff.users_added = added;
     diff.users_updated.sort_by_key(|u| u.user_id);
@@ -310,7 +313,8 @@ pub fn diff_full(
 }
 
 /// A user WeCom reports that the store does not have yet.
-pub fn new_user(key: UserKey, record: UserRecord, opts: DiffOptions) -> NewUser {
+pub fn new_user(key: UserKey, record: impl Into<Box<UserRecord>>, opts: DiffOptions) -> NewUser {
+    let record = record.into();
     let (status, disabled_reason) = match wecom_disabled_reason(record.wecom_status) {
         Some(reason) => (UserStatus::Disabled, Some(reason)),
         None => (opts.new_user_status, None),

@@ -359,7 +359,7 @@ mod tests {
 
     fn desired(members: Vec<(UserKey, UserRecord)>) -> DesiredDirectory {
         DesiredDirectory {
-            users: members.into_iter().collect(),
+            users: members.into_iter().map(|(k, r)| (k, Box::new(r))).collect(),
             ..Default::default()
         }
     }

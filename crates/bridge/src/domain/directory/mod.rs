@@ -128,10 +128,15 @@ pub struct TagRecord {
 }
 
 /// What WeCom says the directory is, within the app's visible scope.
+///
+/// Users are boxed: a table entry is a key and a pointer, and a new user's record moves
+/// into the diff as a pointer. Inline, a million members' records sat twice in memory
+/// while the diff was made, once in this map's table and once in the diff's list
+/// (issue 20: a 1,000,000-member sync under 1 GB).
 #[derive(Clone, Debug, Default)]
 pub struct DesiredDirectory {
     pub departments: BTreeMap<i64, DeptRecord>,
-    pub users: HashMap<UserKey, UserRecord>,
+    pub users: HashMap<UserKey, Box<UserRecord>>,
     pub tags: BTreeMap<i64, TagRecord>,
 }
 

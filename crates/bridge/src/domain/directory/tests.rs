@@ -65,7 +65,7 @@ fn desired(users: Vec<UserRecord>) -> DesiredDirectory {
     DesiredDirectory {
         users: users
             .into_iter()
-            .map(|u| (user_key(&u.userid), u))
+            .map(|u| (user_key(&u.userid), Box::new(u)))
             .collect(),
         ..Default::default()
     }

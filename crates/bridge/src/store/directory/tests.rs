@@ -6,7 +6,7 @@ use crate::domain::user::UserStatus;
 fn member(i: i64) -> NewUser {
     NewUser {
         key: format!("user{i:03}"),
-        record: UserRecord {
+        record: Box::new(UserRecord {
             userid: format!("User{i:03}"),
             name: format!("张三{i} 'quoted' \\ \"x\""),
             position: if i % 2 == 0 {
@@ -34,7 +34,7 @@ fn member(i: i64) -> NewUser {
                 })
                 .collect(),
             name_withheld: false,
-        },
+        }),
         status: if i % 4 == 0 {
             UserStatus::Authorized
         } else {
@@ -80,7 +80,7 @@ async fn sliced_loads_read_back_what_was_written() {
             let mut w = want.record.clone();
             w.normalize();
             assert_eq!(u.key.as_deref(), Some(want.key.as_str()));
-            assert_eq!(u.record, w, "{}", s.engine());
+            assert_eq!(u.record, *w, "{}", s.engine());
             assert_eq!(u.status, want.status);
             assert!(!u.imported && !u.link_identity);
         }
