@@ -23,6 +23,8 @@ const DEPT: &str = "dept_members";
 const TAG: &str = "tag";
 /// Items written per transaction.
 const BATCH: usize = 64;
+/// Items waiting for the writer (at most ~12 MB for departments of ~20 members).
+const QUEUE: usize = 1024;
 
 /// A run's view of its tenant's checkpoint: what it may reuse, and where it saves.
 pub struct Checkpoint {
@@ -35,6 +37,7 @@ pub struct Checkpoint {
     from_runs: BTreeSet<i64>,
     reused_depts: AtomicU64,
     reused_tags: AtomicU64,
+    skipped: AtomicU64,
     tx: Option<mpsc::Sender<CheckpointItem>>,
 }
 
@@ -70,7 +73,7 @@ impl Checkpoint {
             };
             from_runs.insert(run);
         }
-        let (tx, mut rx) = mpsc::channel::<CheckpointItem>(BATCH * 2);
+        let (tx, mut rx) = mpsc::channel::<CheckpointItem>(QUEUE);
         let writer = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -95,6 +98,7 @@ impl Checkpoint {
                 from_runs,
                 reused_depts: AtomicU64::new(0),
                 reused_tags: AtomicU64::new(0),
+                skipped: AtomicU64::new(0),
                 tx: Some(tx),
             },
             Writer(writer),
@@ -139,27 +143,35 @@ impl Checkpoint {
         Some(v)
     }
 
-    pub async fn save_dept(&self, dept: i64, members: &[Member]) {
-        self.save(DEPT, dept, members).await;
+    pub fn save_dept(&self, dept: i64, members: &[Member]) {
+        self.save(DEPT, dept, members);
     }
 
-    pub async fn save_tag(&self, tag: i64, t: &Tag) {
-        self.save(TAG, tag, t).await;
+    pub fn save_tag(&self, tag: i64, t: &Tag) {
+        self.save(TAG, tag, t);
     }
 
-    async fn save<T: serde::Serialize + ?Sized>(&self, kind: &'static str, id: i64, value: &T) {
+    fn save<T: serde::Serialize + ?Sized>(&self, kind: &'static str, id: i64, value: &T) {
         let (Some(tx), Ok(body)) = (&self.tx, serde_json::to_string(value)) else {
             return;
         };
-        let _ = tx
-            .send(CheckpointItem {
-                kind,
-                item_id: id,
-                run_id: self.run_id,
-                read_at: self.clock.now_ms(),
-                body,
-            })
-            .await;
+        // Never slows the fetch: when the writer is behind, the item is not saved (a
+        // resumed run reads it again).
+        let saved = tx.try_send(CheckpointItem {
+            kind,
+            item_id: id,
+            run_id: self.run_id,
+            read_at: self.clock.now_ms(),
+            body,
+        });
+        if saved.is_err() {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads not saved because the writer was behind.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// What this run took from the checkpoint, for its report (`None`: nothing).

@@ -229,7 +229,7 @@ pub async fn fetch_directory(
         while let Some(r) = s.next().await {
             let (t, g, fresh) = r?;
             if let (Some(ck), true) = (ck, fresh) {
-                ck.save_tag(i64::from(t.tagid), &g).await;
+                ck.save_tag(i64::from(t.tagid), &g);
             }
             progress.step();
             let name = if g.tagname.is_empty() {
@@ -295,7 +295,7 @@ pub async fn fetch_directory(
         while let Some(r) = s.next().await {
             let (d, members, fresh) = r?;
             if let (Some(ck), true) = (ck, fresh) {
-                ck.save_dept(d, &members).await;
+                ck.save_dept(d, &members);
             }
             for m in members {
                 let key = user_key(&m.userid);

@@ -305,6 +305,13 @@ impl StartedRun {
         if let Some(c) = ck.as_mut() {
             c.close();
             report.resumed = c.resumed();
+            if c.skipped() > 0 {
+                tracing::info!(
+                    run = run_id,
+                    skipped = c.skipped(),
+                    "sync checkpoint behind the fetch: some reads were not saved"
+                );
+            }
         }
         drop(ck);
         if let Some(w) = writer {
