@@ -233,6 +233,8 @@ struct Row {
     /// Of which the apply (the write transaction).
     apply: f64,
     members: u64,
+    /// Of them, answered as stored and held as fingerprints only.
+    unchanged: u64,
     calls: u64,
     c_min: u64,
     by_endpoint: BTreeMap<String, u64>,
@@ -484,6 +486,7 @@ async fn bench_engine(
             diff_apply: (r.report.diff_ms + r.report.apply_ms) as f64 / 1000.0,
             apply: r.report.apply_ms as f64 / 1000.0,
             members: r.report.members,
+            unchanged: r.report.members_unchanged,
             calls,
             c_min: b.c_min(),
             by_endpoint,
@@ -539,7 +542,7 @@ async fn clear_call_budget(store: &bridge::store::Store) {
 /// floor, error answers, peak RSS against 1 GB, rows written.
 fn print_large(rows: &[Row]) {
     println!(
-        "\n{:<9} {:<10} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>7}  rows",
+        "\n{:<9} {:<10} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7}  rows",
         "engine",
         "run",
         "calls",
@@ -551,6 +554,7 @@ fn print_large(rows: &[Row]) {
         "diff s",
         "apply s",
         "peak MB",
+        "as-is",
         "errors"
     );
     for r in rows {
@@ -569,7 +573,7 @@ fn print_large(rows: &[Row]) {
             )
         });
         println!(
-            "{:<9} {:<10} {:>8} {:>8} {:>9.1} {:>9.1} {:>7.3} {:>8.1} {:>8.1} {:>7.1} {:>8.1} {:>7}  {}",
+            "{:<9} {:<10} {:>8} {:>8} {:>9.1} {:>9.1} {:>7.3} {:>8.1} {:>8.1} {:>7.1} {:>8.1} {:>8} {:>7}  {}",
             r.engine,
             r.scenario,
             r.calls,
@@ -581,6 +585,7 @@ fn print_large(rows: &[Row]) {
             r.diff_apply - r.apply,
             r.apply,
             r.rss,
+            r.unchanged,
             format!("{}/{}", r.errors, r.retries),
             rows.unwrap_or_default()
         );
@@ -588,7 +593,7 @@ fn print_large(rows: &[Row]) {
     println!(
         "\nfloor = the largest per-API call count at WeCom's {PER_API_PER_MIN} calls/min; waits = the \
          fetch's rate-limit waits, summed over endpoints; diff s includes loading the stored \
-         directory; errors = error answers/retries (45009 included); rows = the tenant's \
+         directory; as-is = members answered as stored, held as fingerprints only; errors = error answers/retries (45009 included); rows = the tenant's \
          directory rows after the run (all written by the initial sync)."
     );
     println!("Goals (issue 20): calls = C_min; wall ≤ 1.05 × floor; no 45009; peak RSS < 1024 MB.");

@@ -96,9 +96,16 @@ async fn mixed_scope_full_sync_then_no_change_resync_writes_nothing() {
             .iter()
             .any(|w| w.field == "mobile" && w.count == 6));
 
+        assert_eq!(o.report.members_unchanged, 0, "nothing was stored");
+
         let before = t.snapshot().await;
         let again = t.sync().await;
         assert_eq!(again.report.diff.counts, Default::default());
+        // Every answer matched the stored record: none was held whole (issue 20).
+        assert_eq!(
+            (again.report.members, again.report.members_unchanged),
+            (o.report.members, o.report.members)
+        );
         assert_eq!(
             t.snapshot().await,
             before,
@@ -238,6 +245,8 @@ async fn leaver_mover_and_deleted_department() {
             (c.users_disabled, c.users_moved, c.departments_removed),
             (1, 2, 1)
         );
+        // The two movers were compared whole, everyone else by fingerprint.
+        assert_eq!(o.report.members_unchanged, o.report.members - 2);
         let (s, r, id) = t.user("lisi").await.unwrap();
         assert_eq!(
             (s, r, id),

@@ -5,8 +5,8 @@
 
 use super::checkpoint::Checkpoint;
 use crate::domain::directory::{
-    department_name, member_name, user_key, CallBound, DeptRecord, DesiredDirectory, Membership,
-    TagRecord, UserRecord, WithheldField,
+    department_name, member_name, user_key, Baseline, CallBound, DeptRecord, DesiredDirectory,
+    Membership, TagRecord, UserRecord, WithheldField,
 };
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeSet, HashSet};
@@ -186,16 +186,26 @@ impl Withheld {
     }
 }
 
+/// What a full sync's fetch may lean on besides WeCom.
+#[derive(Clone, Copy, Default)]
+pub struct FetchAids<'a> {
+    /// Departments and tags it holds are taken from it, and what is read from WeCom is
+    /// saved to it ([`super::checkpoint`]).
+    pub checkpoint: Option<&'a Checkpoint>,
+    /// Once the stored directory is loaded (beside the fetch), members it holds unchanged
+    /// are kept as fingerprints only ([`Baseline`]).
+    pub baseline: Option<&'a std::sync::OnceLock<Baseline>>,
+}
+
 /// Reads the app's whole visible scope. Any WeCom error aborts (nothing is applied).
-/// With a checkpoint, departments and tags it holds are taken from it, and what is read
-/// from WeCom is saved to it ([`super::checkpoint`]).
 pub async fn fetch_directory(
     client: &wecom::Client,
     agentid: u32,
     progress: &Progress,
     concurrency: usize,
-    ck: Option<&Checkpoint>,
+    aids: FetchAids<'_>,
 ) -> Result<Fetched, wecom::Error> {
+    let ck = aids.checkpoint;
     let conc = concurrency.max(1);
     progress.set_phase("scope", 1);
     let agent = client.agent_get(agentid).await?;
@@ -292,16 +302,23 @@ pub async fn fetch_directory(
             })
             .collect();
         let mut s = stream::iter(futs).buffer_unordered(conc);
+        let mut baseline: Option<&Baseline> = None;
         while let Some(r) = s.next().await {
             let (d, members, fresh) = r?;
             if let (Some(ck), true) = (ck, fresh) {
                 ck.save_dept(d, &members);
             }
+            if baseline.is_none() {
+                baseline = aids.baseline.and_then(|b| b.get());
+                if let Some(b) = baseline {
+                    desired.set_aside(b);
+                }
+            }
             for m in members {
                 let key = user_key(&m.userid);
-                if let std::collections::hash_map::Entry::Vacant(e) = desired.users.entry(key) {
+                if !desired.has_user(&key) {
                     withheld.member(&m);
-                    e.insert(Box::new(user_record(&m)));
+                    desired.add_user(key, user_record(&m), baseline);
                 }
             }
             progress.step();
@@ -311,13 +328,13 @@ pub async fn fetch_directory(
     // In-scope members seen only through the scope or a tag: one user/get each.
     let mut loose: BTreeSet<String> = BTreeSet::new();
     for u in agent.scope_users() {
-        if !desired.users.contains_key(&user_key(u)) {
+        if !desired.has_user(&user_key(u)) {
             loose.insert(u.to_string());
         }
     }
     for t in tags.values() {
         for k in &t.users {
-            if !desired.users.contains_key(k) {
+            if !desired.has_user(k) {
                 loose.insert(k.clone());
             }
         }
@@ -342,9 +359,8 @@ pub async fn fetch_directory(
             match r {
                 Ok(m) => {
                     withheld.member(&m);
-                    desired
-                        .users
-                        .insert(user_key(&m.userid), Box::new(user_record(&m)));
+                    let b = aids.baseline.and_then(|b| b.get());
+                    desired.add_user(user_key(&m.userid), user_record(&m), b);
                 }
                 // Scoped by name but gone or out of reach: nothing to sync.
                 Err(e) if matches!(e.errcode(), Some(60011 | 60111 | 40003)) => {

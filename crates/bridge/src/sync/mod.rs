@@ -16,8 +16,8 @@ pub use fetch::Progress;
 use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::directory::{
-    diff_full, mass_disable_guard, matching, DiffOptions, DirectoryDiff, EndpointCalls, RunKind,
-    RunReport, RunStatus, Trigger,
+    diff_full, mass_disable_guard, matching, Baseline, DiffOptions, DirectoryDiff, EndpointCalls,
+    RunKind, RunReport, RunStatus, Trigger,
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::store::{NewSyncRun, RetireIdentities, RunEnd, StoreError, SyncRunFinish};
@@ -542,11 +542,46 @@ async fn full_sync(
     let client = counted_client(st, &opened.corpid, &opened.secret, stats.clone())?;
     let policy = st.store.directory_policy(tenant.id).await?;
 
+    let diff_opts = DiffOptions {
+        new_user_status: policy.new_user_status,
+    };
+
+    // The stored directory loads beside the fetch, which mostly waits on WeCom's rate
+    // limit; from then on, members it holds unchanged are kept as fingerprints only.
+    let baseline = Arc::new(std::sync::OnceLock::new());
+    let preload = Preload(tokio::spawn({
+        let (st, slot) = (st.clone(), baseline.clone());
+        let (tenant_id, corpid) = (tenant.id, opened.corpid.clone());
+        async move {
+            match st.store.load_users(tenant_id, &corpid, None).await {
+                Ok(users) => {
+                    if let Some(b) = Baseline::new(users, diff_opts) {
+                        let _ = slot.set(b);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = tenant_id, error = %e, "directory preload failed")
+                }
+            }
+        }
+    }));
     let t0 = Instant::now();
-    let fetched =
-        fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency, ck).await?;
+    let aids = fetch::FetchAids {
+        checkpoint: ck,
+        baseline: Some(&baseline),
+    };
+    let mut fetched =
+        fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency, aids).await?;
+    // Members read before the preload ended are set aside now; on a small org that is
+    // all of them. Then the preload's copy goes, before the directory is loaded again.
+    preload.finish().await;
+    if let Some(b) = baseline.get() {
+        fetched.desired.set_aside(b);
+    }
+    drop(baseline);
     report.fetch_ms = t0.elapsed().as_millis() as u64;
-    report.members = fetched.desired.users.len() as u64;
+    report.members = fetched.desired.member_count() as u64;
+    report.members_unchanged = fetched.desired.unchanged.len() as u64;
     report.bound = Some(fetched.bound);
     report.withheld = fetched.withheld.clone();
     for (en, zh) in &fetched.warnings {
@@ -595,13 +630,14 @@ async fn full_sync(
     for a in &matched.report.ambiguous {
         report.warn(a.fix_en.clone(), a.fix_zh.clone());
     }
-    let mut diff = diff_full(
-        desired,
-        &current,
-        DiffOptions {
-            new_user_status: policy.new_user_status,
-        },
-    );
+    let mut diff = diff_full(desired, &current, diff_opts);
+    if diff.changed_during_fetch > 0 {
+        let n = diff.changed_during_fetch;
+        report.warn(
+            format!("{n} members changed in the bridge while WeCom was read (a sign-in filled a field): left as they are; the next sync compares them again"),
+            format!("读取企业微信期间有 {n} 名成员在本系统中被修改（登录时补全了字段）：本次保持不变，下次同步再比对"),
+        );
+    }
     matching::keep_held(&mut diff, &matched);
     if matched.report.candidates > 0 {
         report.matching = Some(matched.report);
@@ -634,6 +670,21 @@ async fn full_sync(
             .ok()
             .map(|j| (rec.agentid, j)),
     })))
+}
+
+/// The stored directory's load beside the fetch; stopped if the run ends first.
+struct Preload(tokio::task::JoinHandle<()>);
+
+impl Preload {
+    async fn finish(mut self) {
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for Preload {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Applies a diff unless there is nothing to write: a re-sync with no change in WeCom

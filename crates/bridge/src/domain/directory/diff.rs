@@ -118,6 +118,10 @@ pub struct DirectoryDiff {
     /// sync cannot see a userid change (only the callback carries it), so these are
     /// reported for an admin to check, never merged.
     pub possible_renames: Vec<(String, String, String)>,
+    /// Members WeCom answered as the store held them when the fetch began, whose stored
+    /// record changed before the diff (a sign-in filled a withheld field): left as they
+    /// are; the next sync compares them again.
+    pub changed_during_fetch: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +253,16 @@ pub fn diff_full(
                     diff.users_updated.push(u);
                 }
             }
+            // Set aside as unchanged: its record is the stored one, unless that changed
+            // since; only a status rule may still apply (an admin's change meanwhile).
+            None if desired.unchanged.contains_key(key) => {
+                seen.insert(key);
+                if desired.unchanged[key] != super::fingerprint(&cur.record) {
+                    diff.changed_during_fetch += 1;
+                } else if let Some(u) = diff_user(cur, &cur.record, opts) {
+                    diff.users_updated.push(u);
+                }
+            }
             None => {
                 if let Some(d) = disable(cur, DisabledReason::LeftScope) {
                     diff.users_disabled.push(d);
@@ -256,7 +270,7 @@ pub fn diff_full(
             }
         }
     }
-    let mut added: Vec<_> = Vec::with_capacity(desired.users.len() - seen.len());
+    let mut added: Vec<_> = Vec::with_capacity(desired.users.len().saturating_sub(seen.len()));
     added.extend(
         desired
             .users

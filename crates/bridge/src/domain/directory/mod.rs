@@ -9,6 +9,7 @@ use crate::domain::user::{DisabledReason, UserStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod baseline;
 mod budget;
 mod diff;
 pub mod import;
@@ -17,6 +18,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
+pub use baseline::{fingerprint, Baseline};
 pub use budget::ReconcileCost;
 pub use diff::*;
 pub use run::*;
@@ -61,7 +63,7 @@ pub struct Membership {
     pub is_leader: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserRecord {
     /// The userid as WeCom spells it.
     pub userid: String,
@@ -138,6 +140,9 @@ pub struct DesiredDirectory {
     pub departments: BTreeMap<i64, DeptRecord>,
     pub users: HashMap<UserKey, Box<UserRecord>>,
     pub tags: BTreeMap<i64, TagRecord>,
+    /// Members whose answer changes nothing, by key: the fingerprint of the stored record
+    /// they matched ([`Baseline`]). Not in `users`.
+    pub unchanged: HashMap<UserKey, u64>,
 }
 
 /// A user as the store holds it.

@@ -346,6 +346,10 @@ pub struct RunReport {
     pub diff_ms: u64,
     pub apply_ms: u64,
     pub members: u64,
+    /// Of `members`, those WeCom answered exactly as stored: compared by fingerprint, not
+    /// held whole ([`super::Baseline`]).
+    #[serde(default)]
+    pub members_unchanged: u64,
     /// How many members have each private field, by source, once applied (issue 20).
     #[serde(default)]
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,

@@ -425,3 +425,101 @@ fn a_changed_tag_carries_its_member_difference_and_a_returning_tag_none() {
     assert_eq!(back.users_delta, None);
     assert!(diff_tag(&tag(&["a"]), true, &tag(&["a"])).is_none());
 }
+
+/// A stored directory with a member in each state the status rules know, and WeCom's
+/// answer for it: some unchanged, some changed, one gone.
+fn mixed_directory() -> (CurrentDirectory, Vec<UserRecord>) {
+    let mut current = CurrentDirectory::default();
+    let mut with_mobile = rec("m", "M", &[2]);
+    with_mobile.mobile = Some("13800000000".into());
+    let mut left_scope = cur(4, rec("d", "D", &[2]), UserStatus::Disabled);
+    left_scope.disabled_reason = Some(DisabledReason::LeftScope);
+    let mut by_admin = cur(5, rec("e", "E", &[2]), UserStatus::Disabled);
+    by_admin.disabled_reason = Some(DisabledReason::Admin);
+    let mut off_in_wecom = rec("f", "F", &[2]);
+    off_in_wecom.wecom_status = wecom_status::DISABLED;
+    current.users = vec![
+        cur(1, rec("a", "A", &[2]), UserStatus::Authorized),
+        cur(2, rec("b", "B", &[2, 3]), UserStatus::Unauthorized),
+        cur(3, with_mobile.clone(), UserStatus::Authorized),
+        left_scope,
+        by_admin,
+        cur(6, off_in_wecom.clone(), UserStatus::Authorized),
+        cur(7, rec("gone", "G", &[2]), UserStatus::Authorized),
+    ];
+    let mut m_withheld = with_mobile;
+    m_withheld.mobile = None;
+    let answer = vec![
+        rec("a", "A", &[2]),
+        rec("b", "B2", &[2, 3]),
+        m_withheld,
+        rec("d", "D", &[2]),
+        rec("e", "E", &[2]),
+        off_in_wecom,
+        rec("new", "N", &[3]),
+    ];
+    (current, answer)
+}
+
+#[test]
+fn setting_aside_unchanged_members_leaves_the_diff_as_it_was() {
+    let (current, answer) = mixed_directory();
+    let whole = diff_full(desired(answer.clone()), &current, OPTS);
+
+    let baseline = Baseline::new(current.users.clone(), OPTS).expect("every member has a key");
+    // Half read before the stored directory was there, half after.
+    let mut lean = DesiredDirectory::default();
+    for (i, r) in answer.iter().enumerate() {
+        lean.add_user(
+            user_key(&r.userid),
+            r.clone(),
+            (i >= 3).then_some(&baseline),
+        );
+    }
+    lean.set_aside(&baseline);
+    // a (same), m (mobile withheld: same), d (back in scope: a status change only) and
+    // e (disabled by an admin: stays) and f (disabled in WeCom, still authorized: a
+    // status change only) are held as fingerprints; b changed, `new` is new.
+    let mut aside: Vec<_> = lean.unchanged.keys().cloned().collect();
+    aside.sort();
+    assert_eq!(aside, ["a", "e", "m"], "status changes are not set aside");
+    assert_eq!(lean.member_count(), answer.len());
+    assert!(lean.has_user("a") && lean.has_user("new") && !lean.has_user("gone"));
+    let d = diff_full(lean, &current, OPTS);
+    assert_eq!(format!("{d:?}"), format!("{whole:?}"));
+    assert_eq!(d.changed_during_fetch, 0);
+    let c = d.counts();
+    // Disabled: the one gone, and f by WeCom's status.
+    assert_eq!(
+        (c.users_added, c.users_updated, c.users_disabled),
+        (1, 3, 2)
+    );
+}
+
+#[test]
+fn a_member_changed_in_the_bridge_during_the_fetch_is_left_for_the_next_sync() {
+    let (mut current, answer) = mixed_directory();
+    let baseline = Baseline::new(current.users.clone(), OPTS).unwrap();
+    let mut lean = DesiredDirectory::default();
+    for r in &answer {
+        lean.add_user(user_key(&r.userid), r.clone(), Some(&baseline));
+    }
+    // A sign-in fills a's withheld email while WeCom is read; an admin re-enables e.
+    current.users[0].record.email = Some("a@example.com".into());
+    current.users[4].status = UserStatus::Authorized;
+    current.users[4].disabled_reason = None;
+    let d = diff_full(lean, &current, OPTS);
+    assert_eq!(d.changed_during_fetch, 1);
+    assert!(d.users_updated.iter().all(|u| u.user_id != 1), "a is kept");
+    assert!(
+        d.users_updated.iter().all(|u| u.user_id != 5),
+        "e, unchanged in WeCom and enabled, stays enabled"
+    );
+}
+
+#[test]
+fn nothing_is_set_aside_while_someone_waits_to_be_matched() {
+    let (mut current, _) = mixed_directory();
+    current.users[1].key = None;
+    assert!(Baseline::new(current.users, OPTS).is_none());
+}
