@@ -553,9 +553,10 @@ async fn full_sync(
         let (st, slot) = (st.clone(), baseline.clone());
         let (tenant_id, corpid) = (tenant.id, opened.corpid.clone());
         async move {
-            match st.store.load_users(tenant_id, &corpid, None).await {
-                Ok(users) => {
-                    if let Some(b) = Baseline::new(users, diff_opts) {
+            let mut b = Baseline::new(diff_opts);
+            match st.store.scan_users(tenant_id, &corpid, |u| b.add(u)).await {
+                Ok(()) => {
+                    if let Some(b) = b.finish() {
                         let _ = slot.set(b);
                     }
                 }

@@ -401,6 +401,28 @@ fn memberships(ms: &[Membership]) -> String {
         .join(",")
 }
 
+/// The account status a member's WeCom status implies, when it differs from the stored
+/// one: WeCom's own disable wins; someone back in scope is enabled again unless an admin
+/// disabled them.
+pub(super) fn status_change(
+    wecom_status: i64,
+    status: UserStatus,
+    reason: Option<DisabledReason>,
+    opts: DiffOptions,
+) -> Option<(UserStatus, Option<DisabledReason>)> {
+    match (wecom_disabled_reason(wecom_status), status) {
+        (Some(want), UserStatus::Disabled) => (reason != Some(want)
+            && reason != Some(DisabledReason::Admin))
+        .then_some((UserStatus::Disabled, Some(want))),
+        (Some(want), _) => Some((UserStatus::Disabled, Some(want))),
+        (None, UserStatus::Disabled) => match reason {
+            Some(DisabledReason::Admin) => None,
+            _ => Some((opts.new_user_status, None)),
+        },
+        (None, _) => None,
+    }
+}
+
 /// The field changes between a stored user and WeCom's current answer, and the status
 /// change they imply. `None` when nothing changes.
 pub fn diff_user(cur: &CurrentUser, want: &UserRecord, opts: DiffOptions) -> Option<UserUpdate> {
@@ -457,19 +479,7 @@ pub fn diff_user(cur: &CurrentUser, want: &UserRecord, opts: DiffOptions) -> Opt
         change(&mut ch, "userid", &c.userid, &r.userid);
     }
 
-    // Status: WeCom's own disable wins; someone back in scope is enabled again unless
-    // an admin disabled them.
-    let status = match (wecom_disabled_reason(r.wecom_status), cur.status) {
-        (Some(reason), UserStatus::Disabled) => (cur.disabled_reason != Some(reason)
-            && cur.disabled_reason != Some(DisabledReason::Admin))
-        .then_some((UserStatus::Disabled, Some(reason))),
-        (Some(reason), _) => Some((UserStatus::Disabled, Some(reason))),
-        (None, UserStatus::Disabled) => match cur.disabled_reason {
-            Some(DisabledReason::Admin) => None,
-            _ => Some((opts.new_user_status, None)),
-        },
-        (None, _) => None,
-    };
+    let status = status_change(r.wecom_status, cur.status, cur.disabled_reason, opts);
     if let Some((s, reason)) = status {
         let show = |s: UserStatus, r: Option<DisabledReason>| match r {
             Some(r) => format!("{} ({})", s.as_str(), r.as_str()),

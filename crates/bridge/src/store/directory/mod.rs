@@ -422,6 +422,74 @@ impl Store {
             .await
     }
 
+    /// Every stored user of a tenant, handed to `each` a slice at a time: for a caller
+    /// that keeps less than the whole user (the sync's baseline).
+    pub async fn scan_users(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        mut each: impl FnMut(Vec<CurrentUser>) + Send,
+    ) -> Result<()> {
+        self.scan_users_sliced(tenant_id, corpid, LOAD_SLICE, &mut each)
+            .await
+    }
+
+    /// The whole tenant in slices of `slice` user ids, so what is in flight stays small.
+    async fn scan_users_sliced(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        slice: i64,
+        each: &mut (dyn FnMut(Vec<CurrentUser>) + Send),
+    ) -> Result<()> {
+        let corpid = corpid.to_ascii_lowercase();
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<UserRow> = self
+                .select_rows(
+                    USER_COLS,
+                    "FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                    &[Arg::Int(tenant_id), Arg::Int(after), Arg::Int(slice)],
+                )
+                .await?;
+            let Some(hi) = rows.iter().map(|r| r.0).max() else {
+                break;
+            };
+            let range = [
+                Arg::Int(tenant_id),
+                Arg::Int(after),
+                Arg::Int(hi),
+                Arg::Text(&corpid),
+            ];
+            let idents: Vec<IdentityRow> = self
+                .select_rows(
+                    "user_id, kind, external_id, display_id",
+                    "FROM user_identities
+                     WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3
+                       AND ((kind = 'wecom' AND corpid = $4) OR kind = 'wecom_open')",
+                    &range,
+                )
+                .await?;
+            let members: Vec<MembershipRow> = self
+                .select_rows(
+                    "user_id, department_id, sort_order, is_leader",
+                    "FROM user_departments
+                     WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3",
+                    &range[..3],
+                )
+                .await?;
+            let full = rows.len() as i64 == slice;
+            let mut users = Vec::with_capacity(rows.len());
+            assemble_users(&mut users, rows, idents, members)?;
+            each(users);
+            if !full {
+                break;
+            }
+            after = hi;
+        }
+        Ok(())
+    }
+
     async fn load_users_sliced(
         &self,
         tenant_id: i64,
@@ -432,48 +500,8 @@ impl Store {
         let corpid = corpid.to_ascii_lowercase();
         let mut users: Vec<CurrentUser> = Vec::new();
         let Some(keys) = keys else {
-            let mut after = 0i64;
-            loop {
-                let rows: Vec<UserRow> = self
-                    .select_rows(
-                        USER_COLS,
-                        "FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                        &[Arg::Int(tenant_id), Arg::Int(after), Arg::Int(slice)],
-                    )
-                    .await?;
-                let Some(hi) = rows.iter().map(|r| r.0).max() else {
-                    break;
-                };
-                let range = [
-                    Arg::Int(tenant_id),
-                    Arg::Int(after),
-                    Arg::Int(hi),
-                    Arg::Text(&corpid),
-                ];
-                let idents: Vec<IdentityRow> = self
-                    .select_rows(
-                        "user_id, kind, external_id, display_id",
-                        "FROM user_identities
-                         WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3
-                           AND ((kind = 'wecom' AND corpid = $4) OR kind = 'wecom_open')",
-                        &range,
-                    )
-                    .await?;
-                let members: Vec<MembershipRow> = self
-                    .select_rows(
-                        "user_id, department_id, sort_order, is_leader",
-                        "FROM user_departments
-                         WHERE tenant_id = $1 AND user_id > $2 AND user_id <= $3",
-                        &range[..3],
-                    )
-                    .await?;
-                let full = rows.len() as i64 == slice;
-                assemble_users(&mut users, rows, idents, members)?;
-                if !full {
-                    break;
-                }
-                after = hi;
-            }
+            self.scan_users_sliced(tenant_id, &corpid, slice, &mut |mut s| users.append(&mut s))
+                .await?;
             return Ok(users);
         };
         // A few users (an incremental change): identities by key, then their rows by id.
