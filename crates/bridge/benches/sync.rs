@@ -160,6 +160,19 @@ async fn sync_child(job: SyncJob) {
     let st = AppState::new(cfg, store, sealer);
     let tenant = st.store.tenant_by_id(job.tenant_id).await.unwrap().unwrap();
     let t0 = Instant::now();
+    // BENCH_RSS_TRACE=1: the resident set each second with the run's phase, on stderr
+    // (where the memory goes, not only its peak).
+    if std::env::var_os("BENCH_RSS_TRACE").is_some() {
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let rss = s
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .unwrap_or_default();
+            eprintln!("rss {:>6.1} s {rss}", t0.elapsed().as_secs_f64());
+        });
+    }
     let out: RunOutcome = run_full(&st, &tenant, SyncOptions::new(Trigger::Cli, "bench"))
         .await
         .unwrap();

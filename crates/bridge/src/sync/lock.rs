@@ -90,6 +90,26 @@ pub async fn acquire(
     }
 }
 
+/// Takes the tenant's sync lock, trying for up to `patience`: a run records its end
+/// before it lets go of the lock, so a start just after a run finished waits for that
+/// moment instead of failing as busy. `None` if it is still held.
+pub async fn acquire_within(
+    store: &Store,
+    tenant_id: i64,
+    patience: std::time::Duration,
+) -> Result<Option<TenantLock>, StoreError> {
+    let until = std::time::Instant::now() + patience;
+    loop {
+        if let Some(l) = acquire(store, tenant_id, false).await? {
+            return Ok(Some(l));
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 impl TenantLock {
     /// Releases the lock and gives the connection back to the pool.
     pub async fn release(mut self) {

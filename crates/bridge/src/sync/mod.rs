@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::domain::audit::NewAudit;
 use crate::domain::directory::{
     diff_full, mass_disable_guard, matching, Baseline, DiffOptions, DirectoryDiff, EndpointCalls,
-    RunKind, RunReport, RunStatus, Trigger,
+    Folded, RunKind, RunReport, RunStatus, Trigger,
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
 use crate::store::{NewSyncRun, RetireIdentities, RunEnd, StoreError, SyncRunFinish};
@@ -179,7 +179,7 @@ pub async fn start_full(
     if st.store.main_integration(tenant.id).await?.is_none() {
         return Err(SyncError::NotConfigured);
     }
-    let lock = lock::acquire(&st.store, tenant.id, false)
+    let lock = lock::acquire_within(&st.store, tenant.id, Duration::from_secs(1))
         .await?
         .ok_or(SyncError::Busy)?;
     // Every instance looks each second whether the reconcile is due; the one that gets
@@ -598,7 +598,15 @@ async fn full_sync(
     // The switch from a third-party app: convert while the old app is still installed.
     progress.set_phase("diff", 0);
     let t1 = Instant::now();
-    let mut current = st.store.load_directory(tenant.id, &opened.corpid).await?;
+    // Members set aside during the fetch are folded in as they are read, not held.
+    let mut folded = Folded::default();
+    let mut current = st
+        .store
+        .load_directory_folding(tenant.id, &opened.corpid, &mut |u| {
+            fetched.desired.fold(u, diff_opts, &mut folded)
+        })
+        .await?;
+    current.folded = folded;
     let imported = st.store.imported_identities(tenant.id).await?;
     let mut retire = None;
     if !imported.is_empty() {

@@ -6,14 +6,16 @@
 //! into a [`Baseline`] of ≈ 80 B each (key, field hashes, status), and a member whose
 //! answer changes nothing is kept as its key and the stored record's fingerprint. The
 //! diff, made against the directory loaded again after the fetch, checks that
-//! fingerprint: a record changed in between (a sign-in filling a withheld field) is left
-//! as it is for the next sync to compare.
+//! fingerprint as it reads each stored user: one still as matched is folded into the
+//! diff there and then ([`Folded`]), so the directory held for the diff has only the
+//! members that change. A record changed in between (a sign-in filling a withheld
+//! field) is left as it is for the next sync to compare.
 //!
 //! Equal hashes stand for equal values: a changed member whose 64-bit hash equals its
 //! stored one (a chance of 2⁻⁶⁴ each, ≈ 5 × 10⁻¹⁴ for a million) would look unchanged
 //! until its next change.
 
-use super::diff::status_change;
+use super::diff::{diff_user, status_change};
 use super::*;
 use crate::domain::user::{DisabledReason, UserStatus};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -171,5 +173,33 @@ impl DesiredDirectory {
             None => true,
         });
         self.users.shrink_to_fit();
+    }
+}
+
+/// Stored members met again, when the directory is loaded for the diff, as WeCom's
+/// answer matched them: what the diff needs of them, instead of the members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Status changes they still need (an admin's change since the fetch began).
+    pub updates: Vec<UserUpdate>,
+    /// Not disabled: the mass-disable guard counts them.
+    pub active: usize,
+    pub members: usize,
+}
+
+impl DesiredDirectory {
+    /// Folds in a stored user set aside as unchanged whose record is still the one WeCom's
+    /// answer matched; `false` leaves it to the diff (not set aside, or changed since).
+    pub fn fold(&self, cur: &CurrentUser, opts: DiffOptions, into: &mut Folded) -> bool {
+        let Some(fp) = cur.key.as_deref().and_then(|k| self.unchanged.get(k)) else {
+            return false;
+        };
+        if cur.link_identity || *fp != fingerprint(&cur.record) {
+            return false;
+        }
+        into.active += usize::from(cur.status != UserStatus::Disabled);
+        into.members += 1;
+        into.updates.extend(diff_user(cur, &cur.record, opts));
+        true
     }
 }

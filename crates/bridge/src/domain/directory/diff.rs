@@ -270,6 +270,9 @@ pub fn diff_full(
             }
         }
     }
+    // Folded in as they were loaded: only their status changes are left.
+    diff.users_updated
+        .extend(current.folded.updates.iter().cloned());
     let mut added: Vec<_> = Vec::with_capacity(desired.users.len().saturating_sub(seen.len()));
     added.extend(
         desired

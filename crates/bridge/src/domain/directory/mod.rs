@@ -18,7 +18,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-pub use baseline::{fingerprint, Baseline};
+pub use baseline::{fingerprint, Baseline, Folded};
 pub use budget::ReconcileCost;
 pub use diff::*;
 pub use run::*;
@@ -177,8 +177,10 @@ pub struct CurrentTag {
 #[derive(Clone, Debug, Default)]
 pub struct CurrentDirectory {
     pub departments: HashMap<i64, CurrentDept>,
+    /// Without the members folded in ([`Folded`]).
     pub users: Vec<CurrentUser>,
     pub tags: HashMap<i64, CurrentTag>,
+    pub folded: Folded,
 }
 
 impl CurrentDirectory {
@@ -188,6 +190,7 @@ impl CurrentDirectory {
             .iter()
             .filter(|u| u.status != UserStatus::Disabled)
             .count()
+            + self.folded.active
     }
 }
 

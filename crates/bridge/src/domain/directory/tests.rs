@@ -437,6 +437,15 @@ fn baseline(users: &[CurrentUser]) -> Option<Baseline> {
     b.finish()
 }
 
+/// `current` as the sync loads it for the diff, `desired`'s set-aside members folded in.
+fn fold(desired: &DesiredDirectory, current: &CurrentDirectory) -> CurrentDirectory {
+    let mut dir = current.clone();
+    let mut folded = Folded::default();
+    dir.users.retain(|u| !desired.fold(u, OPTS, &mut folded));
+    dir.folded = folded;
+    dir
+}
+
 fn mixed_directory() -> (CurrentDirectory, Vec<UserRecord>) {
     let mut current = CurrentDirectory::default();
     let mut with_mobile = rec("m", "M", &[2]);
@@ -494,9 +503,16 @@ fn setting_aside_unchanged_members_leaves_the_diff_as_it_was() {
     assert_eq!(aside, ["a", "e", "m"], "status changes are not set aside");
     assert_eq!(lean.member_count(), answer.len());
     assert!(lean.has_user("a") && lean.has_user("new") && !lean.has_user("gone"));
-    let d = diff_full(lean, &current, OPTS);
+    let d = diff_full(lean.clone(), &current, OPTS);
     assert_eq!(format!("{d:?}"), format!("{whole:?}"));
     assert_eq!(d.changed_during_fetch, 0);
+    // Folded in while the directory loads for the diff: the same diff, the same guard.
+    let folded = fold(&lean, &current);
+    assert_eq!(folded.users.len(), current.users.len() - 3);
+    assert_eq!(folded.folded.members, 3);
+    assert_eq!(folded.active_users(), current.active_users());
+    let f = diff_full(lean, &folded, OPTS);
+    assert_eq!(format!("{f:?}"), format!("{whole:?}"));
     let c = d.counts();
     // Disabled: the one gone, and f by WeCom's status.
     assert_eq!(
@@ -517,13 +533,26 @@ fn a_member_changed_in_the_bridge_during_the_fetch_is_left_for_the_next_sync() {
     current.users[0].record.email = Some("a@example.com".into());
     current.users[4].status = UserStatus::Authorized;
     current.users[4].disabled_reason = None;
-    let d = diff_full(lean, &current, OPTS);
-    assert_eq!(d.changed_during_fetch, 1);
-    assert!(d.users_updated.iter().all(|u| u.user_id != 1), "a is kept");
-    assert!(
-        d.users_updated.iter().all(|u| u.user_id != 5),
-        "e, unchanged in WeCom and enabled, stays enabled"
-    );
+    for dir in [current.clone(), fold(&lean, &current)] {
+        let d = diff_full(lean.clone(), &dir, OPTS);
+        assert_eq!(d.changed_during_fetch, 1);
+        assert!(d.users_updated.iter().all(|u| u.user_id != 1), "a is kept");
+        assert!(
+            d.users_updated.iter().all(|u| u.user_id != 5),
+            "e, unchanged in WeCom and enabled, stays enabled"
+        );
+    }
+    // An admin disables a set-aside member meanwhile: nothing to undo, and the guard
+    // no longer counts them as active.
+    current.users[0].record.email = None;
+    current.users[2].status = UserStatus::Disabled;
+    current.users[2].disabled_reason = Some(DisabledReason::Admin);
+    let folded = fold(&lean, &current);
+    assert_eq!(folded.active_users(), current.active_users());
+    assert!(diff_full(lean, &folded, OPTS)
+        .users_updated
+        .iter()
+        .all(|u| u.user_id != 3));
 }
 
 #[test]

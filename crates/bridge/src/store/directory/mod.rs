@@ -323,10 +323,35 @@ impl Store {
 
     /// The whole stored directory of a tenant, users keyed by their WeCom identity of `corpid`.
     pub async fn load_directory(&self, tenant_id: i64, corpid: &str) -> Result<CurrentDirectory> {
-        let users = self.load_users(tenant_id, corpid, None).await?;
+        self.load_directory_folding(tenant_id, corpid, &mut |_| false)
+            .await
+    }
+
+    /// [`Self::load_directory`] without the users `fold` takes (it has accounted for them
+    /// as they were read: a sync's members set aside as unchanged); only their keys are
+    /// kept, to name tag members.
+    pub async fn load_directory_folding(
+        &self,
+        tenant_id: i64,
+        corpid: &str,
+        fold: &mut (dyn FnMut(&CurrentUser) -> bool + Send),
+    ) -> Result<CurrentDirectory> {
+        let mut users = Vec::new();
+        let mut folded: Vec<(i64, UserKey)> = Vec::new();
+        self.scan_users(tenant_id, corpid, |slice| {
+            for u in slice {
+                match (fold(&u), u.key) {
+                    (true, Some(k)) => folded.push((u.id, k)),
+                    (true, None) => {}
+                    (false, key) => users.push(CurrentUser { key, ..u }),
+                }
+            }
+        })
+        .await?;
         let keys: HashMap<i64, &str> = users
             .iter()
             .filter_map(|u| u.key.as_deref().map(|k| (u.id, k)))
+            .chain(folded.iter().map(|(id, k)| (*id, k.as_str())))
             .collect();
         let tags = self
             .load_tags_with(tenant_id, corpid, None, Some(&keys))
@@ -366,6 +391,7 @@ impl Store {
             departments,
             users,
             tags,
+            folded: Default::default(),
         })
     }
 
