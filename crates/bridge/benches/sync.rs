@@ -24,6 +24,7 @@
 //! error answers (45009 included), peak RSS against 1 GB and the directory rows.
 //! `BENCH_LIMITS=off` lifts the limits on both sides, for a quick look at memory and the
 //! database's share (its wall times say nothing about the rate floor).
+//! `BENCH_RSS_TRACE=1` prints each sync process's resident set every second on stderr.
 
 use bridge::app::AppState;
 use bridge::config::Config;
