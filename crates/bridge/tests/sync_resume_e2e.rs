@@ -158,6 +158,35 @@ async fn a_run_stopped_half_way_resumes_from_its_checkpoint_and_ends_the_same() 
             page.body
         );
 
+        // Another stopped run saved a department that is out of scope now: not used, so
+        // the report does not name that run.
+        let other = t
+            .st()
+            .store
+            .create_sync_run(&bridge::store::NewSyncRun {
+                tenant_id: t.tenant.id,
+                trigger: Trigger::Cli,
+                kind: bridge::domain::directory::RunKind::Full,
+                actor: "t".into(),
+                forced: false,
+            })
+            .await
+            .unwrap();
+        t.st()
+            .store
+            .put_checkpoints(
+                t.tenant.id,
+                &[bridge::store::CheckpointItem {
+                    kind: "dept_members",
+                    item_id: 987_654,
+                    run_id: other,
+                    read_at: t.st().clock.now_ms(),
+                    body: "[]".into(),
+                }],
+            )
+            .await
+            .unwrap();
+
         // The window passes (no real time: the simulator's clock moves), WeCom answers
         // again at its usual limit, and the next run reads only what was not saved.
         t.env

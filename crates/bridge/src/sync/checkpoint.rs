@@ -10,8 +10,9 @@
 use crate::app::AppClock;
 use crate::domain::directory::Resumed;
 use crate::store::{CheckpointItem, Store};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use tokio::sync::mpsc;
 use wecom::types::{Member, Tag};
 
@@ -32,9 +33,11 @@ pub struct Checkpoint {
     clock: AppClock,
     tenant_id: i64,
     run_id: i64,
-    depts: HashSet<i64>,
-    tags: HashSet<i64>,
-    from_runs: BTreeSet<i64>,
+    /// Saved items by id: the run that read each.
+    depts: HashMap<i64, i64>,
+    tags: HashMap<i64, i64>,
+    /// Runs whose reads this run used.
+    from_runs: Mutex<BTreeSet<i64>>,
     reused_depts: AtomicU64,
     reused_tags: AtomicU64,
     skipped: AtomicU64,
@@ -59,21 +62,29 @@ impl Checkpoint {
         tenant_id: i64,
         run_id: i64,
     ) -> Result<(Checkpoint, Writer), crate::store::StoreError> {
+        Self::open_queue(store, clock, tenant_id, run_id, QUEUE).await
+    }
+
+    async fn open_queue(
+        store: &Store,
+        clock: &AppClock,
+        tenant_id: i64,
+        run_id: i64,
+        queue: usize,
+    ) -> Result<(Checkpoint, Writer), crate::store::StoreError> {
         let index = store
             .checkpoint_index(tenant_id, clock.now_ms() - MAX_AGE_MS)
             .await?;
-        let mut depts = HashSet::new();
-        let mut tags = HashSet::new();
-        let mut from_runs = BTreeSet::new();
+        let mut depts = HashMap::new();
+        let mut tags = HashMap::new();
         for (kind, id, run) in index {
             match kind.as_str() {
-                DEPT => depts.insert(id),
-                TAG => tags.insert(id),
+                DEPT => depts.insert(id, run),
+                TAG => tags.insert(id, run),
                 _ => continue,
             };
-            from_runs.insert(run);
         }
-        let (tx, mut rx) = mpsc::channel::<CheckpointItem>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<CheckpointItem>(queue);
         let writer = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -95,7 +106,7 @@ impl Checkpoint {
                 run_id,
                 depts,
                 tags,
-                from_runs,
+                from_runs: Mutex::default(),
                 reused_depts: AtomicU64::new(0),
                 reused_tags: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
@@ -124,12 +135,10 @@ impl Checkpoint {
         &self,
         kind: &'static str,
         id: i64,
-        have: &HashSet<i64>,
+        have: &HashMap<i64, i64>,
         count: &AtomicU64,
     ) -> Option<T> {
-        if !have.contains(&id) {
-            return None;
-        }
+        let run = *have.get(&id)?;
         let body = match self.store.checkpoint_body(self.tenant_id, kind, id).await {
             Ok(Some(b)) => b,
             Ok(None) => return None,
@@ -140,6 +149,10 @@ impl Checkpoint {
         };
         let v = serde_json::from_str(&body).ok()?;
         count.fetch_add(1, Ordering::Relaxed);
+        self.from_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run);
         Some(v)
     }
 
@@ -179,9 +192,70 @@ impl Checkpoint {
         let departments = self.reused_depts.load(Ordering::Relaxed);
         let tags = self.reused_tags.load(Ordering::Relaxed);
         (departments + tags > 0).then(|| Resumed {
-            from_runs: self.from_runs.iter().copied().collect(),
+            from_runs: self
+                .from_runs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied()
+                .collect(),
             departments,
             tags,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::directory::{RunKind, Trigger};
+    use crate::domain::tenant::Edition;
+
+    async fn run(store: &Store, tenant_id: i64) -> i64 {
+        store
+            .create_sync_run(&crate::store::NewSyncRun {
+                tenant_id,
+                trigger: Trigger::Cli,
+                kind: RunKind::Full,
+                actor: "t".into(),
+                forced: false,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A writer behind the fetch never slows it: what it cannot queue is not saved, and
+    /// a resumed run reads that from WeCom again.
+    #[tokio::test]
+    async fn a_read_the_writer_cannot_take_is_skipped_and_read_again_later() {
+        let store = Store::connect(&crate::testing::sqlite_url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let tenant = store
+            .create_tenant("acme", "Acme", Edition::Professional, None)
+            .await
+            .unwrap();
+        let clock = AppClock::default();
+        let first = run(&store, tenant.id).await;
+        let (mut ck, writer) = Checkpoint::open_queue(&store, &clock, tenant.id, first, 1)
+            .await
+            .unwrap();
+        // No await in between: the writer has not run, its queue of one is full.
+        ck.save_dept(2, &[]);
+        ck.save_dept(3, &[]);
+        assert_eq!(ck.skipped(), 1);
+        ck.close();
+        drop(ck);
+        writer.finish().await;
+
+        let second = run(&store, tenant.id).await;
+        let (ck, writer) = Checkpoint::open(&store, &clock, tenant.id, second)
+            .await
+            .unwrap();
+        assert_eq!(ck.dept_members(2).await.map(|m| m.len()), Some(0));
+        assert!(ck.dept_members(3).await.is_none(), "not saved: read again");
+        let r = ck.resumed().unwrap();
+        assert_eq!((r.from_runs, r.departments), (vec![first], 1));
+        drop(ck);
+        writer.finish().await;
     }
 }
