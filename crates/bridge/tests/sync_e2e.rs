@@ -532,3 +532,51 @@ async fn tag_member_changes_keep_the_links_exact() {
         );
     }
 }
+
+/// A run cut short by a crash, with no later run to end its record (nothing pending, no
+/// reconcile due): the background round ends it once the tenant's lock is free.
+#[tokio::test]
+async fn a_run_left_running_by_a_crash_is_ended_without_a_next_run() {
+    for db in database_urls().await {
+        let t = setup(&db).await;
+        let store = &t.st().store;
+        let run = store
+            .create_sync_run(&bridge::store::NewSyncRun {
+                tenant_id: t.tenant.id,
+                trigger: Trigger::Callback,
+                kind: RunKind::Incremental,
+                actor: "wecom".into(),
+                forced: false,
+            })
+            .await
+            .unwrap();
+        // While a run holds the lock, its record is left alone.
+        let held = bridge::sync::lock::acquire(store, t.tenant.id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let status = |runs: Vec<bridge::store::SyncRun>| {
+            runs.into_iter().find(|r| r.id == run).map(|r| r.status)
+        };
+        let runs = store.list_sync_runs(t.tenant.id, None, 10).await.unwrap();
+        assert_eq!(status(runs), Some(RunStatus::Running));
+        held.release().await;
+        let started = std::time::Instant::now();
+        loop {
+            let runs = store.list_sync_runs(t.tenant.id, None, 10).await.unwrap();
+            match status(runs) {
+                Some(RunStatus::Running) => {}
+                other => {
+                    assert_eq!(other, Some(RunStatus::Interrupted));
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "still running"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -275,7 +275,12 @@ async fn a_checkpoint_older_than_an_hour_or_overtaken_by_callbacks_is_not_reused
             .await
             .unwrap()
             .is_empty());
-        // Callbacks applied since: the checkpoint is forgotten.
+        // Callbacks applied since: the checkpoint is forgotten. (Under the tenant's lock,
+        // as a real run: a record running with the lock free is ended as a crash's.)
+        let lock = bridge::sync::lock::acquire(store, t.tenant.id, true)
+            .await
+            .unwrap()
+            .unwrap();
         let run = store
             .create_sync_run(&bridge::store::NewSyncRun {
                 tenant_id: t.tenant.id,
@@ -303,6 +308,7 @@ async fn a_checkpoint_older_than_an_hour_or_overtaken_by_callbacks_is_not_reused
             )
             .await
             .unwrap();
+        lock.release().await;
         assert!(store
             .checkpoint_index(t.tenant.id, 0)
             .await

@@ -441,6 +441,21 @@ impl Store {
         })
     }
 
+    /// Tenants with a run recorded as running (live, or cut short by a crash).
+    pub async fn tenants_with_running_runs(&self) -> Result<Vec<i64>> {
+        on_pool!(self, |p| {
+            let rows =
+                sqlx::query("SELECT DISTINCT tenant_id FROM sync_runs WHERE status = 'running'")
+                    .fetch_all(p)
+                    .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(r.try_get("tenant_id")?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Tenants with callbacks waiting (after a restart, or a missed wake-up).
     pub async fn tenants_with_pending_callbacks(&self) -> Result<Vec<i64>> {
         on_pool!(self, |p| {

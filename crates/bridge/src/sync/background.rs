@@ -166,6 +166,17 @@ async fn round(st: &AppState, last_purge: &mut i64) -> Result<(), SyncError> {
     for t in st.store.tenants_with_pending_callbacks().await? {
         kick(st, t);
     }
+    // A run cut short by a crash is ended by the tenant's next run; with no next run
+    // (nothing pending, no reconcile due) it would stay "running". Every run holds its
+    // tenant's lock from before its record exists until after it ends, so a record
+    // still running while the lock is free has no process behind it.
+    for t in st.store.tenants_with_running_runs().await? {
+        if let Some(l) = super::lock::acquire(&st.store, t, false).await? {
+            let ended = st.store.interrupt_stale_runs(t, 0).await;
+            l.release().await;
+            ended?;
+        }
+    }
     let now = now_ms();
     for t in st.store.list_tenants().await? {
         if t.integration_mode != IntegrationMode::SelfBuilt {
