@@ -443,32 +443,21 @@ impl Store {
 
     /// Tenants with a run recorded as running (live, or cut short by a crash).
     pub async fn tenants_with_running_runs(&self) -> Result<Vec<i64>> {
-        on_pool!(self, |p| {
-            let rows =
-                sqlx::query("SELECT DISTINCT tenant_id FROM sync_runs WHERE status = 'running'")
-                    .fetch_all(p)
-                    .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get("tenant_id")?);
-            }
-            Ok(out)
-        })
+        self.tenant_ids("SELECT DISTINCT tenant_id FROM sync_runs WHERE status = 'running'")
+            .await
     }
 
     /// Tenants with callbacks waiting (after a restart, or a missed wake-up).
     pub async fn tenants_with_pending_callbacks(&self) -> Result<Vec<i64>> {
+        self.tenant_ids("SELECT DISTINCT tenant_id FROM callback_events WHERE status = 'pending'")
+            .await
+    }
+
+    /// The ids of a `SELECT DISTINCT tenant_id …` without parameters.
+    async fn tenant_ids(&self, sql: &'static str) -> Result<Vec<i64>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT DISTINCT tenant_id FROM callback_events WHERE status = 'pending'",
-            )
-            .fetch_all(p)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get("tenant_id")?);
-            }
-            Ok(out)
+            let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(p).await?;
+            Ok(rows.into_iter().map(|(t,)| t).collect())
         })
     }
 
