@@ -24,6 +24,8 @@
 //! error answers (45009 included), peak RSS against 1 GB and the directory rows.
 //! `BENCH_LIMITS=off` lifts the limits on both sides, for a quick look at memory and the
 //! database's share (its wall times say nothing about the rate floor).
+//! `BENCH_ENGINES=postgres` (or `sqlite`) runs one engine alone.
+//! `WECOM_BRIDGE_LOG=bridge=debug` shows each sync's log on stderr.
 //! `BENCH_RSS_TRACE=1` prints each sync process's resident set every second on stderr.
 
 use bridge::app::AppState;
@@ -100,6 +102,13 @@ fn main() {
         return;
     }
     if let Ok(job) = std::env::var(SYNC_CHILD) {
+        // WECOM_BRIDGE_LOG (as for the binary): the sync's log on stderr.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WECOM_BRIDGE_LOG") {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+        }
         rt.block_on(sync_child(serde_json::from_str(&job).expect("sync job")));
         return;
     }
@@ -360,6 +369,10 @@ async fn parent() {
         let mut urls = vec![("sqlite", bridge::testing::sqlite_url())];
         if let Some(pg) = bridge::testing::postgres_url().await {
             urls.push(("postgres", pg));
+        }
+        // BENCH_ENGINES=postgres (or sqlite): one engine alone.
+        if let Ok(only) = std::env::var("BENCH_ENGINES") {
+            urls.retain(|(e, _)| only.split(',').any(|o| o.trim() == *e));
         }
         for (engine, url) in urls {
             rows.extend(bench_engine(&sim, engine, &url, base, corpid, agentid, secret).await);

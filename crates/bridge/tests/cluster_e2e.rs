@@ -510,12 +510,23 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
     let (a, b, cc) = (0usize, 1usize, 2usize);
 
     // ---- A full sync killed with SIGKILL mid-run, and the take-over.
+    // WeCom answers user/list slowly (≈ 1.3 s in all), so that the run outlasts the other
+    // instances' attempts (each tries the lock for up to 1 s) and the kill comes first.
+    c.sim_admin(
+        "POST",
+        "/latencies",
+        json!({"path": "user/list", "ms": 100}),
+    )
+    .await;
     let before = canonical(&c.directory().await);
     let (status, run) = c.api(a, "POST", "/sync/runs", Some(json!({}))).await;
     assert_eq!(status, 202, "A starts the first full sync: {run}");
     let run_id = run["id"].as_i64().unwrap();
-    for other in [b, cc] {
-        let (status, body) = c.api(other, "POST", "/sync/runs", Some(json!({}))).await;
+    let (rb, rc) = tokio::join!(
+        c.api(b, "POST", "/sync/runs", Some(json!({}))),
+        c.api(cc, "POST", "/sync/runs", Some(json!({})))
+    );
+    for (other, (status, body)) in [(b, rb), (cc, rc)] {
         assert_eq!(
             status, 409,
             "while A syncs the tenant, instance {} must refuse a second sync of it: {body}",
@@ -571,6 +582,7 @@ async fn three_instances_on_one_postgres_behave_as_one_service() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let completed = killed.elapsed();
+    c.sim_admin("DELETE", "/latencies", json!({})).await;
     assert_eq!(
         done.status,
         RunStatus::Succeeded,

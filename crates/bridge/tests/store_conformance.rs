@@ -449,7 +449,7 @@ async fn directory_values_that_copy_escapes_read_back_identical() {
             tags_upsert: tags.clone(),
             ..Default::default()
         };
-        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, None, None)
+        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, Default::default())
             .await
             .unwrap();
         let dir = s.load_directory(t.id, "wwcorp").await.unwrap();
@@ -521,7 +521,7 @@ async fn directory_values_that_copy_escapes_read_back_identical() {
             tags_upsert: vec![tag.clone()],
             ..Default::default()
         };
-        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, None, None)
+        s.apply_directory_diff(t.id, "wwcorp", 0, &diff, Default::default())
             .await
             .unwrap();
         let dir = s.load_directory(t.id, "wwcorp").await.unwrap();

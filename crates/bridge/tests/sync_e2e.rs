@@ -97,6 +97,10 @@ async fn mixed_scope_full_sync_then_no_change_resync_writes_nothing() {
             .any(|w| w.field == "mobile" && w.count == 6));
 
         assert_eq!(o.report.members_unchanged, 0, "nothing was stored");
+        // PostgreSQL writes new members' rows during the fetch, in the apply's
+        // transaction (issue 20); SQLite writes them in the apply.
+        let pg = t.st().store.engine() == "postgres";
+        assert_eq!(o.report.written_ahead, if pg { 6 } else { 0 });
 
         let before = t.snapshot().await;
         let again = t.sync().await;
@@ -289,6 +293,14 @@ async fn wecom_error_half_way_changes_nothing() {
         t.sim("PATCH", "/members/zhangsan", json!({"position": "总监"}))
             .await;
         t.sim("DELETE", "/members/lisi", json!({})).await;
+        // A new member: on PostgreSQL its rows are written during the fetch, in a
+        // transaction the failure rolls back.
+        t.sim(
+            "POST",
+            "/members",
+            json!({"userid": "newbie", "name": "新人", "departments": [3]}),
+        )
+        .await;
         let before = t.snapshot().await;
         // user/get is the last step of the fetch: everything before it succeeded.
         t.env
@@ -332,11 +344,13 @@ async fn wecom_error_half_way_changes_nothing() {
         let o = t.sync().await;
         assert_eq!(
             (
+                o.report.diff.counts.users_added,
                 o.report.diff.counts.users_updated,
                 o.report.diff.counts.users_disabled
             ),
-            (1, 1)
+            (1, 1, 1)
         );
+        assert!(t.user("newbie").await.is_some());
     }
 }
 

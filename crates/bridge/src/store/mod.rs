@@ -30,7 +30,9 @@ mod users;
 pub use admin::{AdminRecord, AdminSession};
 pub use api::{AuditQuery, UserCursorQuery};
 pub use call_budget::StoreCallBudget;
-pub use directory::{ImportedIdentity, ImportedMember, RetireIdentities, RunEnd};
+pub use directory::{
+    ApplyWith, ImportedIdentity, ImportedMember, OpenApply, RetireIdentities, RunEnd,
+};
 pub use integration::{IntegrationRecord, Resealed};
 pub use oidc::{
     CodeRedemption, NewTokenPair, OidcCode, OidcGrant, OidcKeyRecord, OidcTokenRecord, Rotation,

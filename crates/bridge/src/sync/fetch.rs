@@ -3,10 +3,11 @@
 //! visible) → user/list per visible department → user/get for in-scope members seen only
 //! through the scope or a tag. The batches run concurrently, bounded.
 
+use super::ahead::{Room, WriteAhead};
 use super::checkpoint::Checkpoint;
 use crate::domain::directory::{
     department_name, member_name, user_key, Baseline, CallBound, DeptRecord, DesiredDirectory,
-    Membership, TagRecord, UserRecord, WithheldField,
+    Membership, TagRecord, UserKey, UserRecord, WithheldField,
 };
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeSet, HashSet};
@@ -53,6 +54,9 @@ impl Progress {
 pub struct Fetched {
     pub agent: Agent,
     pub desired: DesiredDirectory,
+    /// The baseline was loaded before the fetch ended: every member new to the store
+    /// has been offered to be written ahead.
+    pub baseline_seen: bool,
     pub bound: CallBound,
     pub withheld: Vec<WithheldField>,
     /// (English, Chinese)
@@ -195,6 +199,93 @@ pub struct FetchAids<'a> {
     /// Once the stored directory is loaded (beside the fetch), members it holds unchanged
     /// are kept as fingerprints only ([`Baseline`]).
     pub baseline: Option<&'a std::sync::OnceLock<Baseline>>,
+    /// Members the baseline does not know (new to the store) are offered to it, to be
+    /// written ahead of the apply ([`super::ahead`]).
+    pub ahead: Option<&'a WriteAhead>,
+}
+
+/// Takes members read from WeCom into the answer: whole, or as fingerprints once the
+/// stored directory's baseline is loaded; new ones are offered to be written ahead.
+struct Intake<'a> {
+    source: Option<&'a std::sync::OnceLock<Baseline>>,
+    baseline: Option<&'a Baseline>,
+    ahead: Option<&'a WriteAhead>,
+    /// New members the writer's queue could not take yet.
+    deferred: Vec<UserKey>,
+}
+
+impl<'a> Intake<'a> {
+    fn new(aids: &FetchAids<'a>) -> Intake<'a> {
+        Intake {
+            source: aids.baseline,
+            baseline: None,
+            ahead: aids.ahead,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// The baseline, once loaded. When it first is, the members read before are set
+    /// aside or offered as they would have been.
+    fn ready(&mut self, desired: &mut DesiredDirectory) -> Option<&'a Baseline> {
+        if self.baseline.is_none() {
+            self.baseline = self.source.and_then(|b| b.get());
+            if let Some(b) = self.baseline {
+                desired.set_aside(b);
+                let new: Vec<UserKey> = desired.unknown_to(b).map(|(k, _)| k.clone()).collect();
+                for k in new {
+                    let r = &desired.users[&k];
+                    self.offer(&k, r);
+                }
+            }
+        }
+        self.baseline
+    }
+
+    fn offer(&mut self, key: &UserKey, record: &UserRecord) {
+        if let Some(w) = self.ahead {
+            if !w.try_offer(key, record) {
+                self.deferred.push(key.clone());
+            }
+        }
+    }
+
+    fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Room in the writer's queue; never, without a writer.
+    fn room(&self) -> impl std::future::Future<Output = Option<Room>> + 'static {
+        let room = self.ahead.map(|w| w.room());
+        async move {
+            match room {
+                Some(r) => r.await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn offer_deferred(&mut self, desired: &DesiredDirectory, room: Room) {
+        if let (Some(w), Some(k)) = (self.ahead, self.deferred.pop()) {
+            if let Some(r) = desired.users.get(&k) {
+                w.offer_into(room, &k, r);
+            }
+        }
+    }
+
+    /// Adds `m` unless the answer has it (a member of several departments is in several
+    /// lists; the first read stands). Returns whether it was added.
+    fn add(&mut self, desired: &mut DesiredDirectory, m: &Member) -> bool {
+        let baseline = self.ready(desired);
+        let key = user_key(&m.userid);
+        if desired.has_user(&key) {
+            return false;
+        }
+        let record = user_record(m);
+        if baseline.is_some_and(|b| !b.knows(&key)) {
+            self.offer(&key, &record);
+        }
+        desired.add_user(key, record, baseline)
+    }
 }
 
 /// Reads the app's whole visible scope. Any WeCom error aborts (nothing is applied).
@@ -271,6 +362,7 @@ pub async fn fetch_directory(
             .any(|t| scoped_tags.contains(&t.id) && !t.departments.is_empty());
     let mut withheld = Withheld::default();
     let mut desired = DesiredDirectory::default();
+    let mut intake = Intake::new(&aids);
     if any_dept {
         progress.set_phase("departments", 1);
         for d in client.department_list(None).await? {
@@ -302,23 +394,25 @@ pub async fn fetch_directory(
             })
             .collect();
         let mut s = stream::iter(futs).buffer_unordered(conc);
-        let mut baseline: Option<&Baseline> = None;
-        while let Some(r) = s.next().await {
+        loop {
+            // While WeCom's next answer is awaited (mostly the rate limit's wait), members
+            // the writer could not take in the last burst are offered again.
+            let r = tokio::select! {
+                biased;
+                r = s.next() => r,
+                Some(room) = intake.room(), if intake.has_deferred() => {
+                    intake.offer_deferred(&desired, room);
+                    continue;
+                }
+            };
+            let Some(r) = r else { break };
             let (d, members, fresh) = r?;
             if let (Some(ck), true) = (ck, fresh) {
                 ck.save_dept(d, &members);
             }
-            if baseline.is_none() {
-                baseline = aids.baseline.and_then(|b| b.get());
-                if let Some(b) = baseline {
-                    desired.set_aside(b);
-                }
-            }
             for m in members {
-                let key = user_key(&m.userid);
-                if !desired.has_user(&key) {
+                if intake.add(&mut desired, &m) {
                     withheld.member(&m);
-                    desired.add_user(key, user_record(&m), baseline);
                 }
             }
             progress.step();
@@ -359,8 +453,7 @@ pub async fn fetch_directory(
             match r {
                 Ok(m) => {
                     withheld.member(&m);
-                    let b = aids.baseline.and_then(|b| b.get());
-                    desired.add_user(user_key(&m.userid), user_record(&m), b);
+                    intake.add(&mut desired, &m);
                 }
                 // Scoped by name but gone or out of reach: nothing to sync.
                 Err(e) if matches!(e.errcode(), Some(60011 | 60111 | 40003)) => {
@@ -378,6 +471,7 @@ pub async fn fetch_directory(
     }
     desired.tags = tags;
     Ok(Fetched {
+        baseline_seen: intake.baseline.is_some(),
         bound: CallBound {
             departments: desired.departments.len() as u64,
             tags: desired.tags.len() as u64,
@@ -394,6 +488,54 @@ pub async fn fetch_directory(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// New members the writer's queue cannot take in a burst wait as keys, and are
+    /// offered again when it has room: every one is written ahead, none twice
+    /// (PostgreSQL; SQLite writes nothing ahead).
+    #[tokio::test]
+    async fn a_burst_beyond_the_writers_queue_is_offered_again_when_it_has_room() {
+        use crate::domain::directory::DiffOptions;
+        use crate::domain::user::UserStatus;
+        for s in crate::testing::stores().await {
+            let pro = crate::domain::tenant::Edition::Professional;
+            let t = s.create_tenant("acme", "Acme", pro, None).await.unwrap();
+            let Some(open) = s.open_apply(t.id, "wwcorp").await.unwrap() else {
+                continue;
+            };
+            let opts = DiffOptions {
+                new_user_status: UserStatus::Unauthorized,
+            };
+            let w = WriteAhead::with_queue(open, opts, 1);
+            let slot = std::sync::OnceLock::new();
+            let _ = slot.set(Baseline::new(opts).finish().unwrap());
+            let aids = FetchAids {
+                checkpoint: None,
+                baseline: Some(&slot),
+                ahead: Some(&w),
+            };
+            let mut intake = Intake::new(&aids);
+            let mut desired = DesiredDirectory::default();
+            for i in 0..50 {
+                let m: Member = serde_json::from_value(serde_json::json!({
+                    "userid": format!("U{i}"), "name": "n", "department": [2, 3]
+                }))
+                .unwrap();
+                assert!(intake.add(&mut desired, &m));
+                assert!(
+                    !intake.add(&mut desired, &m),
+                    "in a second department's list"
+                );
+            }
+            assert!(intake.has_deferred(), "a queue of one took a burst of 50");
+            while intake.has_deferred() {
+                let room = intake.room().await.expect("the writer is running");
+                intake.offer_deferred(&desired, room);
+            }
+            assert_eq!(w.offered(), 50);
+            let open = w.finish().await.expect("nothing failed");
+            assert_eq!(open.written(), 50);
+        }
+    }
 
     #[test]
     fn member_conversion_keeps_parallel_arrays_and_falls_back_on_names() {

@@ -3,6 +3,7 @@
 //! incremental change_contact callbacks, the periodic reconcile and the switch from a
 //! third-party app. One sync at a time per tenant ([`lock`]).
 
+pub mod ahead;
 pub mod background;
 pub mod checkpoint;
 pub mod cli;
@@ -20,7 +21,9 @@ use crate::domain::directory::{
     Folded, RunKind, RunReport, RunStatus, Trigger,
 };
 use crate::domain::tenant::{IntegrationMode, Tenant};
-use crate::store::{NewSyncRun, RetireIdentities, RunEnd, StoreError, SyncRunFinish};
+use crate::store::{
+    ApplyWith, NewSyncRun, OpenApply, RetireIdentities, RunEnd, StoreError, SyncRunFinish,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -357,7 +360,8 @@ impl StartedRun {
         let recorded = match plan {
             // The changes, the run's record, the app snapshot, the tenant's mode and the
             // audit line commit together: a crash leaves all of them or none.
-            Some(p) => {
+            Some(mut p) => {
+                let open = p.open.take();
                 progress.set_phase("applying", 1);
                 crate::testing::crash_point("sync-before-apply");
                 let t2 = Instant::now();
@@ -369,13 +373,18 @@ impl StartedRun {
                         &p.corpid,
                         run_id,
                         &p.diff,
-                        p.retire.as_ref(),
-                        Some(RunEnd {
-                            finish: &finish,
-                            agent_json: p.agent_json.as_ref().map(|(a, j)| (*a, j.as_str())),
-                            integration_mode: p.switch_mode.then_some(IntegrationMode::SelfBuilt),
-                            audit: entry.as_ref(),
-                        }),
+                        ApplyWith {
+                            retire: p.retire.as_ref(),
+                            end: Some(RunEnd {
+                                finish: &finish,
+                                agent_json: p.agent_json.as_ref().map(|(a, j)| (*a, j.as_str())),
+                                integration_mode: p
+                                    .switch_mode
+                                    .then_some(IntegrationMode::SelfBuilt),
+                                audit: entry.as_ref(),
+                            }),
+                            open,
+                        },
                     )
                     .await;
                 match applied {
@@ -450,6 +459,8 @@ enum Planned {
 }
 
 struct PlannedApply {
+    /// The apply's transaction, opened during the fetch with new members' rows.
+    open: Option<OpenApply>,
     corpid: String,
     diff: DirectoryDiff,
     retire: Option<RetireIdentities>,
@@ -566,10 +577,17 @@ async fn full_sync(
             }
         }
     }));
+    // PostgreSQL: the apply's transaction opens now, and new members' rows are written
+    // while the fetch waits on WeCom; a dry run writes nothing.
+    let ahead = match opts.dry_run {
+        true => None,
+        false => ahead::WriteAhead::start(&st.store, tenant.id, &opened.corpid, diff_opts).await,
+    };
     let t0 = Instant::now();
     let aids = fetch::FetchAids {
         checkpoint: ck,
         baseline: Some(&baseline),
+        ahead: ahead.as_ref(),
     };
     let mut fetched =
         fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency, aids).await?;
@@ -578,8 +596,30 @@ async fn full_sync(
     preload.finish().await;
     if let Some(b) = baseline.get() {
         fetched.desired.set_aside(b);
+        // Not offered during the fetch: the baseline was not loaded yet.
+        if let (Some(w), false) = (&ahead, fetched.baseline_seen) {
+            for (k, r) in fetched.desired.unknown_to(b) {
+                if !w.try_offer(k, r) {
+                    break; // The queue is full: the apply writes the rest.
+                }
+            }
+        }
     }
     drop(baseline);
+    let open = match ahead {
+        Some(w) => {
+            let offered = w.offered();
+            let open = w.finish().await;
+            report.written_ahead = open.as_ref().map_or(0, |o| o.written() as u64);
+            tracing::debug!(
+                offered,
+                written = report.written_ahead,
+                "rows written ahead"
+            );
+            open
+        }
+        None => None,
+    };
     report.fetch_ms = t0.elapsed().as_millis() as u64;
     report.members = fetched.desired.member_count() as u64;
     report.members_unchanged = fetched.desired.unchanged.len() as u64;
@@ -671,6 +711,7 @@ async fn full_sync(
         return Ok(Planned::Done(RunStatus::Succeeded, None));
     }
     Ok(Planned::Apply(Box::new(PlannedApply {
+        open,
         corpid: opened.corpid,
         diff,
         switch_mode: retire.is_some() && tenant.integration_mode != IntegrationMode::SelfBuilt,
@@ -710,6 +751,15 @@ pub async fn apply(
         return Ok(());
     }
     st.store
-        .apply_directory_diff(tenant_id, corpid, run_id, diff, retire, None)
+        .apply_directory_diff(
+            tenant_id,
+            corpid,
+            run_id,
+            diff,
+            ApplyWith {
+                retire,
+                ..Default::default()
+            },
+        )
         .await
 }

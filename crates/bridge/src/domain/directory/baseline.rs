@@ -112,6 +112,12 @@ impl Baseline {
         Some(self)
     }
 
+    /// Whether the store held a member with this key when the fetch began: one it did not
+    /// is new, and its row may be written ahead of the apply ([`NewUser::row_print`]).
+    pub fn knows(&self, key: &str) -> bool {
+        self.users.binary_search_by(|u| (*u.key).cmp(key)).is_ok()
+    }
+
     /// The stored record's fingerprint when WeCom's answer for `key` changes nothing: no
     /// field, no membership, no status (what [`diff_user`] would find).
     pub fn unchanged(&self, key: &str, want: &UserRecord) -> Option<u64> {
@@ -131,6 +137,17 @@ impl Baseline {
 }
 
 impl DesiredDirectory {
+    /// Members held whole that `baseline` does not know: new to the store.
+    pub fn unknown_to<'a>(
+        &'a self,
+        baseline: &'a Baseline,
+    ) -> impl Iterator<Item = (&'a UserKey, &'a UserRecord)> + 'a {
+        self.users
+            .iter()
+            .filter(|(k, _)| !baseline.knows(k))
+            .map(|(k, r)| (k, &**r))
+    }
+
     /// Whether WeCom's answer has this member, whole or set aside as unchanged.
     pub fn has_user(&self, key: &str) -> bool {
         self.users.contains_key(key) || self.unchanged.contains_key(key)
@@ -174,6 +191,38 @@ impl DesiredDirectory {
         });
         self.users.shrink_to_fit();
     }
+}
+
+impl NewUser {
+    /// A hash of what a new member's rows hold (its `users` row, WeCom identity and
+    /// memberships): rows written ahead, during the fetch, are kept by the apply only
+    /// when the apply's own new user has the same print (and [`key_print`]).
+    pub fn row_print(&self) -> u64 {
+        let r = &self.record;
+        hash((
+            (&self.key, self.status, self.disabled_reason, &r.userid),
+            (
+                &r.name,
+                &r.position,
+                &r.alias,
+                &r.telephone,
+                &r.mobile,
+                &r.email,
+            ),
+            (
+                r.main_department,
+                r.wecom_status,
+                &r.direct_leader,
+                &r.extattr,
+            ),
+            &r.departments,
+        ))
+    }
+}
+
+/// A member key's hash, for finding rows written ahead without holding their keys.
+pub fn key_print(key: &str) -> u64 {
+    hash(key)
 }
 
 /// Stored members met again, when the directory is loaded for the diff, as WeCom's

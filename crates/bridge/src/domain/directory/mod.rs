@@ -18,7 +18,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-pub use baseline::{fingerprint, Baseline, Folded};
+pub use baseline::{fingerprint, key_print, Baseline, Folded};
 pub use budget::ReconcileCost;
 pub use diff::*;
 pub use run::*;

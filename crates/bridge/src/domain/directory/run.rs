@@ -350,6 +350,10 @@ pub struct RunReport {
     /// held whole ([`super::Baseline`]).
     #[serde(default)]
     pub members_unchanged: u64,
+    /// New members whose rows were written during the fetch, in the apply's transaction
+    /// opened ahead (PostgreSQL), and committed with the rest.
+    #[serde(default)]
+    pub written_ahead: u64,
     /// How many members have each private field, by source, once applied (issue 20).
     #[serde(default)]
     pub coverage: Vec<crate::domain::consent::FieldCoverage>,

@@ -1,8 +1,9 @@
 //! Applying a directory diff: one transaction, batched statements.
 
+use super::ahead::BeginApply;
 use super::bulk::{BulkWrite, TagLinks};
 use super::*;
-use crate::domain::directory::{DirectoryDiff, Membership, UserUpdate};
+use crate::domain::directory::{DirectoryDiff, Membership, NewUser, UserUpdate};
 use crate::domain::now_ms;
 use crate::domain::user::{DisabledReason, UserStatus};
 use crate::store::audit::insert_audit;
@@ -11,27 +12,47 @@ use crate::store::{on_pool, Result, Store, StoreError, SyncRunFinish};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
+/// `DELETE FROM $table WHERE tenant_id = … AND $col IN ($ids)`, a chunk of `$max` ids
+/// a statement: a macro, as it runs on whichever engine's transaction `on_pool!` gave.
+macro_rules! delete_in {
+    ($tx:ident, $pg:expr, $max:expr, $tenant:expr, $table:expr, $col:expr, $ids:expr) => {
+        for chunk in $ids.chunks($max) {
+            let sql = format!(
+                "DELETE FROM {} WHERE tenant_id = $1 AND {} IN ({})",
+                $table,
+                $col,
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(eng($pg, sql))).bind($tenant);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    };
+}
+
 impl Store {
     /// Applies a diff in one transaction. `run_id`'s record is touched first, which also
-    /// takes SQLite's write lock before the new user ids are reserved. `retire` moves the
-    /// tenant's third-party identities out of `user_identities` (the switch). `end` (a
-    /// full sync) ends the run's record in the same transaction, with the app snapshot,
-    /// the tenant's mode and the audit line; without a record to end nothing is applied.
+    /// takes SQLite's write lock before the new user ids are reserved. What else it does
+    /// is in `with` ([`ApplyWith`]).
     pub async fn apply_directory_diff(
         &self,
         tenant_id: i64,
         corpid: &str,
         run_id: i64,
         diff: &DirectoryDiff,
-        retire: Option<&RetireIdentities>,
-        end: Option<RunEnd<'_>>,
+        with: ApplyWith<'_>,
     ) -> Result<()> {
+        let ApplyWith { retire, end, open } = with;
         let now = now_ms();
         let corpid = corpid.to_ascii_lowercase();
         let pg = matches!(self, Store::Postgres(_));
         let max_binds = if pg { PG_MAX_BINDS } else { MAX_BINDS };
+        // Opened for another tenant or corp: not this apply's (rolled back unused).
+        let open = open.filter(|o| o.is_for(tenant_id, &corpid));
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let (mut tx, mut ahead) = p.begin_apply(open).await?;
             sqlx::query("UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(run_id)
@@ -55,63 +76,60 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
 
-            // New users: reserve ids, then users, identities and memberships in batches.
+            // New users: those written ahead (during the fetch) keep their rows; the rest
+            // get ids reserved now, then users, identities and memberships in batches.
             let mut ids: HashMap<&str, i64> = HashMap::new();
-            if !diff.users_added.is_empty() {
-                let n = diff.users_added.len() as i64;
-                let reserved: Vec<i64> = if pg {
-                    let rows = sqlx::query("SELECT nextval(pg_get_serial_sequence('users', 'id')) AS id FROM generate_series(1, $1) AS s")
-                        .bind(n)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut v = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        v.push(r.try_get::<i64, _>("id")?);
+            let mut member_rows: Vec<(i64, &Membership)> = Vec::new();
+            let mut added: Vec<&NewUser> = Vec::with_capacity(diff.users_added.len());
+            for u in &diff.users_added {
+                match ahead.take(u) {
+                    Some(id) => {
+                        ids.insert(u.key.as_str(), id);
                     }
-                    v
-                } else {
-                    // SQLite: this transaction holds the write lock, so MAX(id) is stable.
-                    let m: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM users")
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("m")?;
-                    (m + 1..=m + n).collect()
-                };
+                    None => added.push(u),
+                }
+            }
+            // Written ahead for members the diff does not add as they were (none unless
+            // the store changed during the fetch): removed, so only the diff commits.
+            let untaken = ahead.untaken();
+            for (table, col) in [
+                ("user_departments", "user_id"),
+                ("user_identities", "user_id"),
+                ("users", "id"),
+            ] {
+                delete_in!(tx, pg, max_binds, tenant_id, table, col, untaken);
+            }
+            if !added.is_empty() {
+                let n = added.len();
+                let reserved = tx.reserve_user_ids(n).await?;
                 // In key order, so ids rise with the identities' primary key: every index
                 // of the new rows grows at its end instead of at random pages.
-                let mut added: Vec<_> = diff.users_added.iter().collect();
                 added.sort_unstable_by(|a, b| a.key.cmp(&b.key));
                 let pairs: Vec<_> = added.into_iter().zip(reserved.iter().copied()).collect();
                 for (u, id) in &pairs {
                     ids.insert(u.key.as_str(), *id);
+                    member_rows.extend(u.record.departments.iter().map(|m| (*id, m)));
                 }
                 tx.insert_users(tenant_id, &corpid, now, &pairs).await?;
             }
 
-            // Memberships of new users, and of updated users whose memberships changed.
-            let mut member_rows: Vec<(i64, &Membership)> = Vec::new();
-            for u in &diff.users_added {
-                if let Some(&id) = ids.get(u.key.as_str()) {
-                    member_rows.extend(u.record.departments.iter().map(|m| (id, m)));
-                }
-            }
+            // Memberships of new users not written ahead (above), and of updated users
+            // whose memberships changed.
             let moved: Vec<i64> = diff
                 .users_updated
                 .iter()
                 .filter(|u| u.departments_changed)
                 .map(|u| u.user_id)
                 .collect();
-            for chunk in moved.chunks(max_binds) {
-                let sql = format!(
-                    "DELETE FROM user_departments WHERE tenant_id = $1 AND user_id IN ({})",
-                    in_list(2, chunk.len())
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            delete_in!(
+                tx,
+                pg,
+                max_binds,
+                tenant_id,
+                "user_departments",
+                "user_id",
+                moved
+            );
             for u in diff.users_updated.iter().filter(|u| u.departments_changed) {
                 member_rows.extend(u.record.departments.iter().map(|m| (u.user_id, m)));
             }
@@ -219,17 +237,7 @@ impl Store {
                 ("user_departments", &cleared),
                 ("tag_users", &cleared),
             ] {
-                for chunk in set.chunks(max_binds) {
-                    let sql = format!(
-                        "DELETE FROM {table} WHERE tenant_id = $1 AND user_id IN ({})",
-                        in_list(2, chunk.len())
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
+                delete_in!(tx, pg, max_binds, tenant_id, table, "user_id", set);
             }
 
             // Tags: upsert; write the member links that changed (all of a new or
@@ -300,17 +308,7 @@ impl Store {
                     ("tag_users", &users_rewritten),
                     ("tag_departments", &rewritten),
                 ] {
-                    for chunk in tags.chunks(max_binds) {
-                        let sql = format!(
-                            "DELETE FROM {table} WHERE tenant_id = $1 AND tag_id IN ({})",
-                            in_list(2, chunk.len())
-                        );
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(eng(pg, sql))).bind(tenant_id);
-                        for id in chunk {
-                            q = q.bind(*id);
-                        }
-                        q.execute(&mut *tx).await?;
-                    }
+                    delete_in!(tx, pg, max_binds, tenant_id, table, "tag_id", tags);
                 }
                 let mut tu: Vec<(i64, i64)> = Vec::new();
                 let mut unlink: Vec<(i64, i64)> = Vec::new();

@@ -36,6 +36,8 @@ impl TagLinks {
 /// One engine's way of writing many rows, implemented for each engine's transaction so
 /// that the apply's body (expanded once per engine by `on_pool!`) picks its own.
 pub(super) trait BulkWrite {
+    /// `n` ids for new users, unused so far.
+    async fn reserve_user_ids(&mut self, n: usize) -> Result<Vec<i64>>;
     /// Departments in scope: inserted, or updated and active again.
     async fn upsert_departments(
         &mut self,
@@ -96,6 +98,14 @@ fn json_cols(from: usize, n: usize) -> String {
 }
 
 impl BulkWrite for Transaction<'_, Sqlite> {
+    async fn reserve_user_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+        // The apply's transaction holds the write lock, so MAX(id) is stable.
+        let m: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM users")
+            .fetch_one(&mut **self)
+            .await?;
+        Ok((m + 1..=m + n as i64).collect())
+    }
+
     async fn upsert_departments(
         &mut self,
         tenant_id: i64,
@@ -393,6 +403,16 @@ async fn copy_in<T>(
 }
 
 impl BulkWrite for Transaction<'_, Postgres> {
+    async fn reserve_user_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+        let ids = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)",
+        )
+        .bind(n as i64)
+        .fetch_all(&mut **self)
+        .await?;
+        Ok(ids)
+    }
+
     async fn upsert_departments(
         &mut self,
         tenant_id: i64,

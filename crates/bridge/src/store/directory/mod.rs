@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+pub use ahead::OpenApply;
+
+mod ahead;
 mod apply;
 mod bulk;
 mod import;
@@ -242,6 +245,18 @@ pub struct RunEnd<'a> {
     pub integration_mode: Option<IntegrationMode>,
     /// The run's audit line.
     pub audit: Option<&'a NewAudit>,
+}
+
+/// What [`Store::apply_directory_diff`] does besides the diff.
+#[derive(Debug, Default)]
+pub struct ApplyWith<'a> {
+    /// The switch: the tenant's third-party identities move out of `user_identities`.
+    pub retire: Option<&'a RetireIdentities>,
+    /// A full sync: its record ends in the same transaction, with the app snapshot, the
+    /// tenant's mode and the audit line; without a record to end nothing is applied.
+    pub end: Option<RunEnd<'a>>,
+    /// The apply's transaction, opened during the fetch with rows written ahead.
+    pub open: Option<OpenApply>,
 }
 
 /// The switch from a third-party app, applied with the directory diff.

@@ -59,14 +59,14 @@ async fn sliced_loads_read_back_what_was_written() {
                 users_added: chunk.to_vec(),
                 ..Default::default()
             };
-            s.apply_directory_diff(t.id, "WWcorp", 0, &diff, None, None)
+            s.apply_directory_diff(t.id, "WWcorp", 0, &diff, Default::default())
                 .await
                 .unwrap();
             let theirs = DirectoryDiff {
                 users_added: vec![member(100 + i as i64)],
                 ..Default::default()
             };
-            s.apply_directory_diff(other.id, "wwcorp", 0, &theirs, None, None)
+            s.apply_directory_diff(other.id, "wwcorp", 0, &theirs, Default::default())
                 .await
                 .unwrap();
         }
@@ -111,6 +111,106 @@ async fn sliced_loads_read_back_what_was_written() {
         assert_eq!(some[1].record, whole[7].record);
         let dir = s.load_directory(other.id, "wwcorp").await.unwrap();
         assert_eq!(dir.users.len(), 5);
+    }
+}
+
+/// Rows written ahead of the apply, during the fetch (PostgreSQL; SQLite opens none):
+/// nobody sees them before the apply commits; the apply keeps those its diff adds as
+/// written, replaces one it adds otherwise, removes one it does not add, and writes the
+/// rest; one dropped unapplied, or given to another tenant's apply, rolls back.
+#[tokio::test]
+async fn rows_written_ahead_commit_only_as_the_diff_says() {
+    for s in crate::testing::stores().await {
+        let pro = crate::domain::tenant::Edition::Professional;
+        let t = s.create_tenant("acme", "Acme", pro, None).await.unwrap();
+        let other = s.create_tenant("other", "Other", pro, None).await.unwrap();
+        let Some(mut open) = s.open_apply(t.id, "WWcorp").await.unwrap() else {
+            assert_eq!(s.engine(), "sqlite", "only SQLite opens none");
+            continue;
+        };
+        let ahead: Vec<NewUser> = (0..4).map(member).collect();
+        open.write_new_users(&ahead[..2]).await.unwrap();
+        open.write_new_users(&ahead[2..]).await.unwrap();
+        assert_eq!(open.written(), 4);
+        assert!(
+            s.load_directory(t.id, "wwcorp")
+                .await
+                .unwrap()
+                .users
+                .is_empty(),
+            "seen before the commit"
+        );
+
+        // The diff: 0 and 1 as written; 2 with another position and department; not 3
+        // (the store changed meanwhile); 4 and 5 not written ahead.
+        let mut two = member(2);
+        two.record.position = "经理".into();
+        two.record.departments[0].department_id = 9;
+        let added = vec![member(0), member(1), two, member(4), member(5)];
+        let diff = DirectoryDiff {
+            users_added: added.clone(),
+            ..Default::default()
+        };
+        s.apply_directory_diff(
+            t.id,
+            "wwcorp",
+            0,
+            &diff,
+            ApplyWith {
+                open: Some(open),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut got = s.load_users(t.id, "wwcorp", None).await.unwrap();
+        got.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(got.len(), added.len(), "exactly the diff's users");
+        for (u, want) in got.iter().zip(&added) {
+            let mut w = want.record.clone();
+            w.normalize();
+            assert_eq!(u.key.as_deref(), Some(want.key.as_str()));
+            assert_eq!((&u.record, u.status), (&*w, want.status));
+        }
+        // Written ahead in key order, two ids a batch: 0 and 1 kept theirs; 2 got one
+        // after 3's, reserved by the apply.
+        let id = |k: &str| got.iter().find(|u| u.key.as_deref() == Some(k)).unwrap().id;
+        assert_eq!(id("user001"), id("user000") + 1);
+        assert!(id("user002") > id("user001") + 2, "2 was replaced");
+
+        // Dropped unapplied: rolled back, and the connection serves on.
+        let mut open = s.open_apply(t.id, "wwcorp").await.unwrap().unwrap();
+        open.write_new_users(&[member(10)]).await.unwrap();
+        drop(open);
+        // Given to another tenant's apply: not used there, rolled back.
+        let mut open = s.open_apply(t.id, "wwcorp").await.unwrap().unwrap();
+        open.write_new_users(&[member(11)]).await.unwrap();
+        let theirs = DirectoryDiff {
+            users_added: vec![member(11)],
+            ..Default::default()
+        };
+        s.apply_directory_diff(
+            other.id,
+            "wwcorp",
+            0,
+            &theirs,
+            ApplyWith {
+                open: Some(open),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let ours = s.load_users(t.id, "wwcorp", None).await.unwrap();
+        assert_eq!(ours.len(), added.len(), "rolled back");
+        let keys: Vec<_> = s
+            .load_users(other.id, "wwcorp", None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.key)
+            .collect();
+        assert_eq!(keys, [Some("user011".to_string())]);
     }
 }
 
@@ -171,7 +271,16 @@ async fn run_record_commits_with_the_apply() {
         // No record to end: nothing is applied.
         let f5 = finish(5);
         let r = s
-            .apply_directory_diff(t.id, "wwcorp", run + 1000, &diff, None, Some(end(&f5)))
+            .apply_directory_diff(
+                t.id,
+                "wwcorp",
+                run + 1000,
+                &diff,
+                ApplyWith {
+                    end: Some(end(&f5)),
+                    ..Default::default()
+                },
+            )
             .await;
         assert!(matches!(r, Err(StoreError::NotFound(_))), "{e}: {r:?}");
         assert!(
@@ -188,9 +297,18 @@ async fn run_record_commits_with_the_apply() {
         assert_eq!(audits().await, audits_before, "{e}");
 
         // Applied: the changes, the record's end, the mode and the audit line together.
-        s.apply_directory_diff(t.id, "wwcorp", run, &diff, None, Some(end(&f5)))
-            .await
-            .unwrap();
+        s.apply_directory_diff(
+            t.id,
+            "wwcorp",
+            run,
+            &diff,
+            ApplyWith {
+                end: Some(end(&f5)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let rec = s.sync_run(t.id, run).await.unwrap().unwrap();
         assert_eq!(
             (
@@ -221,7 +339,16 @@ async fn run_record_commits_with_the_apply() {
         };
         let f1 = finish(1);
         let r = s
-            .apply_directory_diff(t.id, "wwcorp", run2, &again, None, Some(end(&f1)))
+            .apply_directory_diff(
+                t.id,
+                "wwcorp",
+                run2,
+                &again,
+                ApplyWith {
+                    end: Some(end(&f1)),
+                    ..Default::default()
+                },
+            )
             .await;
         assert!(r.is_err(), "{e}: a second identity for user003 was stored");
         let rec = s.sync_run(t.id, run2).await.unwrap().unwrap();
