@@ -45,8 +45,14 @@ impl Store {
         let Store::Postgres(p) = self else {
             return Ok(None);
         };
+        let mut tx = p.begin().await?;
+        // It waits idle through the fetch's rate-limit waits: a server's idle-in-transaction
+        // timeout would end it between the fetch and the apply, and fail the run.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
         Ok(Some(OpenApply {
-            tx: p.begin().await?,
+            tx,
             tenant_id,
             corpid: corpid.to_ascii_lowercase(),
             now: now_ms(),
