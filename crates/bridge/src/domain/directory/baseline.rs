@@ -198,25 +198,8 @@ impl NewUser {
     /// memberships): rows written ahead, during the fetch, are kept by the apply only
     /// when the apply's own new user has the same print (and [`key_print`]).
     pub fn row_print(&self) -> u64 {
-        let r = &self.record;
-        hash((
-            (&self.key, self.status, self.disabled_reason, &r.userid),
-            (
-                &r.name,
-                &r.position,
-                &r.alias,
-                &r.telephone,
-                &r.mobile,
-                &r.email,
-            ),
-            (
-                r.main_department,
-                r.wecom_status,
-                &r.direct_leader,
-                &r.extattr,
-            ),
-            &r.departments,
-        ))
+        // The whole new user: what its rows hold is made of nothing else.
+        hash((&self.key, self.status, self.disabled_reason, &*self.record))
     }
 }
 
