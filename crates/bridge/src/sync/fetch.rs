@@ -231,22 +231,12 @@ impl<'a> Intake<'a> {
             self.baseline = self.source.and_then(|b| b.get());
             if let Some(b) = self.baseline {
                 desired.set_aside(b);
-                let new: Vec<UserKey> = desired.unknown_to(b).map(|(k, _)| k.clone()).collect();
-                for k in new {
-                    let r = &desired.users[&k];
-                    self.offer(&k, r);
+                for (k, r) in desired.unknown_to(b) {
+                    offer(self.ahead, &mut self.deferred, k, r);
                 }
             }
         }
         self.baseline
-    }
-
-    fn offer(&mut self, key: &UserKey, record: &UserRecord) {
-        if let Some(w) = self.ahead {
-            if !w.try_offer(key, record) {
-                self.deferred.push(key.clone());
-            }
-        }
     }
 
     fn has_deferred(&self) -> bool {
@@ -282,9 +272,24 @@ impl<'a> Intake<'a> {
         }
         let record = user_record(m);
         if baseline.is_some_and(|b| !b.knows(&key)) {
-            self.offer(&key, &record);
+            offer(self.ahead, &mut self.deferred, &key, &record);
         }
         desired.add_user(key, record, baseline)
+    }
+}
+
+/// Offers a member new to the store to the writer; one its queue cannot take now waits
+/// in `deferred`.
+fn offer(
+    ahead: Option<&WriteAhead>,
+    deferred: &mut Vec<UserKey>,
+    key: &UserKey,
+    record: &UserRecord,
+) {
+    if let Some(w) = ahead {
+        if !w.try_offer(key, record) {
+            deferred.push(key.clone());
+        }
     }
 }
 

@@ -591,13 +591,14 @@ async fn full_sync(
     };
     let mut fetched =
         fetch::fetch_directory(&client, opened.agentid, progress, opts.concurrency, aids).await?;
-    // Members read before the preload ended are set aside now; on a small org that is
-    // all of them. Then the preload's copy goes, before the directory is loaded again.
+    // Members read before the preload ended are set aside now, and new ones offered to be
+    // written ahead (a fetch that saw the baseline loaded did both as it read); on a small
+    // org that is all of them. Then the preload's copy goes, before the directory is
+    // loaded again.
     preload.finish().await;
-    if let Some(b) = baseline.get() {
+    if let (Some(b), false) = (baseline.get(), fetched.baseline_seen) {
         fetched.desired.set_aside(b);
-        // Not offered during the fetch: the baseline was not loaded yet.
-        if let (Some(w), false) = (&ahead, fetched.baseline_seen) {
+        if let Some(w) = &ahead {
             for (k, r) in fetched.desired.unknown_to(b) {
                 if !w.try_offer(k, r) {
                     break; // The queue is full: the apply writes the rest.
